@@ -1,0 +1,178 @@
+"""Calling a student's function without letting it disturb the grader.
+
+Every call into student code goes through :func:`call_guarded`, which
+
+* enforces a time limit (``SIGALRM`` in the main thread, where a Jupyter kernel
+  and nbgrader run the code; elsewhere the limit cannot interrupt the call),
+* captures what the call prints, at the Python level and on file descriptor 2,
+  so that nothing reaches stderr (nbgrader gives 0 points to a cell that wrote
+  to stderr) and the report can mention it instead,
+* records every ATen operator the call runs, through a
+  ``TorchDispatchMode``: how many there were (to tell a vectorized
+  implementation from a loop) and whether torch's own BCE kernels were among
+  them, whichever Python path reached them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import signal
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from torch.utils._python_dispatch import TorchDispatchMode
+
+#: ATen operators that compute binary cross-entropy; a student's function must
+#: not run any of them (``F.binary_cross_entropy``, ``nn.BCELoss``,
+#: ``torch.binary_cross_entropy_with_logits``, ``torch._C._nn...`` and
+#: ``torch.ops.aten...`` all end here).
+FORBIDDEN_OPS = ("binary_cross_entropy",)
+
+
+class CaseTimeout(BaseException):
+    """Raised inside the student's code when a call runs past its time limit.
+
+    A ``BaseException`` so that a student's ``except Exception`` cannot swallow it.
+    """
+
+
+class _OpRecorder(TorchDispatchMode):
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+        self.forbidden: list[str] = []
+
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        # Otherwise torch wraps __torch_dispatch__ in torch._dynamo.disable,
+        # whose first call imports torch._dynamo and sympy: a second of start-up
+        # for every check cell. Nothing here is compiled.
+        return False
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.count += 1
+        name = str(func)  # for instance "aten.binary_cross_entropy.default"
+        if any(bad in name for bad in FORBIDDEN_OPS):
+            self.forbidden.append(name)
+        return func(*args, **(kwargs or {}))
+
+
+@dataclass
+class Call:
+    """What one guarded call did."""
+
+    value: Any = None
+    error: BaseException | None = None
+    timed_out: bool = False
+    seconds: float = 0.0
+    op_count: int = 0
+    forbidden_ops: list[str] = field(default_factory=list)
+    stdout: str = ""
+    stderr: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not self.timed_out
+
+
+def _alarm_available() -> bool:
+    return hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float | None):
+    if not seconds or not _alarm_available():
+        yield
+        return
+
+    def on_alarm(signum, frame):
+        raise CaseTimeout(f"took longer than {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def call_guarded(
+    fn: Callable[..., Any],
+    args: tuple = (),
+    kwargs: dict | None = None,
+    *,
+    time_limit: float | None = None,
+    record_ops: bool = True,
+) -> Call:
+    """Call ``fn(*args, **kwargs)`` and return what happened, never raising
+    (except ``KeyboardInterrupt``, so that a person can still stop the checks)."""
+    call = Call()
+    out, err = io.StringIO(), io.StringIO()
+    recorder = _OpRecorder() if record_ops else contextlib.nullcontext()
+    start = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                with _time_limit(time_limit):
+                    with recorder:
+                        call.value = fn(*args, **(kwargs or {}))
+        except KeyboardInterrupt:
+            raise
+        except CaseTimeout:
+            call.timed_out = True
+        except BaseException as exc:  # noqa: BLE001 - student code may raise anything, SystemExit included
+            call.error = exc
+    call.seconds = time.perf_counter() - start
+    if record_ops:
+        call.op_count = recorder.count
+        call.forbidden_ops = recorder.forbidden
+    call.stdout, call.stderr = out.getvalue(), err.getvalue()
+    call.warnings = [f"{w.category.__name__}: {w.message}" for w in caught]
+    return call
+
+
+class StderrCapture:
+    """Redirect file descriptor 2 to a temporary file while active.
+
+    Python-level redirection does not see what C code (torch's ``TORCH_WARN``
+    outside Python, a student's ``os.write(2, ...)``) writes to the descriptor;
+    in a Jupyter kernel that output still reaches the notebook's stderr stream.
+    """
+
+    def __init__(self) -> None:
+        self.text = ""
+        self._saved: int | None = None
+        self._file = None
+
+    def __enter__(self) -> "StderrCapture":
+        try:
+            fd = sys.__stderr__.fileno() if sys.__stderr__ is not None else 2
+            sys.__stderr__ and sys.__stderr__.flush()
+            self._file = tempfile.TemporaryFile(mode="w+b")
+            self._saved = os.dup(fd)
+            os.dup2(self._file.fileno(), fd)
+            self._fd = fd
+        except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+            self._saved = None
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self._saved is None:
+            return
+        with contextlib.suppress(Exception):
+            sys.__stderr__ and sys.__stderr__.flush()
+        os.dup2(self._saved, self._fd)
+        os.close(self._saved)
+        self._file.seek(0)
+        self.text = self._file.read().decode("utf-8", "replace")
+        self._file.close()

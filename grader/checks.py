@@ -1,0 +1,535 @@
+"""Run the battery: compare a student's BCE with torch's, case by case, device by device."""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import time
+import warnings
+from typing import Any, Callable, Iterable
+
+import torch
+
+from . import cases as _cases
+from ._guard import Call, StderrCapture, call_guarded
+from .cases import BCE, BCE_WITH_LOGITS, CATEGORIES, TOLERANCES, Case
+from .report import Failure, Report, describe_value, describe_tensor
+
+#: Seconds one case may take before it counts as hanging.
+CASE_TIME_LIMIT = 5.0
+#: After this many cases ran out of time, the rest are not run.
+MAX_TIMEOUTS = 2
+
+#: Every device the battery knows; those absent are reported as skipped.
+KNOWN_DEVICES = ("cpu", "cuda", "mps")
+
+_MODULES = {"BCELoss": BCE, "BCEWithLogitsLoss": BCE_WITH_LOGITS}
+_PARAMETERS = {
+    BCE: {"weight": None, "reduction": "mean"},
+    BCE_WITH_LOGITS: {"weight": None, "pos_weight": None, "reduction": "mean"},
+}
+
+# The vectorization probe: operator counts at two sizes must not grow with the
+# number of elements, and on a large tensor the function must not be slower
+# than torch by more than the factor below (a Python loop over elements is
+# slower by thousands).
+_PROBE_SIZES = (4, 64)
+_TIMING_SIZE = 1 << 16
+_MAX_SLOWDOWN = 25.0
+_MIN_SLOW_SECONDS = 0.005
+
+
+def available_devices() -> list[str]:
+    """The devices torch can use here, CPU first."""
+    found = ["cpu"]
+    if torch.cuda.is_available():
+        found.append("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        found.append("mps")
+    return found
+
+
+def _device_skip_reason(device: str) -> str | None:
+    if device in available_devices():
+        return None
+    if device not in KNOWN_DEVICES:
+        return f"unknown device (choose from {', '.join(KNOWN_DEVICES)})"
+    return f"no {device.upper() if device != 'mps' else 'MPS'} device here"
+
+
+# --- what is being checked --------------------------------------------------
+
+def _resolve(fn: Any, function: str | None) -> tuple[str, Callable, str]:
+    """Return (torch function name, a callable with the functional signature,
+    the name to use for the student's code in messages)."""
+    if inspect.isclass(fn) and issubclass(fn, torch.nn.Module):
+        name = function or _MODULES.get(fn.__name__)
+        if name not in (BCE, BCE_WITH_LOGITS):
+            raise ValueError(
+                f"cannot tell which loss {fn.__name__} implements: pass "
+                f"function='{BCE}' (like nn.BCELoss) or '{BCE_WITH_LOGITS}' (like nn.BCEWithLogitsLoss)")
+
+        def as_function(input, target, **kwargs):
+            return fn(**kwargs)(input, target)
+
+        return name, as_function, fn.__name__
+    name = function or getattr(fn, "__name__", None)
+    if name not in (BCE, BCE_WITH_LOGITS):
+        raise ValueError(
+            f"cannot tell which torch function {getattr(fn, '__name__', fn)!r} implements: pass "
+            f"function='{BCE}' or function='{BCE_WITH_LOGITS}'")
+    return name, fn, getattr(fn, "__name__", name)
+
+
+def _reference(function: str) -> Callable:
+    return getattr(torch.nn.functional, function)
+
+
+def _signature_problem(fn: Any, function: str, needed: set[str]) -> str | None:
+    """Why ``fn`` cannot be called like torch's ``function``, or None."""
+    if inspect.isclass(fn) and issubclass(fn, torch.nn.Module):
+        module = "nn.BCELoss" if function == BCE else "nn.BCEWithLogitsLoss"
+        try:
+            inspect.signature(fn).bind(**{k: _PARAMETERS[function][k] for k in needed})
+        except TypeError:
+            wanted = ", ".join(f"{k}={_PARAMETERS[function][k]!r}" for k in _PARAMETERS[function])
+            return f"{fn.__name__}(...) must accept ({wanted}) like {module}: {inspect.signature(fn)}"
+        except ValueError:
+            pass
+        return None
+    if not callable(fn):
+        return (f"{function} should be a function, but it is {describe_value(fn)}. "
+                f"Define it with def {function}(input, target, ...):")
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None  # a builtin or C function: nothing to inspect, let the cases decide
+    wanted = "input, target" + "".join(f", {k}={v!r}" for k, v in _PARAMETERS[function].items())
+    try:
+        sig.bind(None, None, **{k: _PARAMETERS[function][k] for k in needed})
+    except TypeError:
+        return f"{function} must accept ({wanted}) like torch.nn.functional.{function}; yours takes {sig}"
+    for key in needed:
+        param = sig.parameters.get(key)
+        if param is not None and param.default is not inspect.Parameter.empty \
+                and param.default != _PARAMETERS[function][key]:
+            return (f"the default of {key} should be {_PARAMETERS[function][key]!r} as in torch, "
+                    f"not {param.default!r}: {function}({wanted})")
+    return None
+
+
+# --- running one case -------------------------------------------------------
+
+def _prepare(case: Case, device: str) -> dict:
+    args = case.build(torch.Generator().manual_seed(case.seed))
+    out = {}
+    for key, value in args.items():
+        if isinstance(value, torch.Tensor):
+            if value.is_floating_point():
+                value = value.to(case.dtype)
+            value = value.to(device)
+        out[key] = value
+    return out
+
+
+def _fresh(args: dict, case: Case) -> dict:
+    out = {}
+    for key, value in args.items():
+        if isinstance(value, torch.Tensor):
+            value = value.detach().clone()
+            if (key == "input" and case.grad_input) or (key == "target" and case.grad_target):
+                value.requires_grad_(True)
+        out[key] = value
+    return out
+
+
+def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.shape == b.shape and a.dtype == b.dtype and bool(
+        torch.equal(a.detach().nan_to_num(0.0), b.detach().nan_to_num(0.0))
+        and torch.equal(a.detach().isnan(), b.detach().isnan()))
+
+
+def compare(actual: torch.Tensor, expected: torch.Tensor, rtol: float, atol: float) -> dict | None:
+    """None when ``actual`` matches ``expected`` within the tolerance (nan
+    where torch has nan, the same infinities), else what differs most."""
+    a = actual.detach().to("cpu", torch.float64)
+    e = expected.detach().to("cpu", torch.float64)
+    if a.shape != e.shape:
+        return {"reason": f"shape {tuple(a.shape)} instead of {tuple(e.shape)}"}
+    if a.numel() == 0:
+        return None
+    allowed = atol + rtol * e.abs()
+    nan_mismatch = a.isnan() != e.isnan()
+    both_inf = a.isinf() & e.isinf()
+    diff = (a - e).abs()
+    diff = torch.where(a.isnan() & e.isnan(), torch.zeros_like(diff), diff)
+    diff = torch.where(both_inf & (a == e), torch.zeros_like(diff), diff)
+    bad = nan_mismatch | (diff > allowed) | (diff.isnan())
+    if not bool(bad.any()):
+        return None
+    score = torch.where(bad, torch.where(diff.isnan(), torch.full_like(diff, float("inf")), diff),
+                        torch.full_like(diff, -1.0))
+    flat = int(score.flatten().argmax())
+    index = tuple(int(i) for i in torch.unravel_index(torch.tensor(flat), a.shape)) if a.dim() else ()
+    return {
+        "index": index,
+        "expected": e.flatten()[flat].item(),
+        "actual": a.flatten()[flat].item(),
+        "difference": diff.flatten()[flat].item(),
+        "mismatched": int(bad.sum()),
+        "total": a.numel(),
+        "rtol": rtol,
+        "atol": atol,
+    }
+
+
+class _CaseRun:
+    """The student's and torch's results for one case on one device."""
+
+    def __init__(self, case: Case, device: str, student: Callable, function: str, time_limit: float):
+        self.case, self.device, self.time_limit = case, device, time_limit
+        self.failures: list[Failure] = []
+        self.checked: set[str] = set()
+        args = _prepare(case, device)
+        reference = case.reference or _reference(function)
+
+        ref_args = _fresh(args, case)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                self.expected = reference(**ref_args)
+                self.ref_error: BaseException | None = None
+            except Exception as exc:  # noqa: BLE001 - torch's own verdict on these arguments
+                self.expected, self.ref_error = None, exc
+        self.ref_args = ref_args
+
+        self.args = _fresh(args, case)
+        self.pristine = {k: v.detach().clone() for k, v in self.args.items() if isinstance(v, torch.Tensor)}
+        self.versions = {k: v._version for k, v in self.args.items() if isinstance(v, torch.Tensor)}
+        rest = {k: v for k, v in self.args.items() if k not in ("input", "target")}
+        self.call: Call = call_guarded(student, (self.args["input"], self.args["target"]), rest,
+                                       time_limit=time_limit)
+
+    # The skip decision comes before any check.
+    def skip_reason(self) -> str | None:
+        if self.case.expect_error and self.ref_error is None:
+            return f"torch {torch.__version__} does not raise here"
+        if not self.case.expect_error and self.ref_error is not None:
+            return f"torch itself cannot compute this on {self.device}: {self.ref_error}"
+        return None
+
+    def fail(self, category: str, message: str, **detail) -> None:
+        self.failures.append(Failure(category=category, case=self.case.name, device=self.device,
+                                     dtype=str(self.case.dtype).replace("torch.", ""),
+                                     message=message, hint=detail.pop("hint", self.case.hint),
+                                     inputs=self._inputs_text(), **detail))
+
+    def _inputs_text(self) -> dict[str, str]:
+        return {k: (describe_tensor(v) if isinstance(v, torch.Tensor) else repr(v))
+                for k, v in self.pristine.items()} | {
+            k: repr(v) for k, v in self.args.items() if not isinstance(v, torch.Tensor)}
+
+    def run_checks(self) -> None:
+        case, call = self.case, self.call
+        self.checked.update(("own work", "inputs unchanged"))
+        if call.forbidden_ops:
+            self.fail("own work", "your function called torch's own binary cross-entropy "
+                      f"({', '.join(sorted(set(call.forbidden_ops)))}) instead of computing it",
+                      hint="build the loss from elementwise operations (torch.log, torch.clamp, "
+                           "arithmetic): the exercise is to compute it yourself.")
+        self._check_unchanged()
+
+        if call.timed_out:
+            self.checked.add(case.category)
+            self.fail(case.category, f"your function took longer than {self.time_limit:g} s: "
+                                     "is there an endless loop?")
+            return
+        if case.expect_error:
+            self.checked.add(case.category)
+            self._check_error()
+            return
+        self.checked.add(case.category)
+        if call.error is not None:
+            self.fail(case.category, f"your function raised {_exception_text(call.error)}",
+                      traceback=_student_frames(call.error))
+            if _is_inplace_error(call.error):
+                self.fail("inputs unchanged", "your function changed an argument in place "
+                          f"({call.error})", hint="work on new tensors (x = x.clamp(...)), never "
+                                                  "on the arguments themselves (x.clamp_(...), x[...] = ...).")
+            return
+        self.checked.add("output")
+        value = call.value
+        if not isinstance(value, torch.Tensor):
+            self.fail("output", f"your function returned {describe_value(value)}, not a torch.Tensor",
+                      hint="return the tensor itself: .item(), float(...), .tolist() and .numpy() "
+                           "turn it into something else.")
+            self.fail(case.category, "could not compare: the result is not a tensor")
+            return
+        self._check_output(value)
+
+    def _check_unchanged(self) -> None:
+        for key, before in self.pristine.items():
+            now = self.args[key]
+            if now._version != self.versions[key] or not _same(now.detach(), before):
+                self.fail("inputs unchanged",
+                          f"your function modified the argument {key!r} in place",
+                          hint="work on new tensors (x = x.clamp(...)), never on the arguments "
+                               "themselves (x.clamp_(...), x[...] = ..., x += ...).")
+
+    def _check_error(self) -> None:
+        call, expected = self.call, type(self.ref_error)
+        torch_said = f"torch raises {expected.__name__}: {self.ref_error}"
+        if call.error is None:
+            got = describe_value(call.value)
+            self.fail(self.case.category, f"{torch_said}; your function returned {got} instead of raising")
+        elif not isinstance(call.error, expected):
+            self.fail(self.case.category,
+                      f"{torch_said}; your function raised {_exception_text(call.error)} instead",
+                      traceback=_student_frames(call.error))
+
+    def _check_output(self, value: torch.Tensor) -> None:
+        case, expected = self.case, self.expected
+        rtol, atol = TOLERANCES[case.dtype]
+        problems = []
+        if value.shape != expected.shape:
+            problems.append(f"shape {tuple(value.shape)} where torch gives {tuple(expected.shape)}")
+        if value.dtype != expected.dtype:
+            problems.append(f"dtype {value.dtype} where torch gives {expected.dtype}")
+        if value.device != expected.device:
+            problems.append(f"device {value.device} where torch gives {expected.device}")
+        if problems:
+            self.fail("output", "your result has " + " and ".join(problems),
+                      expected=describe_tensor(expected), actual=describe_tensor(value),
+                      hint=HINT_OUTPUT if value.dtype == expected.dtype else _cases.HINTS["dtype"])
+        if value.shape != expected.shape:
+            self.fail(case.category, "could not compare: " + problems[0],
+                      expected=describe_tensor(expected), actual=describe_tensor(value))
+            return
+        diff = compare(value, expected, rtol, atol)
+        if diff is not None:
+            self.fail(case.category, "your values differ from torch's",
+                      expected=describe_tensor(expected), actual=describe_tensor(value), difference=diff)
+            return
+        if case.grad_input or case.grad_target:
+            self._check_gradients(value)
+
+    def _check_gradients(self, value: torch.Tensor) -> None:
+        self.checked.add("gradients")
+        case = self.case
+        wrt = [k for k, on in (("input", case.grad_input), ("target", case.grad_target)) if on]
+        if not value.requires_grad:
+            self.fail("gradients", "your result is not connected to the input, so no gradient "
+                                   "can flow back through it", hint=_cases.HINTS["gradients"])
+            return
+        upstream = torch.randn(self.expected.shape, generator=torch.Generator().manual_seed(case.seed),
+                               dtype=torch.float64).to(self.expected.dtype).to(self.device)
+        # The vector-Jacobian product as the gradient of a scalar: passing
+        # ``upstream`` as grad_outputs would make torch import sympy on first use.
+        ref = torch.autograd.grad((self.expected * upstream).sum(), [self.ref_args[k] for k in wrt],
+                                  allow_unused=True)
+        got = call_guarded(torch.autograd.grad, ((value * upstream).sum(), [self.args[k] for k in wrt]),
+                           {"allow_unused": True}, time_limit=self.time_limit, record_ops=False)
+        if not got.ok:
+            problem = "ran out of time" if got.timed_out else f"raised {_exception_text(got.error)}"
+            self.fail("gradients", f"computing the gradient through your function {problem}",
+                      hint=_cases.HINTS["gradients"])
+            return
+        rtol, atol = TOLERANCES[case.dtype]
+        for key, r, g in zip(wrt, ref, got.value):
+            if r is None:
+                continue
+            if g is None:
+                self.fail("gradients", f"no gradient reaches {key!r}: your result does not depend on it",
+                          hint=_cases.HINTS["gradients"])
+                continue
+            diff = compare(g, r, rtol, atol)
+            if diff is not None:
+                self.fail("gradients", f"the gradient with respect to {key!r} differs from torch's",
+                          expected=describe_tensor(r), actual=describe_tensor(g), difference=diff,
+                          hint=_cases.HINTS["gradients"])
+
+
+HINT_OUTPUT = ("with reduction='mean' or 'sum' torch returns a 0-dimensional tensor; with 'none', "
+               "a tensor of the input's shape, on the input's device.")
+
+
+def _exception_text(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def _is_inplace_error(exc: BaseException) -> bool:
+    return isinstance(exc, RuntimeError) and "in-place operation" in str(exc)
+
+
+def _student_frames(exc: BaseException) -> str:
+    """The part of a traceback that is in the student's code."""
+    import traceback
+    import os
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    torch_dir = os.path.dirname(os.path.abspath(torch.__file__))
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if not os.path.abspath(f.filename).startswith((here, torch_dir))]
+    lines = [f"line {f.lineno}" + (f" in {f.name}" if f.name != "<module>" else "")
+             + (f": {f.line}" if f.line else "") for f in frames[-3:]]
+    return "\n".join(lines)
+
+
+# --- the vectorization probe --------------------------------------------------
+
+def _vectorization(student: Callable, function: str, device: str, time_limit: float) -> Failure | None:
+    def make(n: int) -> tuple:
+        g = torch.Generator().manual_seed(n)
+        build = _cases._maker(function, (n,))
+        args = build(g)
+        return args["input"].float().to(device), args["target"].float().to(device)
+
+    counts = []
+    for n in _PROBE_SIZES:
+        call = call_guarded(student, make(n), time_limit=time_limit)
+        if not call.ok:
+            problem = "ran out of time" if call.timed_out else f"raised {_exception_text(call.error)}"
+            return _vector_failure(device, f"could not check: on a tensor of {n} elements your function {problem}")
+        counts.append(call.op_count)
+    small, big = counts
+    if big > small + 4:
+        return _vector_failure(
+            device, f"your function ran {small} torch operations on {_PROBE_SIZES[0]} elements but "
+                    f"{big} on {_PROBE_SIZES[1]}: it works element by element")
+    if device != "cpu":
+        return None
+    # A loop over Python numbers (after .tolist(), say) runs few torch
+    # operations; it shows in the time instead, measured against torch here.
+    args = make(_TIMING_SIZE)
+    reference = _reference(function)
+    torch_best = min(_timed(lambda: reference(*args)) for _ in range(5))
+    student_best = float("inf")
+    for _ in range(2):
+        call = call_guarded(student, args, time_limit=time_limit, record_ops=False)
+        if not call.ok:
+            problem = "ran out of time" if call.timed_out else f"raised {_exception_text(call.error)}"
+            return _vector_failure(device, f"on a tensor of {_TIMING_SIZE} elements your function {problem}")
+        student_best = min(student_best, call.seconds)
+    ratio = student_best / max(torch_best, 1e-9)
+    if ratio > _MAX_SLOWDOWN and student_best > _MIN_SLOW_SECONDS:
+        return _vector_failure(
+            device, f"on {_TIMING_SIZE} elements your function took {student_best * 1e3:.1f} ms, "
+                    f"{ratio:.0f} times as long as torch ({torch_best * 1e3:.2f} ms): it works element "
+                    "by element")
+    return None
+
+
+def _timed(fn: Callable) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def _vector_failure(device: str, message: str) -> Failure:
+    return Failure(category="vectorized", case="the same function on 4, 64 and 65536 elements",
+                   device=device, dtype="float32", message=message,
+                   hint="use operations on whole tensors (torch.log(p), y * a + ..., .mean()) "
+                        "instead of a Python loop over the elements.")
+
+
+# --- the whole battery --------------------------------------------------------
+
+def run(
+    fn: Any,
+    function: str | None = None,
+    *,
+    categories: Iterable[str] | None = None,
+    devices: Iterable[str] | None = None,
+    time_limit: float = CASE_TIME_LIMIT,
+) -> Report:
+    """Compare ``fn`` with torch over the battery and return a :class:`Report`.
+
+    ``fn`` is a function with the signature of ``torch.nn.functional``'s
+    ``binary_cross_entropy`` or ``binary_cross_entropy_with_logits`` (which
+    one is taken from its name, or from ``function``), or an ``nn.Module``
+    class like ``nn.BCELoss`` or ``nn.BCEWithLogitsLoss``.
+    ``categories`` limits the check to some categories (the signature is
+    always checked); ``devices`` defaults to every device the battery knows,
+    those absent here being reported as skipped.
+    """
+    function, student, shown_name = _resolve(fn, function)
+    applicable = _cases.categories_for(function)
+    if categories is None:
+        selected = list(applicable)
+    else:
+        selected = list(dict.fromkeys(["signature", *categories]))
+        unknown = [c for c in selected if c not in applicable]
+        if unknown:
+            raise ValueError(f"unknown categories for {function}: {', '.join(map(repr, unknown))}; "
+                             f"choose from {', '.join(map(repr, applicable))}")
+    device_list = list(dict.fromkeys(devices or KNOWN_DEVICES))
+    report = Report(function=shown_name, reference=_reference_name(fn, function),
+                    torch_version=torch.__version__, categories=selected)
+    started = time.perf_counter()
+    battery = [c for c in _cases.battery(function)
+               if c.category in selected or (c.category in _cases.PER_CALL_CATEGORIES)]
+    run_cases = [c for c in battery if c.category in selected]
+    needed = set().union(*(c.keywords() for c in run_cases)) if run_cases else set()
+
+    problem = _signature_problem(fn, function, needed)
+    report.record({"signature"}, [Failure(category="signature", case="the signature", device="-",
+                                          dtype="-", message=problem)] if problem else [])
+    if problem:
+        if not callable(fn):
+            report.note("Nothing else was checked: there is no function to call.")
+            report.seconds = time.perf_counter() - started
+            return report
+
+    with StderrCapture() as fd2, _quiet_torch():
+        timeouts = 0
+        for device in device_list:
+            reason = _device_skip_reason(device)
+            if reason:
+                report.skip_device(device, reason)
+                continue
+            report.ran_device(device)
+            elementwise = None
+            if "vectorized" in selected:
+                elementwise = _vectorization(student, function, device, time_limit)
+                report.record({"vectorized"}, [elementwise] if elementwise else [])
+                timeouts += bool(elementwise and "out of time" in elementwise.message)
+            for case in run_cases:
+                if case.cpu_only and device != "cpu":
+                    report.skip_case(case, device, f"runs on the CPU only: torch checks this on {device} "
+                                                   "with a device-side assert")
+                    continue
+                if timeouts >= MAX_TIMEOUTS or (case.large and elementwise):
+                    why = ("earlier cases ran out of time" if timeouts >= MAX_TIMEOUTS else
+                           "your function works element by element, which takes too long on a large tensor")
+                    report.record({case.category}, [Failure(
+                        category=case.category, case=case.name, device=device,
+                        dtype=str(case.dtype).replace("torch.", ""), message=f"not run: {why}")])
+                    continue
+                outcome = _CaseRun(case, device, student, function, time_limit)
+                reason = outcome.skip_reason()
+                if reason:
+                    report.skip_case(case, device, reason)
+                    continue
+                outcome.run_checks()
+                timeouts += outcome.call.timed_out
+                report.record(outcome.checked, outcome.failures, outcome.call)
+    if fd2.text.strip():
+        report.note_output("stderr", fd2.text)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _reference_name(fn: Any, function: str) -> str:
+    if inspect.isclass(fn):
+        return "torch.nn.BCELoss" if function == BCE else "torch.nn.BCEWithLogitsLoss"
+    return f"torch.nn.functional.{function}"
+
+
+@contextlib.contextmanager
+def _quiet_torch():
+    """Keep torch's own warnings (deprecations, the reference calls) out of the output."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
