@@ -450,8 +450,9 @@ def run(
     ``binary_cross_entropy`` or ``binary_cross_entropy_with_logits`` (which
     one is taken from its name, or from ``function``), or an ``nn.Module``
     class like ``nn.BCELoss`` or ``nn.BCEWithLogitsLoss``.
-    ``categories`` limits the check to some categories (the signature is
-    always checked); ``devices`` defaults to every device the battery knows,
+    ``categories`` limits the check to some categories (the signature, and
+    the output, inputs-unchanged and own-work checks of every call, always
+    apply); ``devices`` defaults to every device the battery knows,
     those absent here being reported as skipped.
     """
     function, student, shown_name = _resolve(fn, function)
@@ -459,11 +460,14 @@ def run(
     if categories is None:
         selected = list(applicable)
     else:
-        selected = list(dict.fromkeys(["signature", *categories]))
-        unknown = [c for c in selected if c not in applicable]
+        categories = list(categories)
+        unknown = [c for c in categories if c not in applicable]
         if unknown:
             raise ValueError(f"unknown categories for {function}: {', '.join(map(repr, unknown))}; "
                              f"choose from {', '.join(map(repr, applicable))}")
+        # The signature and the checks made on every call always apply.
+        wanted = {"signature", *categories, *_cases.PER_CALL_CATEGORIES}
+        selected = [c for c in applicable if c in wanted]
     device_list = list(dict.fromkeys(devices or KNOWN_DEVICES))
     report = Report(function=shown_name, reference=_reference_name(fn, function),
                     torch_version=torch.__version__, categories=selected)

@@ -1,0 +1,129 @@
+"""The battery passes correct implementations and fails each subtle mistake
+in the category a teacher would name."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import grader
+import implementations as impl
+from grader.cases import BCE, BCE_WITH_LOGITS, battery, categories_for
+
+
+@pytest.mark.parametrize("fn", impl.CORRECT_BCE, ids=lambda f: f.__name__)
+def test_correct_bce_passes_everything(fn):
+    report = grader.check(fn, BCE)
+    assert report.passed, str(report)
+    assert report.ran
+    # every applicable category was actually checked, none silently skipped
+    assert {c.name: c.status for c in report.categories.values()} == {c: "passed" for c in categories_for(BCE)}
+
+
+@pytest.mark.parametrize("fn", impl.CORRECT_LOGITS, ids=lambda f: f.__name__)
+def test_correct_bce_with_logits_passes_everything(fn):
+    report = grader.check(fn, BCE_WITH_LOGITS)
+    assert report.passed, str(report)
+    assert all(c.status == "passed" for c in report.categories.values())
+
+
+def test_module_form_is_checked_against_the_module():
+    report = grader.check(impl.BCELossModule, BCE)
+    assert report.passed, str(report)
+    assert report.reference == "torch.nn.BCELoss"
+
+
+@pytest.mark.parametrize("fn, function, category", impl.MISTAKES, ids=[m[0].__name__ for m in impl.MISTAKES])
+def test_each_mistake_fails_in_its_category(fn, function, category):
+    report = grader.check(fn, function)
+    assert not report.passed
+    assert category in report.failed_categories(), str(report)
+    assert "signature" not in report.failed_categories()
+    failure = report.categories[category].failures[0]
+    assert failure.message  # a reason in words, never an empty verdict
+
+
+def test_mistakes_cover_at_least_twelve_kinds_and_eight_categories():
+    assert len(impl.MISTAKES) >= 12
+    assert len({category for _, _, category in impl.MISTAKES}) >= 8
+
+
+@pytest.mark.parametrize("function", [BCE, BCE_WITH_LOGITS])
+def test_torch_itself_fails_only_for_calling_torch(function):
+    """The battery's own sanity check: every case agrees with torch, so torch's
+    own function fails exactly one category, the one that forbids calling it."""
+    report = grader.check(getattr(F, function), function)
+    assert report.failed_categories() == ["own work"], str(report)
+
+
+@pytest.mark.parametrize("function", [BCE, BCE_WITH_LOGITS])
+def test_battery_covers_what_the_course_promises(function):
+    cases = battery(function)
+    names = " | ".join(c.name for c in cases)
+    for shape in ["shape ()", "shape (1,)", "shape (5,)", "shape (5, 5)", "shape (5, 5, 5)", "shape (0,)",
+                  "large tensor"]:
+        assert shape in names
+    for reduction in ["'mean'", "'sum'", "'none'"]:
+        assert f"reduction={reduction}" in names
+    assert {c.dtype for c in cases} == {torch.float32, torch.float64, torch.float16, torch.bfloat16}
+    assert any(c.grad_target for c in cases)
+    assert {c.category for c in cases} | {"signature", "output", "inputs unchanged", "own work",
+                                          "vectorized"} == set(categories_for(function))
+    assert len({c.name for c in cases}) == len(cases), "case names identify cases"
+    seeds = [c for c in cases if c.category == "seed examples"]
+    assert len(seeds) == (5 if function == BCE else 2)
+
+
+def test_only_selected_categories_run():
+    def binary_cross_entropy(input, target):  # an early exercise: no weight, no reduction
+        return -(target * input.log().clamp_min(-100) + (1 - target) * (1 - input).log().clamp_min(-100)).mean()
+
+    report = grader.check(binary_cross_entropy, categories=["seed examples", "shapes"])
+    assert report.passed, str(report)
+    assert list(report.categories) == ["signature", "seed examples", "shapes", "output",
+                                       "inputs unchanged", "own work"]
+    with pytest.raises(ValueError, match="pos_weight"):
+        grader.check(binary_cross_entropy, categories=["pos_weight"])
+
+
+def test_function_name_decides_the_reference():
+    def binary_cross_entropy_with_logits(input, target, weight=None, pos_weight=None, reduction="mean"):
+        return impl.logits_stable(input, target, weight, pos_weight, reduction)
+
+    assert grader.check(binary_cross_entropy_with_logits).passed
+    with pytest.raises(ValueError, match="function="):
+        grader.check(lambda input, target: input)
+
+
+def test_assert_passes_raises_assertion_error_with_the_report():
+    with pytest.raises(AssertionError) as info:
+        grader.assert_passes(impl.bce_no_clamp, BCE, categories=["edge values"])
+    text = str(info.value)
+    assert "edge values" in text and "clamp" in text and "torch returned" in text
+    assert grader.assert_passes(impl.bce_direct, BCE, categories=["edge values"]).passed
+
+
+def test_first_failure_shows_a_reproduction():
+    report = grader.check(impl.bce_no_clamp, BCE)
+    first = report.first_failure()
+    assert first.category == "edge values"
+    assert "input" in first.inputs and "target" in first.inputs
+    assert first.difference["total"] >= first.difference["mismatched"] > 0
+    text = str(report)
+    assert "First failure, edge values" in text
+    assert "tolerance" in text and "Hint:" in text
+
+
+def test_report_is_json_serialisable():
+    import json
+
+    data = json.loads(json.dumps(grader.check(impl.bce_epsilon, BCE).to_dict()))
+    assert data["passed"] is False
+    statuses = {c["name"]: c["status"] for c in data["categories"]}
+    assert statuses["edge values"] == "failed" and statuses["seed examples"] == "passed"
+    assert data["failures"][0]["category"] in statuses
+
+
+def test_a_faithful_loss_gradient_that_differs_only_at_the_kink_is_named():
+    report = grader.check(impl.logits_max_form, BCE_WITH_LOGITS)
+    assert report.failed_categories() == ["gradients"]
+    assert "exactly 0" in report.first_failure().case

@@ -1,0 +1,86 @@
+"""The project's promises about itself: two commands, loose run-time requirements,
+a pinned development environment, and a package that carries no tests."""
+
+import re
+import subprocess
+import sys
+import tomllib
+import zipfile
+
+import pytest
+import yaml
+from packaging.requirements import Requirement
+
+RUNTIME = {"torch", "numpy", "matplotlib", "ipywidgets", "nbformat"}
+
+
+@pytest.fixture(scope="module")
+def project(request):
+    root = request.path.parent.parent
+    return tomllib.loads((root / "pyproject.toml").read_text())["project"]
+
+
+def names(requirements):
+    return {Requirement(r).name.lower() for r in requirements}
+
+
+def test_runtime_requirements_are_only_what_a_notebook_needs_with_loose_bounds(project):
+    assert names(project["dependencies"]) == RUNTIME
+    for text in project["dependencies"]:
+        specifier = Requirement(text).specifier
+        # lower bounds only: installing in Colab must never replace its torch
+        assert all(s.operator == ">=" for s in specifier), text
+
+
+def test_tools_are_extras(project):
+    extras = project["optional-dependencies"]
+    assert "jupyterlab" in names(extras["lab"])
+    assert "nbgrader" in names(extras["instructor"])
+    assert "pytest" in names(extras["test"])
+    assert not {"jupyterlab", "nbgrader", "pytest"} & names(project["dependencies"])
+
+
+def test_development_environment_pins_every_requirement(root, project):
+    pins = {}
+    for line in (root / "constraints.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            req = Requirement(line)
+            (spec,) = req.specifier
+            assert spec.operator == "==", line
+            pins[req.name.lower()] = spec.version
+    assert pins["torch"] == "2.13.0"
+    wanted = names(project["dependencies"])
+    for extra, reqs in project["optional-dependencies"].items():
+        wanted |= {n for n in names(reqs) if n != project["name"]}
+    assert wanted <= set(pins), wanted - set(pins)
+
+
+def test_environment_yml_installs_this_repository_with_the_extras(root, project):
+    env = yaml.safe_load((root / "environment.yml").read_text())
+    deps = env["dependencies"]
+    assert any(str(d).startswith("python") for d in deps) and "pip" in deps
+    (pip_section,) = [d["pip"] for d in deps if isinstance(d, dict)]
+    (line,) = [p for p in pip_section if re.match(r"(-e )?\.\[", p)]
+    extras = re.search(r"\[(.*)\]", line).group(1).split(",")
+    assert set(extras) <= set(project["optional-dependencies"])
+    assert {"lab", "instructor"} <= set(extras)
+
+
+def test_readme_gives_the_two_commands_and_ci_runs_the_test_one(root):
+    readme = (root / "README.md").read_text()
+    assert "make lab" in readme and "make test" in readme
+    assert "make test" in (root / ".ci" / "run").read_text()
+    makefile = (root / "Makefile").read_text()
+    assert re.search(r"^lab:.*\n\t.*jupyter lab notebooks/", makefile, re.M)
+    assert re.search(r"^test:.*\n\t.*pytest", makefile, re.M)
+
+
+def test_the_wheel_holds_the_grader_and_nothing_else(root, tmp_path):
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(tmp_path), str(root)],
+                   check=True, capture_output=True, timeout=300)
+    (wheel,) = tmp_path.glob("*.whl")
+    files = zipfile.ZipFile(wheel).namelist()
+    packaged = {f.split("/")[0] for f in files if not f.split("/")[0].endswith(".dist-info")}
+    assert packaged == {"grader"}
+    assert "grader/cli.py" in files and "grader/cases.py" in files
+    assert not [f for f in files if "test" in f.split("/")[-1]]
