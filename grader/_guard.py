@@ -64,6 +64,39 @@ class _OpRecorder(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
+class _LineCounter:
+    """Counts the Python lines executed outside torch and the grader (a
+    ``sys.settrace`` tracer): a loop over the elements in Python runs more lines
+    on more elements, a vectorized function the same number."""
+
+    def __init__(self) -> None:
+        import torch
+
+        self.count = 0
+        self._skip = (os.path.dirname(os.path.abspath(torch.__file__)),
+                      os.path.dirname(os.path.abspath(__file__)))
+        self._previous = None
+
+    def _global(self, frame, event, arg):
+        if os.path.abspath(frame.f_code.co_filename).startswith(self._skip):
+            return None
+        self.count += 1
+        return self._local
+
+    def _local(self, frame, event, arg):
+        if event == "line":
+            self.count += 1
+        return self._local
+
+    def __enter__(self):
+        self._previous = sys.gettrace()
+        sys.settrace(self._global)
+        return self
+
+    def __exit__(self, *exc_info):
+        sys.settrace(self._previous)
+
+
 @dataclass
 class Call:
     """What one guarded call did."""
@@ -73,6 +106,7 @@ class Call:
     timed_out: bool = False
     seconds: float = 0.0
     op_count: int = 0
+    line_count: int = 0
     forbidden_ops: list[str] = field(default_factory=list)
     stdout: str = ""
     stderr: str = ""
@@ -112,19 +146,21 @@ def call_guarded(
     *,
     time_limit: float | None = None,
     record_ops: bool = True,
+    count_lines: bool = False,
 ) -> Call:
     """Call ``fn(*args, **kwargs)`` and return what happened, never raising
     (except ``KeyboardInterrupt``, so that a person can still stop the checks)."""
     call = Call()
     out, err = io.StringIO(), io.StringIO()
     recorder = _OpRecorder() if record_ops else contextlib.nullcontext()
+    lines = _LineCounter() if count_lines else contextlib.nullcontext()
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
                 with _time_limit(time_limit):
-                    with recorder:
+                    with recorder, lines:
                         call.value = fn(*args, **(kwargs or {}))
         except KeyboardInterrupt:
             raise
@@ -136,6 +172,8 @@ def call_guarded(
     if record_ops:
         call.op_count = recorder.count
         call.forbidden_ops = recorder.forbidden
+    if count_lines:
+        call.line_count = lines.count
     call.stdout, call.stderr = out.getvalue(), err.getvalue()
     call.warnings = [f"{w.category.__name__}: {w.message}" for w in caught]
     return call

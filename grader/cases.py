@@ -185,6 +185,16 @@ HINTS = {
                   "gradients do not, a step of the formula breaks the graph (.item(), .detach(), "
                   "torch.tensor(...), .numpy()) or uses an in-place operation."),
     "dtype": "compute in the input's dtype, so that the result has it too.",
+    "output": ("with reduction='mean' or 'sum' torch returns a 0-dimensional tensor; with 'none', "
+               "a tensor of the input's shape; always on the input's device."),
+    "not a tensor": ("return the tensor itself: .item(), float(...), .tolist() and .numpy() turn it "
+                     "into something else."),
+    "in place": ("work on new tensors (x = x.clamp(...)), never on the arguments themselves "
+                 "(x.clamp_(...), x[...] = ..., x += ...)."),
+    "own work": ("build the loss from elementwise operations (torch.log, torch.clamp, arithmetic): "
+                 "the exercise is to compute it yourself."),
+    "vectorized": ("use operations on whole tensors (torch.log(p), y * a + ..., .mean()) instead of a "
+                   "Python loop over the elements."),
 }
 
 

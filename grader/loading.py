@@ -9,8 +9,6 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import nbformat
-
 from ._guard import StderrCapture, call_guarded
 from .cases import FUNCTIONS
 
@@ -40,6 +38,8 @@ def checks_suppressed() -> bool:
 
 def _code_cells(path: Path) -> list[tuple[str, str]]:
     """(label, source) for each code cell of a notebook, IPython syntax removed."""
+    import nbformat  # here, not at the top: a check cell's ``import grader`` must stay quick
+
     try:
         nb = nbformat.read(path, as_version=4)
     except Exception as exc:  # noqa: BLE001 - any parse failure means "not a notebook"

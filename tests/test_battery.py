@@ -127,3 +127,17 @@ def test_a_faithful_loss_gradient_that_differs_only_at_the_kink_is_named():
     report = grader.check(impl.logits_max_form, BCE_WITH_LOGITS)
     assert report.failed_categories() == ["gradients"]
     assert "exactly 0" in report.first_failure().case
+
+
+def test_a_loop_that_no_count_sees_is_caught_by_the_time_against_torch():
+    """The timing backstop: constant operator and line counts, but work that
+    grows with the elements (here a sleep standing for a loop in C)."""
+    import time
+
+    def binary_cross_entropy(input, target, weight=None, reduction="mean"):
+        time.sleep(3e-6 * input.numel())
+        return impl.bce_direct(input, target, weight, reduction)
+
+    report = grader.check(binary_cross_entropy, categories=["vectorized"])
+    assert report.failed_categories() == ["vectorized"], str(report)
+    assert "times as long as torch" in report.categories["vectorized"].failures[0].message
