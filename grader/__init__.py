@@ -30,6 +30,7 @@ def check(
     function: str | None = None,
     *,
     categories: Iterable[str] | None = None,
+    arguments: Iterable[str] | None = None,
     devices: Iterable[str] | None = None,
 ) -> Report:
     """Compare ``fn`` with torch and return the report (shown when it is the
@@ -37,13 +38,16 @@ def check(
 
     ``fn`` is your ``binary_cross_entropy`` or
     ``binary_cross_entropy_with_logits`` (or an ``nn.Module`` class like
-    ``nn.BCELoss``); ``function`` says which torch function it implements when
-    its name does not. ``categories`` limits the check to some of
-    :data:`CATEGORIES`; ``devices`` to some of "cpu", "cuda" and "mps".
+    ``nn.BCELoss``, or a hand-derived gradient ``binary_cross_entropy_grad`` /
+    ``binary_cross_entropy_with_logits_grad``); ``function`` says which it
+    implements when its name does not. ``categories`` limits the check to
+    some of :data:`CATEGORIES`; ``arguments`` to the optional arguments an
+    exercise covers (say ``["reduction"]``); ``devices`` to some of "cpu",
+    "cuda" and "mps".
     """
     if checks_suppressed():
         return _not_run(fn, function)
-    return run(fn, function, categories=categories, devices=devices)
+    return run(fn, function, categories=categories, arguments=arguments, devices=devices)
 
 
 def assert_passes(
@@ -51,13 +55,14 @@ def assert_passes(
     function: str | None = None,
     *,
     categories: Iterable[str] | None = None,
+    arguments: Iterable[str] | None = None,
     devices: Iterable[str] | None = None,
 ) -> Report:
     """Like :func:`check`, but raise ``AssertionError`` with the report's text
     when a case fails. Nothing is written to stderr either way."""
     if checks_suppressed():
         return _not_run(fn, function)
-    report = run(fn, function, categories=categories, devices=devices)
+    report = run(fn, function, categories=categories, arguments=arguments, devices=devices)
     if not report.passed:
         raise AssertionError("\n" + str(report))
     return report

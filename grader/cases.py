@@ -11,6 +11,7 @@ part of the signature can be checked on the categories it covers.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import zlib
 from dataclasses import dataclass
@@ -21,7 +22,30 @@ import torch
 from . import seeds
 from .seeds import BCE, BCE_WITH_LOGITS
 
+#: The losses a student implements, with torch.nn.functional's signatures.
 FUNCTIONS = (BCE, BCE_WITH_LOGITS)
+#: Their gradients with respect to the input, derived by hand (reduction='mean').
+GRAD_BCE = BCE + "_grad"
+GRAD_BCE_WITH_LOGITS = BCE_WITH_LOGITS + "_grad"
+GRADIENTS = (GRAD_BCE, GRAD_BCE_WITH_LOGITS)
+#: Every function the battery can check.
+CHECKABLE = FUNCTIONS + GRADIENTS
+#: The optional arguments of each, with torch's defaults.
+PARAMETERS = {
+    BCE: {"weight": None, "reduction": "mean"},
+    BCE_WITH_LOGITS: {"weight": None, "pos_weight": None, "reduction": "mean"},
+    GRAD_BCE: {},
+    GRAD_BCE_WITH_LOGITS: {},
+}
+
+
+def takes_logits(function: str) -> bool:
+    return BCE_WITH_LOGITS in function
+
+
+def base_loss(function: str) -> str:
+    """The loss a function is, or is the gradient of."""
+    return function.removesuffix("_grad")
 
 #: Every category, in the order a report lists them, with what passing it means.
 CATEGORIES: dict[str, str] = {
@@ -45,7 +69,9 @@ CATEGORIES: dict[str, str] = {
 PER_CALL_CATEGORIES = ("output", "inputs unchanged", "own work")
 
 #: Categories that do not apply to a function.
-NOT_FOR = {BCE: {"pos_weight"}, BCE_WITH_LOGITS: set()}
+_GRADIENT_ONLY = {"reductions", "weight", "pos_weight", "errors", "gradients"}
+NOT_FOR = {BCE: {"pos_weight"}, BCE_WITH_LOGITS: set(),
+           GRAD_BCE: _GRADIENT_ONLY | {"edge values"}, GRAD_BCE_WITH_LOGITS: _GRADIENT_ONLY}
 
 #: (rtol, atol) for values and gradients, by dtype. float32 allows for the
 #: rounding of formulas that differ from torch's by a few operations.
@@ -86,9 +112,10 @@ class Case:
     def seed(self) -> int:
         return zlib.crc32(self.name.encode())
 
-    def keywords(self) -> set[str]:
+    @functools.cached_property
+    def keywords(self) -> frozenset[str]:
         """The keyword arguments this case passes, besides input and target."""
-        return set(self.build(torch.Generator().manual_seed(self.seed))) - {"input", "target"}
+        return frozenset(self.build(torch.Generator().manual_seed(self.seed))) - {"input", "target"}
 
 
 # --- random inputs ---------------------------------------------------------
@@ -119,7 +146,7 @@ def _maker(function, shape, *, hard=False, weight=None, pos_weight=None, reducti
     """A ``build`` function for random inputs of ``shape``."""
 
     def build(g):
-        inputs = _probabilities if function == BCE else _logits
+        inputs = _logits if takes_logits(function) else _probabilities
         args = {
             "input": inputs(g, shape),
             "target": (_hard_targets if hard else _soft_targets)(g, shape),
@@ -338,7 +365,7 @@ def _dtype_cases(function) -> list[Case]:
     return cases
 
 
-def _gradient_cases(function) -> list[Case]:
+def _gradient_checks(function) -> list[Case]:
     cases = [
         Case(f"gradient with respect to input and target, reduction={r!r}", "gradients",
              _maker(function, (4, 5), reduction=r), grad_target=True, hint=HINTS["gradients"])
@@ -361,7 +388,7 @@ def _error_cases(function) -> list[Case]:
             # torch checks the range on the device, where a failure is a device-side assert.
             cases.append(Case(name, "errors", _fixed(inp, tgt), grad_input=False,
                               expect_error=True, cpu_only=True, hint=HINTS["range"]))
-    inputs = _probabilities if function == BCE else _logits
+    inputs = _logits if takes_logits(function) else _probabilities
 
     def mismatched(in_shape, target_shape):
         return lambda g: {"input": inputs(g, in_shape), "target": _soft_targets(g, target_shape)}
@@ -385,12 +412,40 @@ def _error_cases(function) -> list[Case]:
     return cases
 
 
-def battery(function: str) -> list[Case]:
-    """Every case for ``function`` ("binary_cross_entropy" or
-    "binary_cross_entropy_with_logits"), in report order."""
-    if function not in FUNCTIONS:
-        raise ValueError(f"no battery for {function!r}; choose one of {', '.join(FUNCTIONS)}")
-    return [
+def gradient_reference(reference: Callable) -> Callable:
+    """The gradient of ``reference(input, target)`` with respect to the input, by autograd."""
+
+    def gradient(input, target, **kwargs):
+        x = input.detach().requires_grad_(True)
+        return torch.autograd.grad(reference(input=x, target=target.detach(), **kwargs), x)[0]
+
+    return gradient
+
+
+def _gradient_cases(function: str) -> list[Case]:
+    """The hand-derived gradient of the mean loss: the same inputs as the loss's
+    cases that take no optional argument, compared with autograd through torch."""
+    loss = base_loss(function)
+    torch_loss = getattr(torch.nn.functional, loss)
+    cases = []
+    for case in _battery(loss):
+        if case.category not in ("seed examples", "shapes", "edge values", "dtypes") or case.keywords:
+            continue
+        reference = case.reference or torch_loss
+        cases.append(Case(
+            name=case.name, category=case.category, build=case.build, dtype=case.dtype,
+            grad_input=False, large=case.large,
+            hint=("the gradient of the mean loss with respect to each input element; compare "
+                  "your formula with autograd's input.grad."),
+            reference=gradient_reference(reference)))
+    return cases
+
+
+@functools.lru_cache(maxsize=None)
+def _battery(function: str) -> tuple[Case, ...]:
+    if function in GRADIENTS:
+        return tuple(_gradient_cases(function))
+    return (
         *_seed_cases(function),
         *_shape_cases(function),
         *_reduction_cases(function),
@@ -398,9 +453,16 @@ def battery(function: str) -> list[Case]:
         *_pos_weight_cases(function),
         *_edge_cases(function),
         *_dtype_cases(function),
-        *_gradient_cases(function),
+        *_gradient_checks(function),
         *_error_cases(function),
-    ]
+    )
+
+
+def battery(function: str) -> tuple[Case, ...]:
+    """Every case for ``function`` (one of :data:`CHECKABLE`), in report order."""
+    if function not in CHECKABLE:
+        raise ValueError(f"no battery for {function!r}; choose one of {', '.join(CHECKABLE)}")
+    return _battery(function)
 
 
 def categories_for(function: str) -> list[str]:

@@ -14,7 +14,7 @@ import torch
 
 from . import cases as _cases
 from ._guard import Call, StderrCapture, call_guarded
-from .cases import BCE, BCE_WITH_LOGITS, HINTS, TOLERANCES, Case
+from .cases import BCE, BCE_WITH_LOGITS, CHECKABLE, GRADIENTS, HINTS, PARAMETERS, TOLERANCES, Case
 from .report import Failure, Report, describe_value, describe_tensor
 
 #: Seconds one case may take before it counts as hanging.
@@ -26,10 +26,6 @@ MAX_TIMEOUTS = 2
 KNOWN_DEVICES = ("cpu", "cuda", "mps")
 
 _MODULES = {"BCELoss": BCE, "BCEWithLogitsLoss": BCE_WITH_LOGITS}
-_PARAMETERS = {
-    BCE: {"weight": None, "reduction": "mean"},
-    BCE_WITH_LOGITS: {"weight": None, "pos_weight": None, "reduction": "mean"},
-}
 
 # The vectorization probe (see _vectorization): counts at two sizes, then a
 # timing on a large tensor that only a loop far slower than torch fails.
@@ -75,15 +71,18 @@ def _resolve(fn: Any, function: str | None) -> tuple[str, Callable, str]:
 
         return name, as_function, fn.__name__
     name = function or getattr(fn, "__name__", None)
-    if name not in (BCE, BCE_WITH_LOGITS):
+    if name not in CHECKABLE:
         raise ValueError(
-            f"cannot tell which torch function {getattr(fn, '__name__', fn)!r} implements: pass "
-            f"function='{BCE}' or function='{BCE_WITH_LOGITS}'")
+            f"cannot tell which function {getattr(fn, '__name__', fn)!r} implements: pass "
+            f"function= one of {', '.join(map(repr, CHECKABLE))}")
     return name, fn, getattr(fn, "__name__", name)
 
 
 def _reference(function: str, module: bool = False) -> Callable:
-    """torch's own function, or a call of its module form with the same arguments."""
+    """torch's own function, or a call of its module form with the same arguments;
+    for a gradient, autograd through torch's loss."""
+    if function in GRADIENTS:
+        return _cases.gradient_reference(_reference(_cases.base_loss(function)))
     if not module:
         return getattr(torch.nn.functional, function)
     cls = torch.nn.BCELoss if function == BCE else torch.nn.BCEWithLogitsLoss
@@ -95,9 +94,9 @@ def _signature_problem(fn: Any, function: str, needed: set[str]) -> str | None:
     if inspect.isclass(fn) and issubclass(fn, torch.nn.Module):
         module = "nn.BCELoss" if function == BCE else "nn.BCEWithLogitsLoss"
         try:
-            inspect.signature(fn).bind(**{k: _PARAMETERS[function][k] for k in needed})
+            inspect.signature(fn).bind(**{k: PARAMETERS[function][k] for k in needed})
         except TypeError:
-            wanted = ", ".join(f"{k}={_PARAMETERS[function][k]!r}" for k in _PARAMETERS[function])
+            wanted = ", ".join(f"{k}={PARAMETERS[function][k]!r}" for k in PARAMETERS[function])
             return f"{fn.__name__}(...) must accept ({wanted}) like {module}: {inspect.signature(fn)}"
         except ValueError:
             pass
@@ -109,17 +108,17 @@ def _signature_problem(fn: Any, function: str, needed: set[str]) -> str | None:
         sig = inspect.signature(fn)
     except (TypeError, ValueError):
         return None  # a builtin or C function: nothing to inspect, let the cases decide
-    wanted = "input, target" + "".join(f", {k}={v!r}" for k, v in _PARAMETERS[function].items())
+    wanted = "input, target" + "".join(f", {k}={v!r}" for k, v in PARAMETERS[function].items())
     try:
-        sig.bind(None, None, **{k: _PARAMETERS[function][k] for k in needed})
+        sig.bind(None, None, **{k: PARAMETERS[function][k] for k in needed})
     except TypeError:
         return f"{function} must accept ({wanted}) like torch.nn.functional.{function}; yours takes {sig}"
     for key in needed:
-        param, expected = sig.parameters.get(key), _PARAMETERS[function][key]
+        param, expected = sig.parameters.get(key), PARAMETERS[function][key]
         if param is None or param.default is inspect.Parameter.empty:
             continue
         if not (param.default is expected or (isinstance(param.default, str) and param.default == expected)):
-            return (f"the default of {key} should be {_PARAMETERS[function][key]!r} as in torch, "
+            return (f"the default of {key} should be {PARAMETERS[function][key]!r} as in torch, "
                     f"not {param.default!r}: {function}({wanted})")
     return None
 
@@ -444,19 +443,27 @@ def run(
     function: str | None = None,
     *,
     categories: Iterable[str] | None = None,
+    arguments: Iterable[str] | None = None,
     devices: Iterable[str] | None = None,
     time_limit: float = CASE_TIME_LIMIT,
 ) -> Report:
     """Compare ``fn`` with torch over the battery and return a :class:`Report`.
 
     ``fn`` is a function with the signature of ``torch.nn.functional``'s
-    ``binary_cross_entropy`` or ``binary_cross_entropy_with_logits`` (which
-    one is taken from its name, or from ``function``), or an ``nn.Module``
-    class like ``nn.BCELoss`` or ``nn.BCEWithLogitsLoss``.
+    ``binary_cross_entropy`` or ``binary_cross_entropy_with_logits``; or the
+    gradient of either's mean with respect to the input, derived by hand,
+    ``binary_cross_entropy_grad(input, target)`` or
+    ``binary_cross_entropy_with_logits_grad(input, target)``; or an
+    ``nn.Module`` class like ``nn.BCELoss`` or ``nn.BCEWithLogitsLoss``. Which
+    one is taken from its name, or from ``function``.
+
     ``categories`` limits the check to some categories (the signature, and
     the output, inputs-unchanged and own-work checks of every call, always
-    apply); ``devices`` defaults to every device the battery knows,
-    those absent here being reported as skipped.
+    apply). ``arguments`` names the optional arguments the function takes
+    (default: all of torch's); cases that pass others are left out, so an
+    early exercise can implement ``(input, target)`` alone. ``devices``
+    defaults to every device the battery knows, those absent here being
+    reported as skipped.
     """
     function, student, shown_name = _resolve(fn, function)
     applicable = _cases.categories_for(function)
@@ -477,8 +484,15 @@ def run(
     started = time.perf_counter()
     battery = [c for c in _cases.battery(function)
                if c.category in selected or (c.category in _cases.PER_CALL_CATEGORIES)]
+    if arguments is not None:
+        arguments = set(arguments)
+        unknown = arguments - set(PARAMETERS[function])
+        if unknown:
+            raise ValueError(f"{function} has no argument {', '.join(sorted(unknown))}; its optional "
+                             f"arguments are {', '.join(PARAMETERS[function]) or 'none'}")
+        battery = [c for c in battery if c.keywords <= arguments]
     run_cases = [c for c in battery if c.category in selected]
-    needed = set().union(*(c.keywords() for c in run_cases)) if run_cases else set()
+    needed = set().union(*(c.keywords for c in run_cases)) if run_cases else set()
 
     problem = _signature_problem(fn, function, needed)
     report.record({"signature"}, [Failure(category="signature", case="the signature", device="-",
@@ -531,6 +545,8 @@ def run(
 
 
 def _reference_name(fn: Any, function: str) -> str:
+    if function in GRADIENTS:
+        return f"autograd through torch.nn.functional.{_cases.base_loss(function)}"
     if inspect.isclass(fn):
         return "torch.nn.BCELoss" if function == BCE else "torch.nn.BCEWithLogitsLoss"
     return f"torch.nn.functional.{function}"

@@ -7,7 +7,7 @@ import json
 import sys
 
 from . import __version__
-from .cases import CATEGORIES, FUNCTIONS
+from .cases import CATEGORIES, CHECKABLE, FUNCTIONS
 from .checks import KNOWN_DEVICES, run
 from .loading import LoadError, load
 
@@ -24,11 +24,11 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser(
         "check", help="compare the BCE functions a file defines with torch's",
         description=(f"Run FILE (a .py file or an .ipynb notebook) and compare the functions it "
-                     f"defines, {FUNCTIONS[0]} and/or {FUNCTIONS[1]}, with torch's over the whole "
-                     "battery. Exit status: 0 when every case passes, 1 when some case fails, "
-                     "2 when FILE cannot be read or defines neither function."))
+                     f"defines ({', '.join(CHECKABLE)}) with torch's over the whole battery. "
+                     "Exit status: 0 when every case passes, 1 when some case fails, "
+                     "2 when FILE cannot be read or defines none of them."))
     check.add_argument("file", metavar="FILE")
-    check.add_argument("--function", choices=FUNCTIONS, action="append",
+    check.add_argument("--function", choices=CHECKABLE, action="append",
                        help="check only this function (may be repeated)")
     check.add_argument("--device", action="append", metavar="DEVICE",
                        help=f"run on this device: {', '.join(KNOWN_DEVICES)} or 'all' (may be "
@@ -48,7 +48,7 @@ def _check(args) -> int:
         else:
             print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNREADABLE
-    names = [n for n in FUNCTIONS if n in loaded.functions and (not args.function or n in args.function)]
+    names = [n for n in CHECKABLE if n in loaded.functions and (not args.function or n in args.function)]
     if not names:
         message = f"{args.file} does not define {' or '.join(args.function)}"
         if args.json:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ._guard import StderrCapture, call_guarded
-from .cases import FUNCTIONS
+from .cases import CHECKABLE, FUNCTIONS
 
 #: Seconds the whole file may take to run before it counts as hanging.
 LOAD_TIME_LIMIT = 120.0
@@ -52,8 +52,10 @@ def _code_cells(path: Path) -> list[tuple[str, str]]:
         source = cell.get("source", "")
         if source.lstrip().startswith("%%"):
             continue  # a cell magic (%%time, %%bash ...): not Python
-        lines = [line for line in source.splitlines()
-                 if not line.lstrip().startswith(("%", "!"))]  # line magics and shell commands
+        # line magics and shell commands become `pass`, so that an indented one
+        # (`if "google.colab" in sys.modules: %pip install ...`) leaves valid Python
+        lines = [line[: len(line) - len(line.lstrip())] + "pass" if line.lstrip().startswith(("%", "!"))
+                 else line for line in source.splitlines()]
         cells.append((f"cell {number}", "\n".join(lines)))
     return cells
 
@@ -100,8 +102,8 @@ def load(path: str | os.PathLike) -> Loaded:
         _checks_suppressed = False
         sys.path[:] = old_path
 
-    functions = {name: namespace[name] for name in FUNCTIONS if name in namespace}
+    functions = {name: namespace[name] for name in CHECKABLE if name in namespace}
     if not functions:
         detail = f" ({'; '.join(problems)})" if problems else ""
-        raise LoadError(f"{path} defines neither {FUNCTIONS[0]} nor {FUNCTIONS[1]}{detail}")
+        raise LoadError(f"{path} defines neither {FUNCTIONS[0]} nor {FUNCTIONS[1]} (nor their gradients){detail}")
     return Loaded(path, functions, problems)

@@ -141,3 +141,42 @@ def test_a_loop_that_no_count_sees_is_caught_by_the_time_against_torch():
     report = grader.check(binary_cross_entropy, categories=["vectorized"])
     assert report.failed_categories() == ["vectorized"], str(report)
     assert "times as long as torch" in report.categories["vectorized"].failures[0].message
+
+
+def test_arguments_leave_out_cases_for_arguments_an_exercise_does_not_cover():
+    def binary_cross_entropy(input, target, reduction="mean"):
+        return impl.bce_direct(input, target, None, reduction)
+
+    report = grader.check(binary_cross_entropy, arguments=["reduction"])
+    assert report.passed, str(report)
+    assert "weight" in report.categories and report.categories["weight"].status == "skipped"
+    assert report.categories["reductions"].passed > 0
+    with pytest.raises(ValueError, match="no argument pos_weight"):
+        grader.check(binary_cross_entropy, arguments=["pos_weight"])
+
+
+def bce_grad(input, target):
+    return (input - target) / (input * (1 - input)) / input.numel()
+
+
+def logits_grad(input, target):
+    return (torch.sigmoid(input) - target) / input.numel()
+
+
+@pytest.mark.parametrize("fn, function", [(bce_grad, "binary_cross_entropy_grad"),
+                                          (logits_grad, "binary_cross_entropy_with_logits_grad")])
+def test_hand_derived_gradients_are_compared_with_autograd(fn, function):
+    report = grader.check(fn, function)
+    assert report.passed, str(report)
+    assert report.reference.startswith("autograd through torch.nn.functional.")
+    assert report.categories["seed examples"].passed > 0
+
+
+@pytest.mark.parametrize("fn, function, category", [
+    (lambda input, target: (input - target) / input.numel(), "binary_cross_entropy_grad", "seed examples"),
+    (lambda input, target: torch.sigmoid(input) - target, "binary_cross_entropy_with_logits_grad", "seed examples"),
+    (lambda input, target: (input - target) / (input * (1 - input)) / input.numel(),
+     "binary_cross_entropy_with_logits_grad", "seed examples"),
+])
+def test_wrong_gradients_fail(fn, function, category):
+    assert category in grader.check(fn, function).failed_categories()
