@@ -218,6 +218,7 @@ HINTS = {
                      "into something else."),
     "in place": ("work on new tensors (x = x.clamp(...)), never on the arguments themselves "
                  "(x.clamp_(...), x[...] = ..., x += ...)."),
+    "not implemented": "replace `raise NotImplementedError()` with your own code, then run this check again.",
     "own work": ("build the loss from elementwise operations (torch.log, torch.clamp, arithmetic): "
                  "the exercise is to compute it yourself."),
     "vectorized": ("use operations on whole tensors (torch.log(p), y * a + ..., .mean()) instead of a "

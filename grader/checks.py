@@ -256,8 +256,9 @@ class _CaseRun:
             return
         self.checked.add(case.category)
         if call.error is not None:
+            hint = HINTS["not implemented"] if isinstance(call.error, NotImplementedError) else self.case.hint
             self.fail(case.category, f"your function raised {_exception_text(call.error)}",
-                      traceback=_student_frames(call.error))
+                      traceback=_student_frames(call.error), hint=hint)
             if _is_inplace_error(call.error):
                 self.fail("inputs unchanged", f"your function changed an argument in place ({call.error})",
                           hint=HINTS["in place"])

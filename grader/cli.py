@@ -36,7 +36,58 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--category", action="append", choices=list(CATEGORIES), metavar="CATEGORY",
                        help="check only this category (may be repeated): " + ", ".join(CATEGORIES))
     check.add_argument("--json", action="store_true", help="print a machine-readable report")
+
+    release = commands.add_parser(
+        "release", help="generate the student notebooks from the masters",
+        description=("Bring the masters' header cells (Colab badge, setup) in line with "
+                     "[tool.bce-course] in pyproject.toml, then generate the student copies with "
+                     "nbgrader's generate_assignment into notebooks/, with notebooks/README.md "
+                     "listing them. Exit status: 0 on success (with --check: when notebooks/ is up "
+                     "to date), 1 when --check finds differences, 2 when a master or the "
+                     "configuration is unusable."))
+    release.add_argument("--out", metavar="DIR", help="where the student copies go (default: notebooks/)")
+    release.add_argument("--release-dir", metavar="DIR",
+                         help="also copy nbgrader's release folder (release/<assignment>/) here")
+    release.add_argument("--check", action="store_true",
+                         help="change nothing; report whether notebooks/ and the headers are up to date")
     return parser
+
+
+def _release(args) -> int:
+    import tempfile
+    from pathlib import Path
+
+    from . import release
+
+    out = Path(args.out) if args.out else release.REPO_ROOT / "notebooks"
+    try:
+        if args.check:
+            problems = []
+            where = release.location()
+            for name in release.assignments():
+                path = release.master_path(name)
+                badge, setup = release._header_cells(release._read(path), path)
+                if (badge.source, setup.source) != release.header_sources(name, where):
+                    problems.append(f"{path.name}: its header cells are out of date")
+            with tempfile.TemporaryDirectory() as tmp:
+                release.generate(Path(tmp))
+                problems += release.differences(Path(tmp), out)
+            for problem in problems:
+                print(problem)
+            if problems:
+                print("run `python -m grader release` to bring them up to date")
+                return EXIT_FAILED
+            print(f"{out} is up to date with the masters")
+            return EXIT_PASSED
+        for path in release.sync_headers():
+            print(f"updated the header cells of {path.name}")
+        release_dir = Path(args.release_dir) if args.release_dir else None
+        for path in release.generate(out, release_dir=release_dir):
+            print(f"wrote {path}")
+        return EXIT_PASSED
+    except release.ReleaseError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNREADABLE
 
 
 def _check(args) -> int:
@@ -81,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "check":
         return _check(args)
+    if args.command == "release":
+        return _release(args)
     raise AssertionError(args.command)  # argparse rejects unknown commands
 
 

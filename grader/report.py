@@ -268,6 +268,7 @@ class Report:
                  "passed": c.passed, "failed": c.failed, "skipped": c.skipped}
                 for c in self.categories.values()
             ],
+            "first_failure": asdict(self.first_failure()) if self.failures else None,
             "failures": [asdict(f) for f in self.failures],
             "skipped_cases": [{"case": n, "category": c, "device": d, "reason": r}
                               for n, c, d, r in self.skipped_cases],

@@ -84,3 +84,5 @@ def test_the_wheel_holds_the_grader_and_nothing_else(root, tmp_path):
     assert packaged == {"grader"}
     assert "grader/cli.py" in files and "grader/cases.py" in files
     assert not [f for f in files if "test" in f.split("/")[-1]]
+    # the nbgrader course (masters with solutions and hidden tests) never ships
+    assert not [f for f in files if f.startswith("grader/course")]

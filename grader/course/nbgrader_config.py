@@ -1,0 +1,23 @@
+"""nbgrader's configuration for the course.
+
+The masters live in source/<assignment>/<assignment>.ipynb beside this file.
+The commands of `python -m grader` run nbgrader with this configuration in a
+separate course workspace, so that gradebooks, submissions and generated files
+never land in the repository.
+"""
+
+c = get_config()  # noqa: F821 - provided by traitlets when nbgrader loads this file
+
+c.CourseDirectory.course_id = "bce-course"
+
+# The stub that replaces a solution in the student copy.
+c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
+
+# Seconds a cell may run while nbgrader executes a notebook (validate, autograde).
+c.Execute.timeout = 120
+
+# A grade cell that writes to stderr gets no points; a warning printed by torch or
+# Python must not cost a student points. Drop stderr outputs that are warnings.
+c.IgnorePattern.enabled = True
+c.IgnorePattern.pattern = r"(?m)^.*\b\w*Warning: "

@@ -1,0 +1,149 @@
+"""The course: masters that pass their tests, student copies generated from them
+that fail them, and every printed number of a source example recomputed with torch."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from grader import release, seeds
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+NAMES = release.assignments()
+
+
+def graded(cell) -> bool:
+    return cell.get("metadata", {}).get("nbgrader", {}).get("grade", False) and cell.cell_type == "code"
+
+
+def nbgrader(*args):
+    env = dict(os.environ, PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))
+    return subprocess.run([sys.executable, "-m", "nbgrader", *args], capture_output=True, text=True,
+                          timeout=600, env=env, cwd=release.COURSE_DIR)
+
+
+@pytest.fixture(scope="module", params=NAMES)
+def executed_student_copy(request, tmp_path_factory):
+    """A student copy, executed top to bottom the way a student would run it."""
+    nb = nbformat.read(NOTEBOOKS / f"{request.param}.ipynb", as_version=4)
+    work = tmp_path_factory.mktemp(request.param)
+    NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=True,
+                   resources={"metadata": {"path": str(work)}}).execute()
+    return request.param, nb
+
+
+def test_there_is_a_course():
+    assert len(NAMES) >= 5
+    assert [n[:2] for n in NAMES] == [f"{i:02d}" for i in range(1, len(NAMES) + 1)]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_master_is_clean_and_opens_with_current_headers(name):
+    path = release.master_path(name)
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, f"{name}: stale outputs"
+    badge, setup = nb.cells[0], nb.cells[1]
+    assert (badge.source, setup.source) == release.header_sources(name, release.location())
+    assert any(graded(c) for c in nb.cells), f"{name} has no autograded tests"
+    assert any("BEGIN HIDDEN TESTS" in c.source for c in nb.cells if graded(c)), f"{name} has no hidden tests"
+
+
+def test_notebooks_folder_is_what_release_generates(tmp_path):
+    release.generate(tmp_path)
+    assert release.differences(tmp_path, NOTEBOOKS) == []
+    assert sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb")) == NAMES
+
+
+def test_the_notebooks_readme_lists_them_in_order():
+    readme = (NOTEBOOKS / "README.md").read_text()
+    positions = [readme.index(f"({name}.ipynb)") for name in NAMES]
+    assert positions == sorted(positions)
+    for name in NAMES:
+        assert release.title(release.master_path(name)) in readme
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_student_copy_holds_no_solution_and_no_hidden_test(name):
+    text = (NOTEBOOKS / f"{name}.ipynb").read_text()
+    for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"):
+        assert marker not in text
+    master = nbformat.read(release.master_path(name), as_version=4)
+    student = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+    for m, s in zip(master.cells, student.cells):
+        if graded(m) and "### BEGIN HIDDEN TESTS" in m.source:
+            hidden = m.source.split("### BEGIN HIDDEN TESTS")[1].split("### END HIDDEN TESTS")[0].strip()
+            assert hidden not in s.source
+        if m.get("metadata", {}).get("nbgrader", {}).get("solution") and m.cell_type == "code":
+            answer = m.source.split("### BEGIN SOLUTION")[1].split("### END SOLUTION")[0].strip()
+            assert answer not in s.source and "raise NotImplementedError()" in s.source
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_master_passes_its_tests(name):
+    done = nbgrader("validate", str(release.master_path(name)))
+    assert "Success! Your notebook passes all the tests." in done.stdout, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_student_copy_fails_its_tests(name):
+    done = nbgrader("validate", "--invert", str(NOTEBOOKS / f"{name}.ipynb"))
+    assert "Success! The notebook does not pass any tests." in done.stdout, done.stdout + done.stderr
+
+
+def test_student_copy_runs_without_errors_outside_the_tests(executed_student_copy):
+    name, nb = executed_student_copy
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        errors = [o for o in cell.outputs if o.output_type == "error"]
+        if graded(cell):
+            assert errors, f"{name} cell {index}: a test passes without a solution"
+        else:
+            assert not errors, f"{name} cell {index}: {errors[0].ename}: {errors[0].evalue}"
+        stderr = [o.text for o in cell.outputs if o.output_type == "stream" and o.name == "stderr"]
+        assert not stderr, f"{name} cell {index} wrote to stderr: {stderr}"
+
+
+def _printed_loss(cell) -> float:
+    text = "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+    lines = [line for line in text.splitlines() if line.startswith("loss: ")]
+    assert len(lines) == 1, f"a seed cell prints one 'loss: ' line, got {lines}"
+    match = re.match(r"loss: tensor\(([-0-9.e+]+)", lines[0])
+    assert match, lines[0]
+    return float(match.group(1))
+
+
+def test_every_printed_seed_example_matches_torch(executed_student_copy):
+    name, nb = executed_student_copy
+    tagged = [(tag.split(":", 1)[1], cell) for cell in nb.cells
+              for tag in cell.get("metadata", {}).get("tags", []) if tag.startswith("seed:")]
+    for key, cell in tagged:
+        expected = seeds.torch_value(seeds.example(key)).item()
+        printed = _printed_loss(cell)
+        # torch prints four decimals
+        assert abs(printed - expected) <= 5e-5 + 1e-4 * abs(expected), (name, key, printed, expected)
+    return tagged
+
+
+def test_every_source_example_is_reproduced_somewhere():
+    keys = set()
+    for name in NAMES:
+        nb = nbformat.read(release.master_path(name), as_version=4)
+        keys |= {t.split(":", 1)[1] for c in nb.cells for t in c.get("metadata", {}).get("tags", [])
+                 if t.startswith("seed:")}
+    assert keys == {ex.key for ex in seeds.EXAMPLES}
+
+
+def test_release_check_reports_up_to_date():
+    from grader.cli import main
+
+    assert main(["release", "--check"]) == 0
