@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import re
 import zlib
 from dataclasses import dataclass
 from typing import Callable
@@ -423,23 +424,39 @@ def gradient_reference(reference: Callable) -> Callable:
     return gradient
 
 
+_REDUCTION_IN_NAME = re.compile(r",? reduction='\w+'")
+
+
 def _gradient_cases(function: str) -> list[Case]:
-    """The hand-derived gradient of the mean loss: the same inputs as the loss's
-    cases that take no optional argument, compared with autograd through torch."""
+    """The hand-derived gradient of the mean loss: the inputs of the loss's cases
+    that take no weight (their reduction dropped), compared with autograd through
+    torch; for the logits, also the logits behind the sigmoid of article 002."""
     loss = base_loss(function)
     torch_loss = getattr(torch.nn.functional, loss)
-    cases = []
+    hint = ("the gradient of the mean loss with respect to each input element; compare your formula "
+            "with autograd's input.grad.")
+    cases: dict[str, Case] = {}
+    if function == GRAD_BCE_WITH_LOGITS:
+        for key in ("002-1", "002-2"):
+            ex = seeds.example(key)
+            name = f"article {key}: the logits of {ex.title}"
+            cases[name] = Case(name, "seed examples", lambda g, key=key: seeds.logits_of(key),
+                               grad_input=False, hint=hint, reference=gradient_reference(torch_loss))
     for case in _battery(loss):
-        if case.category not in ("seed examples", "shapes", "edge values", "dtypes") or case.keywords:
+        if case.category not in ("seed examples", "shapes", "edge values", "dtypes") or \
+                case.keywords - {"reduction"}:
             continue
-        reference = case.reference or torch_loss
-        cases.append(Case(
-            name=case.name, category=case.category, build=case.build, dtype=case.dtype,
-            grad_input=False, large=case.large,
-            hint=("the gradient of the mean loss with respect to each input element; compare "
-                  "your formula with autograd's input.grad."),
-            reference=gradient_reference(reference)))
-    return cases
+
+        def build(g, case=case):
+            args = case.build(g)
+            args.pop("reduction", None)
+            return args
+
+        name = _REDUCTION_IN_NAME.sub("", case.name).replace(", averaged", "")
+        cases.setdefault(name, Case(
+            name=name, category=case.category, build=build, dtype=case.dtype, grad_input=False,
+            large=case.large, hint=hint, reference=gradient_reference(case.reference or torch_loss)))
+    return list(cases.values())
 
 
 @functools.lru_cache(maxsize=None)

@@ -285,6 +285,9 @@ class _CaseRun:
         if call.error is None:
             got = describe_value(call.value)
             self.fail(self.case.category, f"{torch_said}; your function returned {got} instead of raising")
+        elif isinstance(call.error, NotImplementedError):  # a RuntimeError, but not the one torch means
+            self.fail(self.case.category, f"{torch_said}; your function raised NotImplementedError",
+                      hint=HINTS["not implemented"])
         elif not isinstance(call.error, expected):
             self.fail(self.case.category,
                       f"{torch_said}; your function raised {_exception_text(call.error)} instead",
@@ -330,8 +333,10 @@ class _CaseRun:
         # ``upstream`` as grad_outputs would make torch import sympy on first use.
         ref = torch.autograd.grad((self.expected * upstream).sum(), [self.ref_args[k] for k in wrt],
                                   allow_unused=True)
-        got = call_guarded(torch.autograd.grad, ((value * upstream).sum(), [self.args[k] for k in wrt]),
-                           {"allow_unused": True}, time_limit=self.time_limit, record_ops=False)
+        inputs = [self.args[k] for k in wrt]
+        got = call_guarded(lambda: torch.autograd.grad((value * upstream.to(value.device)).sum(), inputs,
+                                                       allow_unused=True),
+                           time_limit=self.time_limit, record_ops=False)
         if not got.ok:
             problem = "ran out of time" if got.timed_out else f"raised {_exception_text(got.error)}"
             self.fail("gradients", f"computing the gradient through your function {problem}",

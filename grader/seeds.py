@@ -74,20 +74,34 @@ def _000() -> dict:
     }
 
 
+def _draw(shape) -> dict:
+    """input = torch.randn(shape); target = torch.rand(shape), in that order."""
+    g = _generator()
+    logits = torch.randn(shape, generator=g)
+    return {"input": logits, "target": torch.rand(shape, generator=g)}
+
+
+def _probabilities_of(draw: dict) -> dict:
+    return {"input": torch.sigmoid(draw["input"]), "target": draw["target"]}
+
+
 def _002_1() -> dict:
     # m = nn.Sigmoid(); input = torch.randn(2, 3); target = torch.rand(2, 3); loss(m(input), target)
-    g = _generator()
-    logits = torch.randn(2, 3, generator=g)
-    target = torch.rand(2, 3, generator=g)
-    return {"input": torch.sigmoid(logits), "target": target}
+    return _probabilities_of(_draw((2, 3)))
 
 
 def _002_2() -> dict:
     # input = torch.randn(3, 2); target = torch.rand(3, 2); F.binary_cross_entropy(torch.sigmoid(input), target)
-    g = _generator()
-    logits = torch.randn(3, 2, generator=g)
-    target = torch.rand(3, 2, generator=g)
-    return {"input": torch.sigmoid(logits), "target": target}
+    return _probabilities_of(_draw((3, 2)))
+
+
+def logits_of(key: str) -> dict:
+    """For the examples that apply a sigmoid before the loss (002-1, 002-2): the
+    logits the article draws, before the sigmoid, and the target."""
+    shapes = {"002-1": (2, 3), "002-2": (3, 2)}
+    if key not in shapes:
+        raise KeyError(f"example {key!r} does not start from logits; those that do: {', '.join(shapes)}")
+    return _draw(shapes[key])
 
 
 def _002_3() -> dict:

@@ -140,3 +140,15 @@ def test_modifying_the_target_in_place_is_caught_even_when_values_return():
 def test_unknown_category_is_an_instructor_error():
     with pytest.raises(ValueError, match="choose from"):
         check(impl.bce_direct, categories=["clamping"])
+
+
+def test_an_unwritten_exercise_passes_nothing():
+    """NotImplementedError is a RuntimeError: it must not pass the cases where torch raises one."""
+    def binary_cross_entropy(input, target, weight=None, reduction="mean"):
+        raise NotImplementedError()
+
+    report = check(binary_cross_entropy)
+    assert report.categories["errors"].passed == 0
+    assert all(r.status in ("failed", "skipped") for n, r in report.categories.items()
+               if n not in ("signature", "inputs unchanged", "own work"))
+    assert "replace `raise NotImplementedError()`" in str(report)
