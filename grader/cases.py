@@ -327,6 +327,9 @@ def _edge_cases(function) -> list[Case]:
             Case("tiny probabilities (1e-30, 1e-20, 1e-10) and 1 - 6e-8, reduction='none'", "edge values",
                  _fixed([1e-30, 1e-20, 1e-10, 1 - 6e-8], [1, 1, 0.5, 0], reduction="none"),
                  grad_input=False, hint=HINTS["epsilon"]),
+            Case("tiny probabilities (1e-30, 1e-20, 1e-10) and 1 - 6e-8, averaged", "edge values",
+                 _fixed([1e-30, 1e-20, 1e-10, 1 - 6e-8], [1, 1, 0.5, 0]),
+                 grad_input=False, hint=HINTS["epsilon"]),
             Case("hard 0/1 targets", "edge values", _maker(function, (4, 5), hard=True), grad_target=True),
             Case("soft targets", "edge values",
                  _fixed([0.2, 0.5, 0.7, 0.9], [0.1, 0.5, 0.95, 0.25], reduction="none"),
@@ -358,8 +361,8 @@ def _dtype_cases(function) -> list[Case]:
     cases = []
     for dtype, grads in [(torch.float64, True), (torch.float16, False), (torch.bfloat16, False)]:
         name = str(dtype).replace("torch.", "")
-        for reduction in ("mean", "none"):
-            cases.append(Case(f"{name}, reduction={reduction!r}", "dtypes",
+        for reduction in (None, "none"):  # None: the default, so that (input, target) alone is tested too
+            cases.append(Case(name + (f", reduction={reduction!r}" if reduction else ""), "dtypes",
                               _maker(function, (4, 5), reduction=reduction),
                               dtype=dtype, grad_input=grads, hint=HINTS["dtype"]))
     cases.append(Case("float64 with a weight", "dtypes",
@@ -369,10 +372,12 @@ def _dtype_cases(function) -> list[Case]:
 
 def _gradient_checks(function) -> list[Case]:
     cases = [
-        Case(f"gradient with respect to input and target, reduction={r!r}", "gradients",
+        Case("gradient with respect to input and target" + (f", reduction={r!r}" if r else ""), "gradients",
              _maker(function, (4, 5), reduction=r), grad_target=True, hint=HINTS["gradients"])
-        for r in ("mean", "sum", "none")
+        for r in (None, "sum", "none")
     ]
+    cases.append(Case("gradient of a 3-d batch", "gradients", _maker(function, (2, 3, 4)),
+                      grad_target=True, hint=HINTS["gradients"]))
     cases.append(Case("gradient with respect to input and target, with a weight", "gradients",
                       _maker(function, (3, 4), weight=(4,)), grad_target=True, hint=HINTS["gradients"]))
     return cases

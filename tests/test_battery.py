@@ -186,3 +186,20 @@ def test_hand_derived_gradients_are_compared_with_autograd(fn, function):
 ])
 def test_wrong_gradients_fail(fn, function, category):
     assert category in grader.check(fn, function).failed_categories()
+
+
+def test_an_input_target_only_exercise_is_still_tested_on_every_category():
+    """arguments=[] keeps a case of every category that needs no optional argument."""
+    def binary_cross_entropy(input, target):
+        return impl.bce_direct(input, target)
+
+    report = grader.check(binary_cross_entropy, arguments=[])
+    assert report.passed, str(report)
+    for category in ("seed examples", "shapes", "edge values", "dtypes", "gradients", "errors", "vectorized"):
+        assert report.categories[category].passed >= 1, category
+    detached = grader.check(lambda input, target: impl.bce_direct(input.detach(), target.detach()),
+                            "binary_cross_entropy", arguments=[], categories=["gradients"])
+    assert detached.failed_categories() == ["gradients"]
+    epsilon = grader.check(lambda input, target: impl.bce_epsilon(input, target),
+                           "binary_cross_entropy", arguments=[], categories=["edge values"])
+    assert epsilon.failed_categories() == ["edge values"]

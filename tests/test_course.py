@@ -126,12 +126,12 @@ def test_every_printed_seed_example_matches_torch(executed_student_copy):
     name, nb = executed_student_copy
     tagged = [(tag.split(":", 1)[1], cell) for cell in nb.cells
               for tag in cell.get("metadata", {}).get("tags", []) if tag.startswith("seed:")]
+    assert tagged, f"{name} reproduces no source example"
     for key, cell in tagged:
         expected = seeds.torch_value(seeds.example(key)).item()
         printed = _printed_loss(cell)
         # torch prints four decimals
         assert abs(printed - expected) <= 5e-5 + 1e-4 * abs(expected), (name, key, printed, expected)
-    return tagged
 
 
 def test_every_source_example_is_reproduced_somewhere():
