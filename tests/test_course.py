@@ -9,6 +9,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import torch
 from nbclient import NotebookClient
 
 from grader import release, seeds
@@ -122,6 +123,36 @@ def _printed_loss(cell) -> float:
     return float(match.group(1))
 
 
+_NUMBER = re.compile(r"-?\d+\.?\d*(?:e[-+]?\d+)?")
+
+
+def _printed_tensor(cell, label: str) -> list[float] | None:
+    """The numbers of the tensor printed after ``label: `` in a cell's output, if any."""
+    text = "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+    start = text.find(f"{label}: tensor(")
+    if start < 0:
+        return None
+    body = text[start + len(label) + len(": tensor("):]
+    depth, end = 1, 0
+    for end, char in enumerate(body):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth == 0:
+            break
+    numbers = body[:end].split("grad_fn")[0].split("requires_grad")[0]
+    return [float(n) for n in _NUMBER.findall(numbers.replace("[", " ").replace("]", " "))]
+
+
+def _torch_input_grad(key: str) -> torch.Tensor:
+    """input.grad after the article's call and backward(); for the examples that
+    apply a sigmoid first, the article's input is the logits."""
+    ex = seeds.example(key)
+    args = seeds.logits_of(key) if key in ("002-1", "002-2") else ex.build()
+    x = args["input"].clone().requires_grad_(True)
+    probabilities = torch.sigmoid(x) if key in ("002-1", "002-2") else x
+    ex.criterion(args)(probabilities, args["target"]).backward()
+    return x.grad
+
+
 def test_every_printed_seed_example_matches_torch(executed_student_copy):
     name, nb = executed_student_copy
     tagged = [(tag.split(":", 1)[1], cell) for cell in nb.cells
@@ -132,6 +163,12 @@ def test_every_printed_seed_example_matches_torch(executed_student_copy):
         printed = _printed_loss(cell)
         # torch prints four decimals
         assert abs(printed - expected) <= 5e-5 + 1e-4 * abs(expected), (name, key, printed, expected)
+        grad = _printed_tensor(cell, "input.grad")
+        if grad is not None:
+            expected_grad = _torch_input_grad(key).flatten().tolist()
+            assert len(grad) == len(expected_grad), (name, key, grad)
+            for p, e in zip(grad, expected_grad):
+                assert abs(p - e) <= 5e-5 + 1e-3 * abs(e), (name, key, "input.grad", p, e)
 
 
 def test_every_source_example_is_reproduced_somewhere():
