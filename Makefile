@@ -9,21 +9,34 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
+CHROMIUM ?= /usr/bin/chromium
 
 .PHONY: lab test bench constraints clean
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/
 
-test: $(STAMP)
+test: $(STAMP) | $(CHROMIUM)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The browser test drives Debian's Chromium; install it where this can (Debian, as root).
+$(CHROMIUM):
+	@if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+	    echo "note: the browser test needs Chromium at $(CHROMIUM) (Debian: sudo apt-get install chromium)"; \
+	fi
 
 bench: $(STAMP)
 	@for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt tests/ipywidgets7.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	# ipywidgets 7.7, as Google Colab ships it, beside the environment for the widget tests
+	rm -rf $(VENV)/ipywidgets7
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps \
+	    --target $(VENV)/ipywidgets7 -r tests/ipywidgets7.txt
 	touch $(STAMP)
 
 # Re-resolve the pinned environment from pyproject.toml (torch stays at 2.13.0).

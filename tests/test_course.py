@@ -184,3 +184,12 @@ def test_release_check_reports_up_to_date():
     from grader.cli import main
 
     assert main(["release", "--check"]) == 0
+
+
+def test_every_notebook_has_an_explorer_that_renders_headless(executed_student_copy):
+    name, nb = executed_student_copy
+    cells = [c for c in nb.cells if c.cell_type == "code" and "explorer" in c.metadata.get("tags", [])]
+    assert cells, f"{name} has no explorer"
+    for cell in cells:
+        views = [o for o in cell.outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+        assert views, f"{name}: the explorer cell shows no widget: {cell.outputs}"
