@@ -17,7 +17,8 @@ EXIT_PASSED, EXIT_FAILED, EXIT_UNREADABLE = 0, 1, 2
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m grader",
-        description="Check binary cross-entropy implementations against PyTorch's own.")
+        description=("The course's grader: check BCE implementations against PyTorch's own, and run the "
+                     "course with nbgrader (release, collect, autograde, feedback, export, report)."))
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -37,57 +38,70 @@ def _parser() -> argparse.ArgumentParser:
                        help="check only this category (may be repeated): " + ", ".join(CATEGORIES))
     check.add_argument("--json", action="store_true", help="print a machine-readable report")
 
+    workspace = argparse.ArgumentParser(add_help=False)
+    workspace.add_argument("--workspace", metavar="DIR",
+                           help="the course workspace: gradebook, submissions, autograded and feedback "
+                                "folders (default: $BCE_COURSE_WORKSPACE, else course-workspace/ in the "
+                                "repository, which git ignores)")
+    workspace.add_argument("--db-url", metavar="URL",
+                           help="the gradebook: any SQLAlchemy URL nbgrader accepts (default: "
+                                "$BCE_COURSE_DB_URL, else sqlite:///WORKSPACE/gradebook.db)")
+    select = argparse.ArgumentParser(add_help=False)
+    select.add_argument("--student", action="append", metavar="ID", help="only this student (repeatable)")
+    select.add_argument("--assignment", action="append", metavar="NAME", help="only this assignment (repeatable)")
+
     release = commands.add_parser(
-        "release", help="generate the student notebooks from the masters",
+        "release", parents=[workspace], help="generate the student notebooks from the masters",
         description=("Bring the masters' header cells (Colab badge, setup) in line with "
                      "[tool.bce-course] in pyproject.toml, then generate the student copies with "
-                     "nbgrader's generate_assignment into notebooks/, with notebooks/README.md "
-                     "listing them. Exit status: 0 on success (with --check: when notebooks/ is up "
-                     "to date), 1 when --check finds differences, 2 when a master or the "
-                     "configuration is unusable."))
+                     "nbgrader's generate_assignment in the course workspace (its release/ folder "
+                     "and gradebook) and copy them to notebooks/, with notebooks/README.md listing "
+                     "them. Exit status: 0 on success (with --check: when notebooks/ is up to date), "
+                     "1 when --check finds differences, 2 when a master or the configuration is unusable."))
     release.add_argument("--out", metavar="DIR", help="where the student copies go (default: notebooks/)")
-    release.add_argument("--release-dir", metavar="DIR",
-                         help="also copy nbgrader's release folder (release/<assignment>/) here")
     release.add_argument("--check", action="store_true",
                          help="change nothing; report whether notebooks/ and the headers are up to date")
+
+    collect = commands.add_parser(
+        "collect", parents=[workspace], help="bring submissions into the workspace",
+        description=("Collect submitted notebooks from SOURCE: a folder of .ipynb files (what Colab "
+                     "students download), a .zip archive from an LMS, or an nbgrader exchange (its root, "
+                     "or a course's inbound folder). A notebook's assignment is read from its nbgrader "
+                     "cells; its student from the exchange entry or from the file's path by the naming "
+                     "rule: the first --pattern (a regular expression with a (?P<student>...) group, "
+                     "searched in the path relative to SOURCE) that matches; by default "
+                     "'alice_01-bce-vector.ipynb', then 'alice/01-bce-vector.ipynb'. What cannot be "
+                     "read or matched without guessing is reported and skipped. Exit status 1 when "
+                     "something was reported."))
+    collect.add_argument("sources", nargs="+", metavar="SOURCE")
+    collect.add_argument("--pattern", action="append", metavar="REGEX", help="a naming rule (repeatable, in order)")
+    collect.add_argument("--roster", metavar="FILE",
+                         help="the students' ids, one per line (or a CSV whose first column is the id): "
+                              "others are reported, and missing submissions are listed")
+    collect.add_argument("--assignment", metavar="NAME", help="collect only this assignment")
+
+    autograde = commands.add_parser(
+        "autograde", parents=[workspace, select], help="grade the collected submissions",
+        description=("Autograde every collected submission (or those selected) with nbgrader, showing a "
+                     "progress bar, then print each student's score and maximum per notebook and what "
+                     "needs attention: edited or deleted test cells (graded with the original tests), "
+                     "cells that ran out of time, submissions nbgrader could not grade, missing ones, "
+                     "answers to grade by hand. Safe to run again: it re-grades."))
+    autograde.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    commands.add_parser("feedback", parents=[workspace, select], help="write per-student HTML feedback",
+                        description=("Write feedback/<student>/<assignment>/<notebook>.html for every "
+                                     "autograded submission (or those selected), without any hidden test."))
+    export = commands.add_parser("export", parents=[workspace], help="write the grades as CSV",
+                                 description=("Write the gradebook's grades as CSV: one row per student, one "
+                                              "column per notebook (0 where nothing was handed in) and the total."))
+    export.add_argument("--out", metavar="FILE", help="default: WORKSPACE/grades.csv")
+    report = commands.add_parser("report", parents=[workspace], help="draw the class's results",
+                                 description=("Write PNG figures (score distribution, pass rate of each test, "
+                                              "the checker's most common failing categories), report.json with "
+                                              "their numbers and summary.txt, and print the summary."))
+    report.add_argument("--out", metavar="DIR", help="default: WORKSPACE/report")
     return parser
-
-
-def _release(args) -> int:
-    import tempfile
-    from pathlib import Path
-
-    from . import release
-
-    out = Path(args.out) if args.out else release.REPO_ROOT / "notebooks"
-    try:
-        if args.check:
-            problems = []
-            where = release.location()
-            for name in release.assignments():
-                path = release.master_path(name)
-                badge, setup = release._header_cells(release._read(path), path)
-                if (badge.source, setup.source) != release.header_sources(name, where):
-                    problems.append(f"{path.name}: its header cells are out of date")
-            with tempfile.TemporaryDirectory() as tmp:
-                release.generate(Path(tmp))
-                problems += release.differences(Path(tmp), out)
-            for problem in problems:
-                print(problem)
-            if problems:
-                print("run `python -m grader release` to bring them up to date")
-                return EXIT_FAILED
-            print(f"{out} is up to date with the masters")
-            return EXIT_PASSED
-        for path in release.sync_headers():
-            print(f"updated the header cells of {path.name}")
-        release_dir = Path(args.release_dir) if args.release_dir else None
-        for path in release.generate(out, release_dir=release_dir):
-            print(f"wrote {path}")
-        return EXIT_PASSED
-    except release.ReleaseError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_UNREADABLE
 
 
 def _check(args) -> int:
@@ -128,13 +142,100 @@ def _check(args) -> int:
     return EXIT_PASSED if passed else EXIT_FAILED
 
 
+def _workspace(args):
+    from .workflow import Workspace
+
+    return Workspace.at(args.workspace, args.db_url)
+
+
+def _release(args) -> int:
+    import tempfile
+    from pathlib import Path
+
+    from . import release, workflow
+
+    out = Path(args.out) if args.out else release.REPO_ROOT / "notebooks"
+    try:
+        if args.check:
+            problems = []
+            where = release.location()
+            for name in release.assignments():
+                path = release.master_path(name)
+                badge, setup = release._header_cells(release._read(path), path)
+                if (badge.source, setup.source) != release.header_sources(name, where):
+                    problems.append(f"{path.name}: its header cells are out of date")
+            with tempfile.TemporaryDirectory() as tmp:
+                release.generate(Path(tmp))
+                problems += release.differences(Path(tmp), out)
+            for problem in problems:
+                print(problem)
+            if problems:
+                print("run `python -m grader release` to bring them up to date")
+                return EXIT_FAILED
+            print(f"{out} is up to date with the masters")
+            return EXIT_PASSED
+        for path in release.sync_headers():
+            print(f"updated the header cells of {path.name}")
+        workspace = _workspace(args)
+        for path in workflow.release_course(workspace, out):
+            print(f"wrote {path}")
+        print(f"released in {workspace.root / 'release'}")
+        return EXIT_PASSED
+    except (release.ReleaseError, workflow.WorkflowError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNREADABLE
+
+
+def _workflow(args) -> int:
+    from pathlib import Path
+
+    from . import workflow
+
+    workspace = _workspace(args)
+    try:
+        if args.command == "collect":
+            report = workflow.collect(workspace, args.sources, patterns=args.pattern,
+                                      roster=Path(args.roster) if args.roster else None,
+                                      assignment=args.assignment)
+            for item in report.collected:
+                print(f"{item['status']:9} {item['student']} {item['assignment']}  <- {item['origin']}")
+            for item in report.problems:
+                print(f"SKIPPED   {item['origin']}: {item['problem']}")
+            for item in report.missing:
+                print(f"missing   {item['student']} {item['assignment']}")
+            print(f"{len(report.collected)} collected, {len(report.problems)} skipped, "
+                  f"{len(report.missing)} missing; the list is in {workspace.root / 'collect-report.json'}")
+            return EXIT_FAILED if report.problems else EXIT_PASSED
+        if args.command == "autograde":
+            rows = workflow.autograde(workspace, students=args.student, assignments=args.assignment,
+                                      progress=not args.quiet)
+            print(workflow.summary_table(rows))
+            failed = [r for r in rows if any(a.startswith("nbgrader could not") for a in r.attention)]
+            return EXIT_FAILED if failed else EXIT_PASSED
+        if args.command == "feedback":
+            for path in workflow.feedback(workspace, students=args.student, assignments=args.assignment):
+                print(f"wrote {path}")
+            return EXIT_PASSED
+        if args.command == "export":
+            print(f"wrote {workflow.export(workspace, Path(args.out) if args.out else None)}")
+            return EXIT_PASSED
+        if args.command == "report":
+            data = workflow.report(workspace, Path(args.out) if args.out else None)
+            print(data["text"])
+            return EXIT_PASSED
+    except workflow.WorkflowError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    raise AssertionError(args.command)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "check":
         return _check(args)
     if args.command == "release":
         return _release(args)
-    raise AssertionError(args.command)  # argparse rejects unknown commands
+    return _workflow(args)
 
 
 if __name__ == "__main__":

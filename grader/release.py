@@ -167,10 +167,14 @@ def notebooks_readme(names: list[str], where: Location, source: Path = SOURCE_DI
     return "\n".join(lines) + "\n"
 
 
-def generate(out: Path, *, source: Path = SOURCE_DIR, release_dir: Path | None = None) -> list[Path]:
+def generate(out: Path, *, source: Path = SOURCE_DIR, release_dir: Path | None = None,
+             workspace: Path | None = None, config=None) -> list[Path]:
     """Generate the student copy of every master into ``out`` with nbgrader's
-    generate_assignment, and ``out/README.md`` listing them. With ``release_dir``,
-    nbgrader's release folder (release/<assignment>/...) is copied there too."""
+    generate_assignment, and ``out/README.md`` listing them. nbgrader runs in
+    ``workspace`` with ``config`` when given (a course workspace, whose gradebook
+    then knows the assignments), else in a temporary course folder. With
+    ``release_dir``, nbgrader's release folder (release/<assignment>/...) is
+    copied there too."""
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
     from traitlets.config.loader import PyFileConfigLoader
@@ -184,10 +188,13 @@ def generate(out: Path, *, source: Path = SOURCE_DIR, release_dir: Path | None =
     out.mkdir(parents=True, exist_ok=True)
     written = []
     with tempfile.TemporaryDirectory(prefix="bce-release-") as tmp, environment_bin_on_path():
-        root = Path(tmp)
-        shutil.copytree(source, root / "source")
-        config = PyFileConfigLoader("nbgrader_config.py", path=str(COURSE_DIR)).load_config()
-        config.CourseDirectory.root = str(root)
+        if workspace is None:
+            root = Path(tmp)
+            shutil.copytree(source, root / "source")
+            config = PyFileConfigLoader("nbgrader_config.py", path=str(COURSE_DIR)).load_config()
+            config.CourseDirectory.root = str(root)
+        else:
+            root = Path(workspace)
         api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
         for name in names:
             result = api.generate_assignment(name, force=True)

@@ -21,3 +21,13 @@ c.Execute.timeout = 120
 # Python must not cost a student points. Drop stderr outputs that are warnings.
 c.IgnorePattern.enabled = True
 c.IgnorePattern.pattern = r"(?m)^.*\b\w*Warning: "
+
+# A submission whose test cell was deleted is graded with the original test cell.
+c.OverwriteCells.add_missing_cells = True
+
+# Feedback never shows a hidden test (plain nbgrader's does: its issues 917 and 1363).
+c.GenerateFeedback.preprocessors = [
+    "nbgrader.preprocessors.GetGrades",
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+    "grader.nbgrader_plugins.HideHiddenTests",
+]
