@@ -167,6 +167,8 @@ def _release(args) -> int:
             with tempfile.TemporaryDirectory() as tmp:
                 release.generate(Path(tmp))
                 problems += release.differences(Path(tmp), out)
+            if release.update_readme(release.REPO_ROOT / "README.md", release.assignments(), where, write=False):
+                problems.append("README.md: its list of notebooks is out of date")
             for problem in problems:
                 print(problem)
             if problems:
@@ -179,6 +181,8 @@ def _release(args) -> int:
         workspace = _workspace(args)
         for path in workflow.release_course(workspace, out):
             print(f"wrote {path}")
+        if release.update_readme(release.REPO_ROOT / "README.md", release.assignments(), release.location()):
+            print("updated the list of notebooks in README.md")
         print(f"released in {workspace.root / 'release'}")
         return EXIT_PASSED
     except (release.ReleaseError, workflow.WorkflowError) as exc:

@@ -8,7 +8,6 @@ import tomllib
 import zipfile
 
 import pytest
-import yaml
 from packaging.requirements import Requirement
 
 RUNTIME = {"torch", "numpy", "matplotlib", "ipywidgets", "nbformat"}
@@ -53,17 +52,6 @@ def test_development_environment_pins_every_requirement(root, project):
     for extra, reqs in project["optional-dependencies"].items():
         wanted |= {n for n in names(reqs) if n != project["name"]}
     assert wanted <= set(pins), wanted - set(pins)
-
-
-def test_environment_yml_installs_this_repository_with_the_extras(root, project):
-    env = yaml.safe_load((root / "environment.yml").read_text())
-    deps = env["dependencies"]
-    assert any(str(d).startswith("python") for d in deps) and "pip" in deps
-    (pip_section,) = [d["pip"] for d in deps if isinstance(d, dict)]
-    (line,) = [p for p in pip_section if re.match(r"(-e )?\.\[", p)]
-    extras = re.search(r"\[(.*)\]", line).group(1).split(",")
-    assert set(extras) <= set(project["optional-dependencies"])
-    assert {"lab", "instructor"} <= set(extras)
 
 
 def test_readme_gives_the_two_commands_and_ci_runs_the_test_one(root):
