@@ -88,6 +88,11 @@ def _parser() -> argparse.ArgumentParser:
                      "cells that ran out of time, submissions nbgrader could not grade, missing ones, "
                      "answers to grade by hand. Safe to run again: it re-grades."))
     autograde.add_argument("--quiet", action="store_true", help="no progress bar")
+    autograde.add_argument("--engine", choices=("warm", "nbgrader"), default="warm",
+                           help="warm (default): notebooks run in processes forked from a warm one, in "
+                                "parallel; nbgrader: plain nbgrader, a new kernel per notebook, one at a time")
+    autograde.add_argument("--jobs", type=int, metavar="N",
+                           help="notebooks graded at once by the warm engine (default: the number of cores)")
 
     commands.add_parser("feedback", parents=[workspace, select], help="write per-student HTML feedback",
                         description=("Write feedback/<student>/<assignment>/<notebook>.html for every "
@@ -212,7 +217,7 @@ def _workflow(args) -> int:
             return EXIT_FAILED if report.problems else EXIT_PASSED
         if args.command == "autograde":
             rows = workflow.autograde(workspace, students=args.student, assignments=args.assignment,
-                                      progress=not args.quiet)
+                                      progress=not args.quiet, engine=args.engine, jobs=args.jobs)
             print(workflow.summary_table(rows))
             failed = [r for r in rows if any(a.startswith("nbgrader could not") for a in r.attention)]
             return EXIT_FAILED if failed else EXIT_PASSED

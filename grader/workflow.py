@@ -91,11 +91,20 @@ class Workspace:
             raise WorkflowError(f"{self.root} is not a course workspace yet: run `python -m grader release` first")
         return PyFileConfigLoader(self.config_file.name, path=str(self.root)).load_config()
 
-    def api(self):
+    def api(self, warm: bool = False):
+        """nbgrader's API on this workspace; ``warm``: notebooks run by the warm engine
+        (grader.engine.WarmExecute in place of nbgrader's Execute)."""
         from nbgrader.apps import NbGraderAPI
+        from nbgrader.converters import Autograde
         from nbgrader.coursedir import CourseDirectory
 
         config = self.config()
+        if warm:
+            from nbgrader.preprocessors import Execute
+
+            config.Autograde.autograde_preprocessors = [
+                "grader.engine.WarmExecute" if p is Execute else p
+                for p in Autograde.class_traits()["autograde_preprocessors"].default()]
         return NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
 
     def gradebook(self):
@@ -418,10 +427,20 @@ class Graded:
     attention: list[str]
 
 
+ENGINES = ("warm", "nbgrader")
+
+
 def autograde(workspace: Workspace, *, students: Iterable[str] | None = None,
-              assignments: Iterable[str] | None = None, progress: bool = True) -> list[Graded]:
+              assignments: Iterable[str] | None = None, progress: bool = True,
+              engine: str = "warm", jobs: int | None = None) -> list[Graded]:
     """Autograde every collected submission (or the selected ones) with nbgrader,
-    then read every score back from the gradebook."""
+    then read every score back from the gradebook.
+
+    ``engine="warm"`` runs the notebooks in processes forked from a warm one, in
+    ``jobs`` parallel workers (default: the number of cores); ``"nbgrader"`` is
+    plain nbgrader, a kernel per notebook, one at a time."""
+    if engine not in ENGINES:
+        raise WorkflowError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
     released = workspace.released()
     wanted_students = set(students) if students else None
     wanted_assignments = set(assignments) if assignments else set(released)
@@ -431,23 +450,52 @@ def autograde(workspace: Workspace, *, students: Iterable[str] | None = None,
     todo = [(s, a) for s in _submitted_students(workspace) for a in released
             if a in wanted_assignments and (wanted_students is None or s in wanted_students)
             and workspace.submitted(s, a).exists()]
-    api = workspace.api()
     flags: dict = workspace.read_json("autograde-flags.json", {})
-    bar = _progress(todo, progress)
-    with environment_bin_on_path():
-        for student, assignment in bar:
-            attention = tampering(workspace, student, assignment)
-            result = api.autograde(assignment, student, force=True, create=True)
-            log = (result.get("log") or "") + (result.get("error") or "")
-            if not result.get("success"):
-                attention.append("nbgrader could not grade it: " + _last_error(log))
-            if "Timeout" in log or "CellTimeoutError" in log:
-                attention.append("a cell ran out of time")
-            if "DeadKernelError" in log or "Kernel died" in log:
-                attention.append("the kernel died")
-            flags[f"{student}/{assignment}"] = attention
+    if engine == "warm":
+        results = _grade_warm(workspace, todo, jobs or os.cpu_count() or 1, progress)
+    else:
+        results = _grade_plain(workspace, todo, progress)
+    for student, assignment, success, log in results:
+        attention = tampering(workspace, student, assignment)
+        if not success:
+            attention.append("nbgrader could not grade it: " + _last_error(log))
+        notebook = workspace.root / "autograded" / student / assignment / f"{assignment}.ipynb"
+        text = notebook.read_text() if notebook.exists() else ""
+        if "CellTimeoutError" in text or "Timeout" in log:
+            attention.append("a cell ran out of time")
+        if "DeadKernelError" in text or "DeadKernelError" in log or "Kernel died" in log:
+            attention.append("the notebook's process died")
+        flags[f"{student}/{assignment}"] = attention
     workspace.write_json("autograde-flags.json", flags)
     return summary(workspace)
+
+
+def _grade_plain(workspace: Workspace, todo, progress: bool):
+    api = workspace.api()
+    with environment_bin_on_path():
+        for student, assignment in _progress(todo, progress):
+            result = api.autograde(assignment, student, force=True, create=True)
+            yield student, assignment, bool(result.get("success")), \
+                (result.get("log") or "") + (result.get("error") or "")
+
+
+def _grade_warm(workspace: Workspace, todo, jobs: int, progress: bool):
+    """The warm engine runs in a process of its own, which warms up single-threaded
+    whatever state this process is in (one that has used torch's thread pool cannot fork)."""
+    import subprocess
+    import sys
+
+    if not todo:
+        return []
+    job = {"workspace": str(workspace.root), "db_url": workspace.db_url, "tasks": todo, "jobs": jobs,
+           "progress": progress}
+    with environment_bin_on_path():
+        done = subprocess.run([sys.executable, "-m", "grader.engine"], input=json.dumps(job), text=True,
+                              stdout=subprocess.PIPE, env=dict(os.environ))
+    if done.returncode != 0:
+        raise WorkflowError(f"the warm engine failed (exit code {done.returncode}); "
+                            "run again with --engine nbgrader to grade with plain nbgrader")
+    return [tuple(r) for r in json.loads(done.stdout)]
 
 
 def _progress(items, enabled: bool):

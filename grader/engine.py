@@ -1,0 +1,322 @@
+"""The warm autograding engine: notebooks run in processes forked from one that
+has already imported torch, IPython and the grader, instead of a fresh kernel each.
+
+Plain ``nbgrader autograde`` starts a kernel for every notebook and imports
+torch there: seconds each, most of a notebook's grading time. Here a zygote
+process imports everything and runs the check battery once, single-threaded
+(a process that has used OpenMP's thread team cannot fork safely; its children
+hang at their first parallel region); then every notebook runs in a child
+forked from it, which sets torch's threads back, runs the cells with IPython's
+semantics (magics, display, the last expression's result, tracebacks, the
+per-cell timeout that nbgrader records as ``CellTimeoutError``) and sends each
+executed cell back. A child sees nothing of the notebooks before it: each is a
+fresh copy of the zygote, in a scratch working directory.
+
+nbgrader keeps all of its bookkeeping (checksums, overwriting locked cells,
+scoring, the gradebook): the engine replaces only its ``Execute``
+preprocessor, with :class:`WarmExecute`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import sys
+import time
+import traceback as _traceback
+from pathlib import Path
+
+from nbgrader.preprocessors import NbGraderPreprocessor
+from traitlets import Integer
+
+#: How long after a cell's own time limit the parent waits before it calls the child dead.
+_GRACE_S = 15
+
+
+class CellTimeoutError(Exception):
+    """A cell ran longer than its time limit (the name nbgrader records)."""
+
+
+# --- inside the child ---------------------------------------------------------------------
+
+def _shell(record):
+    """An IPython shell whose outputs become nbformat outputs passed to ``record``."""
+    from IPython.core.displayhook import DisplayHook
+    from IPython.core.displaypub import DisplayPublisher
+    from IPython.core.interactiveshell import InteractiveShell
+
+    class Publisher(DisplayPublisher):
+        def publish(self, data, metadata=None, source=None, *, transient=None, update=False, **kwargs):
+            record({"output_type": "display_data", "data": data, "metadata": metadata or {}})
+
+        def clear_output(self, wait=False):
+            record(None)
+
+    class Hook(DisplayHook):
+        def write_output_prompt(self):
+            pass
+
+        def write_format_data(self, format_dict, md_dict=None):
+            record({"output_type": "execute_result", "data": format_dict, "metadata": md_dict or {},
+                    "execution_count": self.shell.execution_count})
+
+    class Shell(InteractiveShell):
+        def _showtraceback(self, etype, evalue, stb):
+            record({"output_type": "error", "ename": etype.__name__, "evalue": str(evalue), "traceback": stb})
+
+        def enable_gui(self, gui=None):
+            pass
+
+    # the singleton: IPython.display.display() and the inline backend find it by Shell.instance()
+    return Shell.instance(displayhook_class=Hook, display_pub_class=Publisher, colors="NoColor")
+
+
+class _Stream:
+    def __init__(self, name, record):
+        self.name, self.record = name, record
+
+    def write(self, text):
+        if text:
+            self.record({"output_type": "stream", "name": self.name, "text": text})
+        return len(text)
+
+    def writelines(self, lines):
+        for line in lines:
+            self.write(line)
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return False
+
+    @property
+    def encoding(self):
+        return "utf-8"
+
+
+def _run_child(cells: list[dict], cwd: str, timeout: int, threads: int, out_fd: int) -> None:
+    """Execute ``cells`` (code sources) and write one JSON line per cell to ``out_fd``."""
+    import torch
+
+    os.chdir(cwd)
+    torch.set_num_threads(threads)
+    outputs: list = []
+
+    def record(output):
+        if output is None:
+            outputs.clear()
+        elif output["output_type"] == "stream" and outputs and outputs[-1]["output_type"] == "stream" \
+                and outputs[-1]["name"] == output["name"]:
+            outputs[-1]["text"] += output["text"]
+        else:
+            outputs.append(output)
+
+    shell = _shell(record)
+    sys.stdout, sys.stderr = _Stream("stdout", record), _Stream("stderr", record)
+    sys.stdin = open(os.devnull)
+    try:
+        shell.enable_matplotlib("inline")
+    except Exception:  # noqa: BLE001 - no matplotlib: nothing to show
+        pass
+
+    def on_alarm(signum, frame):
+        raise CellTimeoutError(f"the cell ran longer than its time limit of {timeout} s")
+
+    signal.signal(signal.SIGALRM, on_alarm)
+    with os.fdopen(out_fd, "w") as pipe:
+        for index, source in cells:
+            outputs.clear()
+            signal.alarm(timeout)
+            try:
+                result = shell.run_cell(source, store_history=True)
+            finally:
+                signal.alarm(0)
+            pipe.write(json.dumps({"index": index, "outputs": outputs,
+                                   "execution_count": result.execution_count}) + "\n")
+            pipe.flush()
+
+
+# --- in the parent ---------------------------------------------------------------------------
+
+def execute(nb, *, cwd: str, timeout: int = 30, threads: int | None = None):
+    """Run the code cells of ``nb`` in a child forked from this process and fill in
+    their outputs, as a Jupyter kernel would. A child that dies or stops answering
+    ends the notebook: its current cell gets a ``DeadKernelError`` output, the cells
+    after it none."""
+    import nbformat
+
+    threads = threads or int(os.environ.get("BCE_ENGINE_THREADS", "1"))
+    cells = [(i, c.source) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    for _, cell in ((i, nb.cells[i]) for i, _ in cells):
+        cell.outputs, cell.execution_count = [], None
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        code = 0
+        try:
+            os.close(read_fd)
+            _run_child(cells, cwd, timeout, threads, write_fd)
+        except BaseException:  # noqa: BLE001 - report, then leave without running the parent's code
+            _traceback.print_exc(file=sys.__stderr__)
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(write_fd)
+    done: set[int] = set()
+    buffer = b""
+    deadline = time.monotonic() + timeout + _GRACE_S
+    with os.fdopen(read_fd, "rb", buffering=0) as pipe:
+        while True:
+            wait = deadline - time.monotonic()
+            ready, _, _ = select.select([pipe], [], [], max(wait, 0))
+            if not ready:  # no answer in time: a child stuck where the alarm cannot reach
+                os.kill(pid, signal.SIGKILL)
+                break
+            chunk = pipe.read(65536)
+            if not chunk:
+                break
+            buffer += chunk
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                message = json.loads(line)
+                cell = nb.cells[message["index"]]
+                cell.outputs = [nbformat.from_dict(o) for o in message["outputs"]]
+                cell.execution_count = message["execution_count"]
+                done.add(message["index"])
+                deadline = time.monotonic() + timeout + _GRACE_S
+    _, status = os.waitpid(pid, 0)
+    pending = [i for i, _ in cells if i not in done]
+    if pending:
+        how = (f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"exit code {os.WEXITSTATUS(status)}")
+        nb.cells[pending[0]].outputs = [nbformat.from_dict({
+            "output_type": "error", "ename": "DeadKernelError",
+            "evalue": f"the notebook's process ended while running this cell ({how})",
+            "traceback": [f"DeadKernelError: the notebook's process ended while running this cell ({how})"]})]
+    return nb
+
+
+class WarmExecute(NbGraderPreprocessor):
+    """nbgrader's Execute, with the notebook run by :func:`execute` instead of a new kernel."""
+
+    timeout = Integer(30, help="Seconds a cell may run (like Execute.timeout)").tag(config=True)
+
+    def preprocess(self, nb, resources):
+        cwd = resources.get("metadata", {}).get("path") or os.getcwd()
+        timeout = self.config.Execute.get("timeout", self.timeout) if "Execute" in self.config else self.timeout
+        with _unlocked():
+            return execute(nb, cwd=cwd, timeout=int(timeout)), resources
+
+
+# --- the zygote: warm up, then grade in parallel workers -----------------------------------------
+
+_LOCK = None  # an open file whose flock serialises the gradebook's writers
+
+
+class _unlocked:
+    """Release the gradebook lock while a notebook runs, so that other workers can write."""
+
+    def __enter__(self):
+        if _LOCK is not None:
+            import fcntl
+
+            fcntl.flock(_LOCK, fcntl.LOCK_UN)
+
+    def __exit__(self, *exc):
+        if _LOCK is not None:
+            import fcntl
+
+            fcntl.flock(_LOCK, fcntl.LOCK_EX)
+
+
+def warm_up() -> None:
+    """Import what notebooks use and run the battery once, on one thread."""
+    import torch
+
+    torch.set_num_threads(1)
+    import IPython  # noqa: F401
+    import matplotlib
+
+    matplotlib.use("module://matplotlib_inline.backend_inline")
+    import matplotlib.pyplot  # noqa: F401
+    import nbgrader.api
+    import torch.nn.functional as F
+
+    import grader
+    from grader import explore  # noqa: F401
+
+    def binary_cross_entropy(input, target, weight=None, reduction="mean"):
+        return F.binary_cross_entropy(input, target, weight=weight, reduction=reduction)
+
+    grader.check(binary_cross_entropy, devices=["cpu"])
+    # nbgrader asks the alembic command for the gradebook's schema version every time it
+    # opens the gradebook: a subprocess per notebook. The answer does not change.
+    from .release import environment_bin_on_path
+
+    with environment_bin_on_path():
+        version = nbgrader.api.get_alembic_version()
+    nbgrader.api.get_alembic_version = lambda: version
+
+
+def _grade(task):
+    """In a worker: autograde one submission with nbgrader, holding the gradebook lock
+    except while the notebook runs."""
+    import fcntl
+
+    workspace_root, db_url, assignment, student = task
+    from .workflow import Workspace
+
+    api = _API.get((workspace_root, db_url))
+    if api is None:
+        api = _API[(workspace_root, db_url)] = Workspace(Path(workspace_root), db_url).api(warm=True)
+    fcntl.flock(_LOCK, fcntl.LOCK_EX)
+    try:
+        result = api.autograde(assignment, student, force=True, create=True)
+    finally:
+        fcntl.flock(_LOCK, fcntl.LOCK_UN)
+    return student, assignment, bool(result.get("success")), (result.get("log") or "") + (result.get("error") or "")
+
+
+_API: dict = {}
+
+
+def _init_worker(lock_path: str, threads: int) -> None:
+    global _LOCK
+    _LOCK = open(lock_path, "a+")
+    os.environ["BCE_ENGINE_THREADS"] = str(threads)
+
+
+def grade_all(workspace_root: str, db_url: str | None, tasks: list[tuple[str, str]], jobs: int,
+              progress: bool) -> list[tuple[str, str, bool, str]]:
+    """Warm up, then autograde ``tasks`` ((student, assignment) pairs) in ``jobs`` workers."""
+    import multiprocessing
+
+    threads = max(1, (os.cpu_count() or 1) // max(jobs, 1))
+    warm_up()
+    lock_path = os.path.join(workspace_root, ".gradebook.lock")
+    context = multiprocessing.get_context("fork")
+    work = [(workspace_root, db_url, a, s) for s, a in tasks]
+    results = []
+    with context.Pool(jobs, initializer=_init_worker, initargs=(lock_path, threads)) as pool:
+        iterator = pool.imap_unordered(_grade, work)
+        if progress:
+            from tqdm.auto import tqdm
+
+            iterator = tqdm(iterator, total=len(work), desc="autograde", unit="notebook")
+        for result in iterator:
+            results.append(result)
+    return results
+
+
+def main() -> None:
+    """``python -m grader.engine``: read a job from stdin, write the results to stdout (JSON)."""
+    job = json.loads(sys.stdin.read())
+    results = grade_all(job["workspace"], job["db_url"], [tuple(t) for t in job["tasks"]], job["jobs"],
+                        job["progress"])
+    sys.stdout.write(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()

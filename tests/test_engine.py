@@ -1,0 +1,141 @@
+"""The warm engine: IPython semantics in forked children, nothing leaking from one
+notebook to the next, and exactly the scores plain nbgrader gives."""
+
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import nbformat
+import pytest
+
+from grader.cli import main
+from grader.workflow import Workspace
+from test_workflow import A1, Class, solutions
+
+ENGINE_CHECK = textwrap.dedent('''
+    import json, os, sys, tempfile
+    import nbformat
+    from grader import engine
+
+    engine.warm_up()
+    def notebook(*sources):
+        nb = nbformat.v4.new_notebook()
+        nb.cells = [nbformat.v4.new_code_cell(s) for s in sources]
+        return nb
+
+    results = {}
+    first = engine.execute(notebook(
+        "import torch\\ntorch.log = lambda x: 'patched'\\n_ = open('left-behind.txt', 'w').write('x')",
+        "%time x = 1 + 1",
+        "print('out'); import sys; print('err', file=sys.stderr)",
+        "from IPython.display import display, HTML\\ndisplay(HTML('<b>hi</b>'))\\n21 * 2",
+        "1 / 0",
+        "import torch; torch.get_num_threads()",
+    ), cwd=tempfile.mkdtemp(), timeout=10, threads=2)
+    results["first"] = [[dict(o) for o in c.outputs] for c in first.cells]
+    cwd = tempfile.mkdtemp()
+    second = engine.execute(notebook(
+        "import torch, os\\nprint(torch.log is torch._C._VariableFunctions.log, os.path.exists('left-behind.txt'))",
+        "import time\\nwhile True: time.sleep(0.01)",
+        "print('after the timeout')",
+        "import os\\nos._exit(3)",
+        "print('never')",
+    ), cwd=cwd, timeout=2)
+    results["second"] = [[dict(o) for o in c.outputs] for c in second.cells]
+    print(json.dumps(results))
+''')
+
+
+@pytest.fixture(scope="module")
+def executed():
+    import json
+
+    done = subprocess.run([sys.executable, "-c", ENGINE_CHECK], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_cells_run_with_ipython_semantics(executed):
+    cells = executed["first"]
+    assert cells[0] == []
+    assert any("Wall time" in o.get("text", "") for o in cells[1])           # a magic
+    assert {(o["name"], o["text"]) for o in cells[2]} == {("stdout", "out\n"), ("stderr", "err\n")}
+    kinds = [o["output_type"] for o in cells[3]]
+    assert kinds == ["display_data", "execute_result"]
+    assert cells[3][1]["data"]["text/plain"] == "42"
+    (error,) = cells[4]
+    assert error["output_type"] == "error" and error["ename"] == "ZeroDivisionError"
+    assert any("1 / 0" in line for line in error["traceback"])
+    assert cells[5][0]["data"]["text/plain"] == "2"                          # torch's threads, restored
+
+
+def test_nothing_leaks_into_the_next_notebook(executed):
+    assert executed["second"][0][0]["text"] == "True False\n"
+
+
+def test_timeouts_and_crashes_are_recorded_like_nbgrader_does(executed):
+    cells = executed["second"]
+    assert cells[1][0]["ename"] == "CellTimeoutError"
+    assert cells[2][0]["text"] == "after the timeout\n"                      # the notebook goes on
+    assert cells[3][0]["ename"] == "DeadKernelError"                          # os._exit ends it
+    assert cells[4] == []
+
+
+@pytest.fixture(scope="module")
+def two_engines(tmp_path_factory):
+    """The same class graded with plain nbgrader and with the warm engine."""
+    tmp = tmp_path_factory.mktemp("engines")
+    plain = Workspace.at(tmp / "plain")
+    assert main(["release", "--out", str(tmp / "notebooks"), "--workspace", str(plain.root)]) == 0
+    with plain.config_file.open("a") as f:
+        f.write("c.Execute.timeout = 6\n")
+    build = Class(plain)
+    s1 = solutions(A1)
+    hang = "import time\nwhile True:\n    time.sleep(0.05)"
+    raising = "raise RuntimeError('a mistake before the definition')\n" + s1["bce_vector_solution"]
+    warns = ("import warnings\nwarnings.warn('deprecated', DeprecationWarning)\n"
+             + s1["bce_vector_solution"].replace("    return ", "    warnings.warn('careful')\n    return ", 1))
+    folder = tmp / "downloads"
+    folder.mkdir()
+    for student, answers in {
+        "ann": s1, "ben": {}, "cat": {"bce_vector_solution": s1["bce_vector_solution"]},
+        "dan": {**s1, "bce_vector_grad_solution": hang}, "eve": {**s1, "bce_vector_solution": raising},
+        "fay": {**s1, "bce_vector_solution": warns},
+    }.items():
+        (folder / f"{student}_{A1}.ipynb").write_text(build.notebook(A1, answers))
+    assert main(["collect", str(folder), "--workspace", str(plain.root)]) == 0
+    warm = Workspace.at(tmp / "warm")
+    shutil.copytree(plain.root, warm.root)
+    text = warm.config_file.read_text().replace(str(plain.root), str(warm.root))
+    warm.config_file.write_text(text)
+    assert main(["autograde", "--quiet", "--engine", "nbgrader", "--workspace", str(plain.root)]) == 0
+    assert main(["autograde", "--quiet", "--engine", "warm", "--jobs", "2", "--workspace", str(warm.root)]) == 0
+    return plain, warm
+
+
+def cell_scores(workspace):
+    with workspace.gradebook() as gb:
+        return {(g.student.id, g.assignment.name, g.name): (g.score, g.max_score)
+                for a in gb.assignments for sub in gb.assignment_submissions(a.name)
+                for nb in sub.notebooks for g in nb.grades}
+
+
+def test_the_warm_engine_gives_exactly_nbgraders_scores(two_engines):
+    plain, warm = two_engines
+    expected, got = cell_scores(plain), cell_scores(warm)
+    assert len(expected) == 6 * 3 and got == expected
+    totals = {}
+    for (student, _, _), (score, _) in got.items():
+        totals[student] = totals.get(student, 0) + score
+    assert totals == {"ann": 7, "ben": 0, "cat": 5, "dan": 5, "eve": 2, "fay": 7}
+
+
+def test_timeouts_are_flagged_by_both_engines(two_engines):
+    import json
+
+    for workspace in two_engines:
+        flags = json.loads((workspace.root / "autograde-flags.json").read_text())
+        assert "a cell ran out of time" in flags[f"dan/{A1}"], (workspace.root, flags)
+        autograded = (workspace.root / "autograded" / "dan" / A1 / f"{A1}.ipynb").read_text()
+        assert "CellTimeoutError" in autograded
