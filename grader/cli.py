@@ -93,6 +93,14 @@ def _parser() -> argparse.ArgumentParser:
                                 "parallel; nbgrader: plain nbgrader, a new kernel per notebook, one at a time")
     autograde.add_argument("--jobs", type=int, metavar="N",
                            help="notebooks graded at once by the warm engine (default: the number of cores)")
+    autograde.add_argument("--shard", metavar="I/N",
+                           help="grade only shard I of N (a fixed share of the students, by a hash of their id) "
+                                "into a gradebook of its own, gradebook-shard-I-of-N.db; then run `merge`")
+    merge = commands.add_parser("merge", parents=[workspace], help="merge the shards' gradebooks",
+                                description=("Copy the submissions, grades and comments of every "
+                                             "gradebook-shard-I-of-N.db in the workspace (or the files given) "
+                                             "into the workspace's gradebook. Safe to run again."))
+    merge.add_argument("shards", nargs="*", metavar="FILE")
 
     commands.add_parser("feedback", parents=[workspace, select], help="write per-student HTML feedback",
                         description=("Write feedback/<student>/<assignment>/<notebook>.html for every "
@@ -216,11 +224,18 @@ def _workflow(args) -> int:
                   f"{len(report.missing)} missing; the list is in {workspace.root / 'collect-report.json'}")
             return EXIT_FAILED if report.problems else EXIT_PASSED
         if args.command == "autograde":
+            shard = workflow.parse_shard(args.shard) if args.shard else None
             rows = workflow.autograde(workspace, students=args.student, assignments=args.assignment,
-                                      progress=not args.quiet, engine=args.engine, jobs=args.jobs)
+                                      progress=not args.quiet, engine=args.engine, jobs=args.jobs, shard=shard)
+            if shard:
+                rows = [r for r in rows if workflow.in_shard(r.student, shard)]
             print(workflow.summary_table(rows))
             failed = [r for r in rows if any(a.startswith("nbgrader could not") for a in r.attention)]
             return EXIT_FAILED if failed else EXIT_PASSED
+        if args.command == "merge":
+            for path in workflow.merge(workspace, [Path(p) for p in args.shards] or None):
+                print(f"merged {path}")
+            return EXIT_PASSED
         if args.command == "feedback":
             for path in workflow.feedback(workspace, students=args.student, assignments=args.assignment):
                 print(f"wrote {path}")

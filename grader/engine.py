@@ -295,7 +295,10 @@ def grade_all(workspace_root: str, db_url: str | None, tasks: list[tuple[str, st
 
     threads = max(1, (os.cpu_count() or 1) // max(jobs, 1))
     warm_up()
-    lock_path = os.path.join(workspace_root, ".gradebook.lock")
+    # one writer at a time per gradebook (SQLite allows one)
+    import zlib
+
+    lock_path = os.path.join(workspace_root, f".gradebook-{zlib.crc32((db_url or '').encode()):08x}.lock")
     context = multiprocessing.get_context("fork")
     work = [(workspace_root, db_url, a, s) for s, a in tasks]
     results = []

@@ -89,7 +89,10 @@ class Workspace:
 
         if not self.config_file.exists():
             raise WorkflowError(f"{self.root} is not a course workspace yet: run `python -m grader release` first")
-        return PyFileConfigLoader(self.config_file.name, path=str(self.root)).load_config()
+        config = PyFileConfigLoader(self.config_file.name, path=str(self.root)).load_config()
+        if self.db_url:
+            config.CourseDirectory.db_url = self.db_url
+        return config
 
     def api(self, warm: bool = False):
         """nbgrader's API on this workspace; ``warm``: notebooks run by the warm engine
@@ -428,11 +431,81 @@ class Graded:
 
 
 ENGINES = ("warm", "nbgrader")
+SHARD = re.compile(r"^(?P<index>\d+)/(?P<count>\d+)$")
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """'i/N' (1 <= i <= N) -> (i, N)."""
+    match = SHARD.match(text or "")
+    if not match or not 1 <= int(match["index"]) <= int(match["count"]):
+        raise WorkflowError(f"a shard is written i/N with 1 <= i <= N, for instance 2/8; not {text!r}")
+    return int(match["index"]), int(match["count"])
+
+
+def in_shard(student: str, shard: tuple[int, int]) -> bool:
+    """Whether ``student`` belongs to ``shard``: a fixed hash of the id, the same on every machine."""
+    import zlib
+
+    index, count = shard
+    return zlib.crc32(student.encode()) % count == index - 1
+
+
+def shard_workspace(workspace: Workspace, shard: tuple[int, int]) -> Workspace:
+    """The same workspace, with a gradebook of the shard's own (a copy of the main one,
+    which knows the assignments): shards running at once never write to one database."""
+    if workspace.db_url and not workspace.db_url.startswith("sqlite"):
+        raise WorkflowError("--shard keeps a SQLite gradebook per shard; with another database, run the "
+                            "shards against it directly (without --shard, selecting --student)")
+    index, count = shard
+    path = workspace.root / f"gradebook-shard-{index}-of-{count}.db"
+    main_db = workspace.root / "gradebook.db"
+    if not path.exists():
+        if not main_db.exists():
+            raise WorkflowError(f"no gradebook in {workspace.root}: run `python -m grader release` first")
+        shutil.copyfile(main_db, path)
+    return Workspace(workspace.root, f"sqlite:///{path}")
+
+
+def merge(workspace: Workspace, shards: Iterable[Path] | None = None) -> list[Path]:
+    """Copy every submission and its grades and comments from the shards' gradebooks
+    into the workspace's own, replacing what it held for those students; safe to repeat."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    paths = sorted(shards) if shards else sorted(workspace.root.glob("gradebook-shard-*-of-*.db"))
+    if not paths:
+        raise WorkflowError(f"no shard gradebooks (gradebook-shard-I-of-N.db) in {workspace.root}")
+    course_id = workspace.config().CourseDirectory.course_id
+    flags = workspace.read_json("autograde-flags.json", {})
+    with workspace.gradebook() as main:
+        for path in paths:
+            with Gradebook(f"sqlite:///{path}", course_id) as shard:
+                for assignment in shard.assignments:
+                    for sub in shard.assignment_submissions(assignment.name):
+                        student = sub.student
+                        main.update_or_create_student(student.id, first_name=student.first_name,
+                                                      last_name=student.last_name, email=student.email)
+                        try:
+                            target = main.find_submission(assignment.name, student.id)
+                        except MissingEntry:
+                            target = main.add_submission(assignment.name, student.id)
+                        target.timestamp = sub.timestamp
+                        for nb in sub.notebooks:
+                            for grade in nb.grades:
+                                into = main.find_grade(grade.name, nb.name, assignment.name, student.id)
+                                into.auto_score, into.manual_score = grade.auto_score, grade.manual_score
+                                into.extra_credit, into.needs_manual_grade = grade.extra_credit, grade.needs_manual_grade
+                            for comment in nb.comments:
+                                into = main.find_comment(comment.name, nb.name, assignment.name, student.id)
+                                into.auto_comment, into.manual_comment = comment.auto_comment, comment.manual_comment
+                        main.db.commit()
+            flags.update(workspace.read_json(path.with_suffix(".flags.json").name, {}))
+    workspace.write_json("autograde-flags.json", flags)
+    return paths
 
 
 def autograde(workspace: Workspace, *, students: Iterable[str] | None = None,
               assignments: Iterable[str] | None = None, progress: bool = True,
-              engine: str = "warm", jobs: int | None = None) -> list[Graded]:
+              engine: str = "warm", jobs: int | None = None, shard: tuple[int, int] | None = None) -> list[Graded]:
     """Autograde every collected submission (or the selected ones) with nbgrader,
     then read every score back from the gradebook.
 
@@ -441,6 +514,10 @@ def autograde(workspace: Workspace, *, students: Iterable[str] | None = None,
     plain nbgrader, a kernel per notebook, one at a time."""
     if engine not in ENGINES:
         raise WorkflowError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+    flags_file = "autograde-flags.json"
+    if shard:
+        workspace = shard_workspace(workspace, shard)
+        flags_file = Path(workspace.db_url.removeprefix("sqlite:///")).with_suffix(".flags.json").name
     released = workspace.released()
     wanted_students = set(students) if students else None
     wanted_assignments = set(assignments) if assignments else set(released)
@@ -449,8 +526,8 @@ def autograde(workspace: Workspace, *, students: Iterable[str] | None = None,
         raise WorkflowError(f"no assignment {', '.join(sorted(unknown))}; the assignments are {', '.join(released)}")
     todo = [(s, a) for s in _submitted_students(workspace) for a in released
             if a in wanted_assignments and (wanted_students is None or s in wanted_students)
-            and workspace.submitted(s, a).exists()]
-    flags: dict = workspace.read_json("autograde-flags.json", {})
+            and (shard is None or in_shard(s, shard)) and workspace.submitted(s, a).exists()]
+    flags: dict = workspace.read_json(flags_file, {})
     if engine == "warm":
         results = _grade_warm(workspace, todo, jobs or os.cpu_count() or 1, progress)
     else:
@@ -466,8 +543,8 @@ def autograde(workspace: Workspace, *, students: Iterable[str] | None = None,
         if "DeadKernelError" in text or "DeadKernelError" in log or "Kernel died" in log:
             attention.append("the notebook's process died")
         flags[f"{student}/{assignment}"] = attention
-    workspace.write_json("autograde-flags.json", flags)
-    return summary(workspace)
+    workspace.write_json(flags_file, flags)
+    return summary(workspace, flags_file)
 
 
 def _grade_plain(workspace: Workspace, todo, progress: bool):
@@ -512,9 +589,9 @@ def _last_error(log: str) -> str:
     return _short(Exception((errors or lines or ["(no log)"])[-1]))
 
 
-def summary(workspace: Workspace) -> list[Graded]:
+def summary(workspace: Workspace, flags_file: str = "autograde-flags.json") -> list[Graded]:
     """Every submission's score and maximum as the gradebook holds them, with what needs attention."""
-    flags = workspace.read_json("autograde-flags.json", {})
+    flags = workspace.read_json(flags_file, {})
     collected = workspace.read_json("collect-report.json", {"problems": [], "missing": []})
     rows = []
     with workspace.gradebook() as gb:

@@ -105,13 +105,20 @@ def two_engines(tmp_path_factory):
     }.items():
         (folder / f"{student}_{A1}.ipynb").write_text(build.notebook(A1, answers))
     assert main(["collect", str(folder), "--workspace", str(plain.root)]) == 0
-    warm = Workspace.at(tmp / "warm")
-    shutil.copytree(plain.root, warm.root)
-    text = warm.config_file.read_text().replace(str(plain.root), str(warm.root))
-    warm.config_file.write_text(text)
+    copies = {}
+    for name in ("warm", "sharded"):
+        copies[name] = Workspace.at(tmp / name)
+        shutil.copytree(plain.root, copies[name].root)
+        text = copies[name].config_file.read_text().replace(str(plain.root), str(copies[name].root))
+        copies[name].config_file.write_text(text)
+    warm, sharded = copies["warm"], copies["sharded"]
     assert main(["autograde", "--quiet", "--engine", "nbgrader", "--workspace", str(plain.root)]) == 0
     assert main(["autograde", "--quiet", "--engine", "warm", "--jobs", "2", "--workspace", str(warm.root)]) == 0
-    return plain, warm
+    for shard in ("1/2", "2/2"):  # as two jobs of a SLURM array would
+        assert main(["autograde", "--quiet", "--shard", shard, "--workspace", str(sharded.root)]) == 0
+    for _ in range(2):  # merging again changes nothing
+        assert main(["merge", "--workspace", str(sharded.root)]) == 0
+    return plain, warm, sharded
 
 
 def cell_scores(workspace):
@@ -122,7 +129,7 @@ def cell_scores(workspace):
 
 
 def test_the_warm_engine_gives_exactly_nbgraders_scores(two_engines):
-    plain, warm = two_engines
+    plain, warm, _ = two_engines
     expected, got = cell_scores(plain), cell_scores(warm)
     assert len(expected) == 6 * 3 and got == expected
     totals = {}
@@ -139,3 +146,21 @@ def test_timeouts_are_flagged_by_both_engines(two_engines):
         assert "a cell ran out of time" in flags[f"dan/{A1}"], (workspace.root, flags)
         autograded = (workspace.root / "autograded" / "dan" / A1 / f"{A1}.ipynb").read_text()
         assert "CellTimeoutError" in autograded
+
+
+def test_two_shards_and_a_merge_give_the_gradebook_of_one_run(two_engines):
+    import json
+
+    plain, warm, sharded = two_engines
+    assert cell_scores(sharded) == cell_scores(warm)
+    shards = sorted(p.name for p in sharded.root.glob("gradebook-shard-*.db"))
+    assert shards == ["gradebook-shard-1-of-2.db", "gradebook-shard-2-of-2.db"]
+    with sharded.gradebook() as gb:
+        assert sorted(s.id for s in gb.students) == ["ann", "ben", "cat", "dan", "eve", "fay"]
+    flags = json.loads((sharded.root / "autograde-flags.json").read_text())
+    assert "a cell ran out of time" in flags[f"dan/{A1}"]
+
+
+def test_a_malformed_shard_is_refused(tmp_path, capsys):
+    assert main(["autograde", "--shard", "3/2", "--workspace", str(tmp_path)]) == 2
+    assert "i/N with 1 <= i <= N" in capsys.readouterr().err

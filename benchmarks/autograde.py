@@ -1,0 +1,117 @@
+"""Autograde a class both ways in the same run: plain nbgrader against the warm engine.
+
+Builds a class of STUDENTS students (default 40), each handing in every course
+notebook, with a mix of answers (all correct, only the first exercise, blank, a
+mistake), grades it with `--engine nbgrader` and with `--engine warm` in two
+copies of the same workspace, checks that both give the same score to every
+cell, and prints both times, notebooks per second, the ratio, the peak memory
+of one grading process, and what a class of 200 students would take.
+
+    python benchmarks/autograde.py [--students 40] [--jobs N] [--warm-only]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import nbformat  # noqa: E402
+
+from grader import release, workflow  # noqa: E402
+
+
+def solutions(assignment: str) -> dict[str, str]:
+    master = nbformat.read(release.master_path(assignment), as_version=4)
+    out = {}
+    for cell in master.cells:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if meta.get("solution") and cell.cell_type == "code":
+            out[meta["grade_id"]] = "\n".join(line for line in cell.source.splitlines()
+                                               if "### BEGIN SOLUTION" not in line and "### END SOLUTION" not in line)
+    return out
+
+
+def build_class(workspace: workflow.Workspace, students: int) -> int:
+    released = {a: nbformat.read(p, as_version=4) for a, p in workspace.released().items()}
+    count = 0
+    for number in range(students):
+        student = f"student{number:03d}"
+        kind = ("correct", "first only", "blank", "mistake")[number % 4]
+        for assignment, nb in released.items():
+            answers = solutions(assignment)
+            if kind == "first only":
+                answers = dict(list(answers.items())[:1])
+            elif kind == "blank":
+                answers = {}
+            elif kind == "mistake":
+                answers = {k: v.replace("-100", "-1e9").replace("logsigmoid", "log_softmax") for k, v in answers.items()}
+            copy = nbformat.from_dict(nb)
+            for cell in copy.cells:
+                grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+                if grade_id in answers:
+                    cell.source = answers[grade_id]
+            target = workspace.submitted(student, assignment)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            nbformat.write(copy, target)
+            count += 1
+    return count
+
+
+def scores(workspace: workflow.Workspace) -> dict:
+    with workspace.gradebook() as gb:
+        return {(g.student.id, g.assignment.name, g.name): g.score
+                for a in gb.assignments for sub in gb.assignment_submissions(a.name)
+                for nb in sub.notebooks for g in nb.grades}
+
+
+def grade(workspace: workflow.Workspace, engine: str, jobs: int | None) -> float:
+    start = time.perf_counter()
+    workflow.autograde(workspace, engine=engine, jobs=jobs, progress=False)
+    return time.perf_counter() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--students", type=int, default=40)
+    parser.add_argument("--jobs", type=int, default=None, help="the warm engine's workers (default: cores)")
+    parser.add_argument("--warm-only", action="store_true", help="skip plain nbgrader (no ratio)")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="bce-bench-") as tmp:
+        warm = workflow.Workspace.at(Path(tmp) / "warm")
+        workflow.release_course(warm, Path(tmp) / "notebooks")
+        notebooks = build_class(warm, args.students)
+        plain = workflow.Workspace.at(Path(tmp) / "plain")
+        shutil.copytree(warm.root, plain.root)
+        plain.prepare()
+        print(f"{args.students} students x {len(warm.released())} notebooks = {notebooks} notebooks, "
+              f"{os.cpu_count()} cores")
+
+        warm_s = grade(warm, "warm", args.jobs)
+        warm_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        print(f"warm engine:    {warm_s:7.1f} s  {notebooks / warm_s:6.2f} notebooks/s  "
+              f"peak memory of one process {warm_peak:.0f} MiB")
+        per_notebook = warm_s / notebooks
+        print(f"  a class of 200 students with every notebook ({200 * len(warm.released())} notebooks): "
+              f"about {200 * len(warm.released()) * per_notebook / 60:.1f} min")
+        if args.warm_only:
+            return 0
+        plain_s = grade(plain, "nbgrader", None)
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        print(f"plain nbgrader: {plain_s:7.1f} s  {notebooks / plain_s:6.2f} notebooks/s  "
+              f"peak memory of one process {peak:.0f} MiB")
+        same = scores(warm) == scores(plain)
+        print(f"ratio: the warm engine is {plain_s / warm_s:.1f} times as fast; identical scores: {same}")
+        return 0 if same else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
