@@ -206,8 +206,7 @@ class WarmExecute(NbGraderPreprocessor):
     def preprocess(self, nb, resources):
         cwd = resources.get("metadata", {}).get("path") or os.getcwd()
         timeout = self.config.Execute.get("timeout", self.timeout) if "Execute" in self.config else self.timeout
-        with _unlocked():
-            return execute(nb, cwd=cwd, timeout=int(timeout)), resources
+        return execute(nb, cwd=cwd, timeout=int(timeout)), resources
 
 
 # --- the zygote: warm up, then grade in parallel workers -----------------------------------------
@@ -215,20 +214,39 @@ class WarmExecute(NbGraderPreprocessor):
 _LOCK = None  # an open file whose flock serialises the gradebook's writers
 
 
-class _unlocked:
-    """Release the gradebook lock while a notebook runs, so that other workers can write."""
+class _locked:
+    """Hold the gradebook lock: SQLite takes one writer at a time, and two connections
+    that both read and then write can deadlock (SQLITE_BUSY at once, no waiting)."""
 
     def __enter__(self):
         if _LOCK is not None:
             import fcntl
 
-            fcntl.flock(_LOCK, fcntl.LOCK_UN)
+            fcntl.flock(_LOCK, fcntl.LOCK_EX)
 
     def __exit__(self, *exc):
         if _LOCK is not None:
             import fcntl
 
-            fcntl.flock(_LOCK, fcntl.LOCK_EX)
+            fcntl.flock(_LOCK, fcntl.LOCK_UN)
+
+
+def _lock_nbgraders_writers() -> None:
+    """In a worker: the steps of nbgrader's autograde that write to the gradebook take the
+    lock; the rest (reading, sanitising, running the notebook) runs in parallel."""
+    from nbgrader.converters import Autograde
+    from nbgrader.preprocessors import AssignLatePenalties, SaveAutoGrades
+
+    def locked(method):
+        def wrapper(*args, **kwargs):
+            with _locked():
+                return method(*args, **kwargs)
+
+        return wrapper
+
+    Autograde.init_assignment = locked(Autograde.init_assignment)
+    SaveAutoGrades.preprocess = locked(SaveAutoGrades.preprocess)
+    AssignLatePenalties.preprocess = locked(AssignLatePenalties.preprocess)
 
 
 def warm_up() -> None:
@@ -261,21 +279,14 @@ def warm_up() -> None:
 
 
 def _grade(task):
-    """In a worker: autograde one submission with nbgrader, holding the gradebook lock
-    except while the notebook runs."""
-    import fcntl
-
+    """In a worker: autograde one submission with nbgrader."""
     workspace_root, db_url, assignment, student = task
     from .workflow import Workspace
 
     api = _API.get((workspace_root, db_url))
     if api is None:
         api = _API[(workspace_root, db_url)] = Workspace(Path(workspace_root), db_url).api(warm=True)
-    fcntl.flock(_LOCK, fcntl.LOCK_EX)
-    try:
-        result = api.autograde(assignment, student, force=True, create=True)
-    finally:
-        fcntl.flock(_LOCK, fcntl.LOCK_UN)
+    result = api.autograde(assignment, student, force=True, create=True)
     return student, assignment, bool(result.get("success")), (result.get("log") or "") + (result.get("error") or "")
 
 
@@ -286,6 +297,7 @@ def _init_worker(lock_path: str, threads: int) -> None:
     global _LOCK
     _LOCK = open(lock_path, "a+")
     os.environ["BCE_ENGINE_THREADS"] = str(threads)
+    _lock_nbgraders_writers()
 
 
 def grade_all(workspace_root: str, db_url: str | None, tasks: list[tuple[str, str]], jobs: int,
