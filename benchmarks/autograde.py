@@ -28,17 +28,6 @@ import nbformat  # noqa: E402
 from grader import release, workflow  # noqa: E402
 
 
-def solutions(assignment: str) -> dict[str, str]:
-    master = nbformat.read(release.master_path(assignment), as_version=4)
-    out = {}
-    for cell in master.cells:
-        meta = cell.get("metadata", {}).get("nbgrader", {})
-        if meta.get("solution") and cell.cell_type == "code":
-            out[meta["grade_id"]] = "\n".join(line for line in cell.source.splitlines()
-                                               if "### BEGIN SOLUTION" not in line and "### END SOLUTION" not in line)
-    return out
-
-
 def build_class(workspace: workflow.Workspace, students: int) -> int:
     released = {a: nbformat.read(p, as_version=4) for a, p in workspace.released().items()}
     count = 0
@@ -46,7 +35,7 @@ def build_class(workspace: workflow.Workspace, students: int) -> int:
         student = f"student{number:03d}"
         kind = ("correct", "first only", "blank", "mistake")[number % 4]
         for assignment, nb in released.items():
-            answers = solutions(assignment)
+            answers = release.master_solutions(assignment)
             if kind == "first only":
                 answers = dict(list(answers.items())[:1])
             elif kind == "blank":

@@ -452,6 +452,7 @@ def run(
     arguments: Iterable[str] | None = None,
     devices: Iterable[str] | None = None,
     time_limit: float = CASE_TIME_LIMIT,
+    name: str | None = None,
 ) -> Report:
     """Compare ``fn`` with torch over the battery and return a :class:`Report`.
 
@@ -469,9 +470,11 @@ def run(
     (default: all of torch's); cases that pass others are left out, so an
     early exercise can implement ``(input, target)`` alone. ``devices``
     defaults to every device the battery knows, those absent here being
-    reported as skipped.
+    reported as skipped. ``name`` is what the report calls the function
+    (default: its own name).
     """
     function, student, shown_name = _resolve(fn, function)
+    shown_name = name or shown_name
     applicable = _cases.categories_for(function)
     if categories is None:
         selected = list(applicable)

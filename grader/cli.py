@@ -138,7 +138,8 @@ def _check(args) -> int:
     reports = []
     for name in names:
         try:
-            reports.append(run(loaded.functions[name], name, categories=args.category, devices=devices))
+            reports.append(run(loaded.functions[name], name, categories=args.category, devices=devices,
+                               name=name))
         except ValueError as exc:  # a category that does not apply to this function
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_UNREADABLE

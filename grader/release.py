@@ -154,6 +154,19 @@ def sync_headers(where: Location | None = None, source: Path = SOURCE_DIR) -> li
     return changed
 
 
+def master_solutions(assignment: str, source: Path = SOURCE_DIR) -> dict[str, str]:
+    """grade_id -> the master's answer in each solution code cell, without the
+    BEGIN/END SOLUTION lines: what a student who solved everything hands in."""
+    out = {}
+    for cell in _read(master_path(assignment, source)).cells:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if meta.get("solution") and cell.cell_type == "code":
+            out[meta["grade_id"]] = "\n".join(
+                line for line in cell.source.splitlines()
+                if "### BEGIN SOLUTION" not in line and "### END SOLUTION" not in line)
+    return out
+
+
 def title(path: Path) -> str:
     """The notebook's title: its first level-1 heading."""
     for cell in _read(path).cells:

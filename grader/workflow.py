@@ -12,6 +12,7 @@ gradebook.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -690,8 +691,6 @@ def report(workspace: Workspace, out: Path | None = None) -> dict:
     each test cell, and the checker's most common failing categories; as PNG
     files, with the numbers behind them in report.json and summary.txt."""
     import nbformat
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
 
     out = Path(out) if out else workspace.root / "report"
     out.mkdir(parents=True, exist_ok=True)
@@ -731,39 +730,25 @@ def report(workspace: Workspace, out: Path | None = None) -> dict:
     }
     (out / "report.json").write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
-    figure = Figure(figsize=(7, 3.5))
-    FigureCanvasAgg(figure)
-    ax = figure.add_subplot()
     values = list(totals.values())
-    ax.hist(values, bins=min(20, max(5, len(values))), range=(0, data["maximum"] or 1), color="C0", edgecolor="white")
-    ax.set(xlabel=f"total score (of {data['maximum']:g})", ylabel="students",
-           title=f"Score distribution: {len(values)} students, mean {data['mean']:.2f}")
-    figure.tight_layout()
-    figure.savefig(out / "scores.png", dpi=100)
-
-    figure = Figure(figsize=(7, 0.5 + 0.35 * max(1, len(tests))))
-    FigureCanvasAgg(figure)
-    ax = figure.add_subplot()
+    with _figure(out / "scores.png", 3.5) as ax:
+        ax.hist(values, bins=min(20, max(5, len(values))), range=(0, data["maximum"] or 1), color="C0",
+                edgecolor="white")
+        ax.set(xlabel=f"total score (of {data['maximum']:g})", ylabel="students",
+               title=f"Score distribution: {len(values)} students, mean {data['mean']:.2f}")
     names = list(data["tests"])
-    rates = [100 * data["tests"][n]["rate"] for n in names]
-    bars = ax.barh(names, rates, color="C2")
-    ax.bar_label(bars, labels=[f"{data['tests'][n]['passed']}/{data['tests'][n]['submissions']}" for n in names],
-                 padding=3, fontsize=8)
-    ax.set(xlim=(0, 115), xlabel="submissions with full points (%)", title="Pass rate of each test")
-    ax.invert_yaxis()
-    figure.tight_layout()
-    figure.savefig(out / "tests.png", dpi=100)
-
-    figure = Figure(figsize=(7, 0.5 + 0.35 * max(1, len(categories))))
-    FigureCanvasAgg(figure)
-    ax = figure.add_subplot()
+    with _figure(out / "tests.png", 0.5 + 0.35 * max(1, len(names))) as ax:
+        bars = ax.barh(names, [100 * data["tests"][n]["rate"] for n in names], color="C2")
+        ax.bar_label(bars, padding=3, fontsize=8,
+                     labels=[f"{data['tests'][n]['passed']}/{data['tests'][n]['submissions']}" for n in names])
+        ax.set(xlim=(0, 115), xlabel="submissions with full points (%)", title="Pass rate of each test")
+        ax.invert_yaxis()
     cats = list(data["failing_categories"])
-    bars = ax.barh(cats or ["(none)"], [data["failing_categories"][c] for c in cats] or [0], color="C3")
-    ax.bar_label(bars, padding=3, fontsize=8)
-    ax.set(xlabel="submissions failing it", title="The checker's most common failing categories")
-    ax.invert_yaxis()
-    figure.tight_layout()
-    figure.savefig(out / "categories.png", dpi=100)
+    with _figure(out / "categories.png", 0.5 + 0.35 * max(1, len(cats))) as ax:
+        bars = ax.barh(cats or ["(none)"], [data["failing_categories"][c] for c in cats] or [0], color="C3")
+        ax.bar_label(bars, padding=3, fontsize=8)
+        ax.set(xlabel="submissions failing it", title="The checker's most common failing categories")
+        ax.invert_yaxis()
 
     lines = [f"{data['students']} students; mean total {data['mean']:.2f} of {data['maximum']:g}",
              "pass rate of each test:"]
@@ -773,6 +758,19 @@ def report(workspace: Workspace, out: Path | None = None) -> dict:
     (out / "summary.txt").write_text("\n".join(lines) + "\n")
     data["text"] = "\n".join(lines)
     return data
+
+
+@contextlib.contextmanager
+def _figure(path: Path, height: float):
+    """An axes to draw on; the figure is saved to ``path`` afterwards."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(7, height))
+    FigureCanvasAgg(figure)
+    yield figure.add_subplot()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
 
 
 def _maxima(workspace: Workspace) -> dict[str, float]:
