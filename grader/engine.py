@@ -29,7 +29,7 @@ import traceback as _traceback
 from pathlib import Path
 
 from nbgrader.preprocessors import NbGraderPreprocessor
-from traitlets import Integer
+from traitlets import Bool, Integer
 
 #: How long after a cell's own time limit the parent waits before it calls the child dead.
 _GRACE_S = 15
@@ -97,11 +97,40 @@ class _Stream:
         return "utf-8"
 
 
-def _run_child(cells: list[dict], cwd: str, timeout: int, threads: int, out_fd: int) -> None:
+def _without_network() -> bool:
+    """Move this process into a network namespace of its own, with no interface but a
+    loopback that is down: connections fail. Needs root, or unprivileged user namespaces."""
+    import ctypes
+
+    clone_newnet, clone_newuser = 0x40000000, 0x10000000
+    libc = ctypes.CDLL(None, use_errno=True)
+    return libc.unshare(clone_newnet) == 0 or libc.unshare(clone_newuser | clone_newnet) == 0
+
+
+def confine(memory_mb: int | None, cpu_seconds: int | None, network: bool) -> list[str]:
+    """Limit this process (a notebook's child): its address space, its CPU time and,
+    unless ``network``, its network. Returns what could not be limited."""
+    import resource
+
+    missing = []
+    if memory_mb:
+        size = memory_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (size, size))
+    if cpu_seconds:
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 5))
+    if not network and not _without_network():
+        missing.append("network (no network namespace could be made here)")
+    return missing
+
+
+def _run_child(cells: list[dict], cwd: str, timeout: int, threads: int, out_fd: int,
+               limits: dict | None = None) -> None:
     """Execute ``cells`` (code sources) and write one JSON line per cell to ``out_fd``."""
     import torch
 
     os.chdir(cwd)
+    if limits:
+        confine(**limits)
     torch.set_num_threads(threads)
     outputs: list = []
 
@@ -141,11 +170,11 @@ def _run_child(cells: list[dict], cwd: str, timeout: int, threads: int, out_fd: 
 
 # --- in the parent ---------------------------------------------------------------------------
 
-def execute(nb, *, cwd: str, timeout: int = 30, threads: int | None = None):
+def execute(nb, *, cwd: str, timeout: int = 30, threads: int | None = None, limits: dict | None = None):
     """Run the code cells of ``nb`` in a child forked from this process and fill in
     their outputs, as a Jupyter kernel would. A child that dies or stops answering
     ends the notebook: its current cell gets a ``DeadKernelError`` output, the cells
-    after it none."""
+    after it none. ``limits`` (the arguments of :func:`confine`) confine the child."""
     import nbformat
 
     threads = threads or int(os.environ.get("BCE_ENGINE_THREADS", "1"))
@@ -158,7 +187,7 @@ def execute(nb, *, cwd: str, timeout: int = 30, threads: int | None = None):
         code = 0
         try:
             os.close(read_fd)
-            _run_child(cells, cwd, timeout, threads, write_fd)
+            _run_child(cells, cwd, timeout, threads, write_fd, limits)
         except BaseException:  # noqa: BLE001 - report, then leave without running the parent's code
             _traceback.print_exc(file=sys.__stderr__)
             code = 1
@@ -202,11 +231,16 @@ class WarmExecute(NbGraderPreprocessor):
     """nbgrader's Execute, with the notebook run by :func:`execute` instead of a new kernel."""
 
     timeout = Integer(30, help="Seconds a cell may run (like Execute.timeout)").tag(config=True)
+    memory_limit = Integer(4096, help="MiB of address space a notebook may use (0: no limit)").tag(config=True)
+    cpu_time_limit = Integer(600, help="Seconds of CPU time a notebook may use (0: no limit)").tag(config=True)
+    network = Bool(False, help="Whether student code may use the network").tag(config=True)
 
     def preprocess(self, nb, resources):
         cwd = resources.get("metadata", {}).get("path") or os.getcwd()
         timeout = self.config.Execute.get("timeout", self.timeout) if "Execute" in self.config else self.timeout
-        return execute(nb, cwd=cwd, timeout=int(timeout)), resources
+        limits = {"memory_mb": self.memory_limit or None, "cpu_seconds": self.cpu_time_limit or None,
+                  "network": self.network}
+        return execute(nb, cwd=cwd, timeout=int(timeout), limits=limits), resources
 
 
 # --- the zygote: warm up, then grade in parallel workers -----------------------------------------

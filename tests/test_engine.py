@@ -164,3 +164,43 @@ def test_two_shards_and_a_merge_give_the_gradebook_of_one_run(two_engines):
 def test_a_malformed_shard_is_refused(tmp_path, capsys):
     assert main(["autograde", "--shard", "3/2", "--workspace", str(tmp_path)]) == 2
     assert "i/N with 1 <= i <= N" in capsys.readouterr().err
+
+
+LIMITS_CHECK = textwrap.dedent('''
+    import json, socket, tempfile, threading
+    import nbformat
+    from grader import engine
+
+    engine.warm_up()
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(s) for s in (
+        "import torch\\nx = torch.zeros(10**11)",
+        "y = torch.zeros(1000)\\nprint('still here', y.sum().item())",
+        f"import socket\\nsocket.create_connection(('127.0.0.1', {port}), timeout=2)",
+    )]
+    out = engine.execute(nb, cwd=tempfile.mkdtemp(), timeout=20,
+                         limits={"memory_mb": 4096, "cpu_seconds": 60, "network": False})
+    free = nbformat.v4.new_notebook()
+    free.cells = [nbformat.v4.new_code_cell(
+        f"import socket\\nsocket.create_connection(('127.0.0.1', {port}), timeout=2).close()\\nprint('connected')")]
+    engine.execute(free, cwd=tempfile.mkdtemp(), timeout=20)
+    print(json.dumps({"confined": [[dict(o) for o in c.outputs] for c in out.cells],
+                      "free": [dict(o) for o in free.cells[0].outputs]}))
+''')
+
+
+def test_a_notebook_is_confined_in_memory_and_network():
+    import json
+
+    done = subprocess.run([sys.executable, "-c", LIMITS_CHECK], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    memory, after, network = result["confined"]
+    assert memory[0]["output_type"] == "error" and "alloc" in memory[0]["evalue"].lower(), memory
+    assert after[0]["text"] == "still here 0.0\n"          # the notebook goes on
+    assert network[0]["output_type"] == "error", network   # no network inside
+    assert result["free"][0]["text"] == "connected\n"       # without limits, the same call connects
