@@ -491,8 +491,7 @@ def run(
     report = Report(function=shown_name, reference=_reference_name(fn, function),
                     torch_version=torch.__version__, categories=selected)
     started = time.perf_counter()
-    battery = [c for c in _cases.battery(function)
-               if c.category in selected or (c.category in _cases.PER_CALL_CATEGORIES)]
+    battery = list(_cases.battery(function))
     if arguments is not None:
         arguments = set(arguments)
         unknown = arguments - set(PARAMETERS[function])

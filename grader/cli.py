@@ -7,7 +7,7 @@ import json
 import sys
 
 from . import __version__
-from .cases import CATEGORIES, CHECKABLE, FUNCTIONS
+from .cases import CATEGORIES, CHECKABLE
 from .checks import KNOWN_DEVICES, run
 from .loading import LoadError, load
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from . import release
-from .release import COURSE_DIR, REPO_ROOT, ReleaseError, environment_bin_on_path
+from .release import COURSE_DIR, REPO_ROOT, environment_bin_on_path
 
 #: Where the workspace lives unless --workspace or $BCE_COURSE_WORKSPACE says otherwise (git ignores it).
 DEFAULT_WORKSPACE = REPO_ROOT / "course-workspace"
@@ -525,14 +525,14 @@ def autograde(workspace: Workspace, *, students: Iterable[str] | None = None,
     unknown = wanted_assignments - set(released)
     if unknown:
         raise WorkflowError(f"no assignment {', '.join(sorted(unknown))}; the assignments are {', '.join(released)}")
-    todo = [(s, a) for s in _submitted_students(workspace) for a in released
+    pending = [(s, a) for s in _submitted_students(workspace) for a in released
             if a in wanted_assignments and (wanted_students is None or s in wanted_students)
             and (shard is None or in_shard(s, shard)) and workspace.submitted(s, a).exists()]
     flags: dict = workspace.read_json(flags_file, {})
     if engine == "warm":
-        results = _grade_warm(workspace, todo, jobs or os.cpu_count() or 1, progress)
+        results = _grade_warm(workspace, pending, jobs or os.cpu_count() or 1, progress)
     else:
-        results = _grade_plain(workspace, todo, progress)
+        results = _grade_plain(workspace, pending, progress)
     for student, assignment, success, log in results:
         attention = tampering(workspace, student, assignment)
         if not success:
@@ -548,24 +548,24 @@ def autograde(workspace: Workspace, *, students: Iterable[str] | None = None,
     return summary(workspace, flags_file)
 
 
-def _grade_plain(workspace: Workspace, todo, progress: bool):
+def _grade_plain(workspace: Workspace, pending, progress: bool):
     api = workspace.api()
     with environment_bin_on_path():
-        for student, assignment in _progress(todo, progress):
+        for student, assignment in _progress(pending, progress):
             result = api.autograde(assignment, student, force=True, create=True)
             yield student, assignment, bool(result.get("success")), \
                 (result.get("log") or "") + (result.get("error") or "")
 
 
-def _grade_warm(workspace: Workspace, todo, jobs: int, progress: bool):
+def _grade_warm(workspace: Workspace, pending, jobs: int, progress: bool):
     """The warm engine runs in a process of its own, which warms up single-threaded
     whatever state this process is in (one that has used torch's thread pool cannot fork)."""
     import subprocess
     import sys
 
-    if not todo:
+    if not pending:
         return []
-    job = {"workspace": str(workspace.root), "db_url": workspace.db_url, "tasks": todo, "jobs": jobs,
+    job = {"workspace": str(workspace.root), "db_url": workspace.db_url, "tasks": pending, "jobs": jobs,
            "progress": progress}
     with environment_bin_on_path():
         done = subprocess.run([sys.executable, "-m", "grader.engine"], input=json.dumps(job), text=True,

@@ -6,7 +6,6 @@ import subprocess
 import sys
 import textwrap
 
-import nbformat
 import pytest
 
 from grader.cli import main
