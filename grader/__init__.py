@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+from . import evidence
 from .cases import CATEGORIES
 from .checks import available_devices, run
 from .loading import checks_suppressed
@@ -63,7 +64,15 @@ def assert_passes(
     has no output to score). Nothing is written to stderr either way."""
     if checks_suppressed():
         return
-    report = run(fn, function, categories=categories, arguments=arguments, devices=devices)
+    categories = None if categories is None else list(categories)
+    arguments = None if arguments is None else list(arguments)
+    devices = None if devices is None else list(devices)
+    seen: dict = {}
+    report = run(fn, function, categories=categories, arguments=arguments, devices=devices, observe=seen)
+    # What the keyword arguments were, as the test cell wrote them: the autograding engine
+    # judges the observation again, in its own process, with the cell's own arguments.
+    given = {"function": function, "categories": categories, "arguments": arguments, "devices": devices}
+    evidence.record("assert_passes", {k: v for k, v in given.items() if v is not None}, seen)
     if not report.passed:
         raise AssertionError("\n" + str(report))
 

@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterable
 import torch
 
 from . import cases as _cases
+from . import evidence as _evidence
 from ._guard import Call, StderrCapture, call_guarded
 from .cases import BCE, BCE_WITH_LOGITS, CHECKABLE, GRADIENTS, HINTS, PARAMETERS, TOLERANCES, Case
 from .report import Failure, Report, describe_value, describe_tensor
@@ -211,11 +212,43 @@ class _CaseRun:
         self.pristine = {k: v.detach().clone() for k, v in self.args.items() if isinstance(v, torch.Tensor)}
         self.versions = {k: v._version for k, v in self.args.items() if isinstance(v, torch.Tensor)}
         self.call: Call | None = None
+        # Judged from an observation (see grader.evidence) instead of a live call: what the
+        # student's process saw; None when the student's function is called here.
+        self.observed: dict | None = None
+        self.gradient_seen: dict | None = None
 
     def call_student(self, student: Callable) -> None:
         rest = {k: v for k, v in self.args.items() if k not in ("input", "target")}
         self.call = call_guarded(student, (self.args["input"], self.args["target"]), rest,
                                  time_limit=self.time_limit)
+
+    def observation(self) -> dict:
+        """What the student's call did, as JSON, for a judge in another process."""
+        call = self.call
+        value = call.value
+        return {
+            "case": self.case.name, "device": self.device, "timed_out": call.timed_out,
+            "forbidden": list(call.forbidden_ops), "error": _error_observation(call.error),
+            "value": (_evidence.encode_tensor(value) if isinstance(value, torch.Tensor)
+                      else {"not a tensor": describe_value(value)}) if call.ok else None,
+            "changed": self._changed(), "gradients": self.gradient_seen,
+        }
+
+    def load(self, seen: dict) -> None:
+        """Take the student's call from an observation instead of calling it."""
+        self.observed = seen
+        call = Call(timed_out=bool(seen.get("timed_out")),
+                    forbidden_ops=[str(op) for op in seen.get("forbidden") or []][:20],
+                    error=_observed_error(seen.get("error")))
+        if not call.timed_out and call.error is None:
+            value = seen.get("value")
+            if isinstance(value, dict) and "not a tensor" in value:
+                call.value = _NotATensor(str(value["not a tensor"]))
+            else:
+                tensor = _evidence.decode_tensor(value)
+                device = value.get("device", "cpu")
+                call.value = tensor.to(device) if _placeable(device) else tensor
+        self.call = call
 
     def skip_reason(self) -> str | None:
         """Why torch's own result leaves nothing to compare with, or None."""
@@ -266,24 +299,29 @@ class _CaseRun:
         self.checked.add("output")
         value = call.value
         if not isinstance(value, torch.Tensor):
-            self.fail("output", f"your function returned {describe_value(value)}, not a torch.Tensor",
+            shown = value.text if isinstance(value, _NotATensor) else describe_value(value)
+            self.fail("output", f"your function returned {shown}, not a torch.Tensor",
                       hint=HINTS["not a tensor"])
             self.fail(case.category, "could not compare: the result is not a tensor")
             return
         self._check_output(value)
 
+    def _changed(self) -> list[str]:
+        if self.observed is not None:
+            return [k for k in self.observed.get("changed") or [] if k in self.pristine]
+        return [key for key, before in self.pristine.items()
+                if self.args[key]._version != self.versions[key] or not _same(self.args[key].detach(), before)]
+
     def _check_unchanged(self) -> None:
-        for key, before in self.pristine.items():
-            now = self.args[key]
-            if now._version != self.versions[key] or not _same(now.detach(), before):
-                self.fail("inputs unchanged", f"your function modified the argument {key!r} in place",
-                          hint=HINTS["in place"])
+        for key in self._changed():
+            self.fail("inputs unchanged", f"your function modified the argument {key!r} in place",
+                      hint=HINTS["in place"])
 
     def _check_error(self) -> None:
         call, expected = self.call, type(self.ref_error)
         torch_said = f"torch raises {expected.__name__}: {self.ref_error}"
         if call.error is None:
-            got = describe_value(call.value)
+            got = call.value.text if isinstance(call.value, _NotATensor) else describe_value(call.value)
             self.fail(self.case.category, f"{torch_said}; your function returned {got} instead of raising")
         elif isinstance(call.error, NotImplementedError):  # a RuntimeError, but not the one torch means
             self.fail(self.case.category, f"{torch_said}; your function raised NotImplementedError",
@@ -323,27 +361,27 @@ class _CaseRun:
         self.checked.add("gradients")
         case = self.case
         wrt = [k for k, on in (("input", case.grad_input), ("target", case.grad_target)) if on]
-        if not value.requires_grad:
-            self.fail("gradients", "your result is not connected to the input, so no gradient "
-                                   "can flow back through it", hint=HINTS["gradients"])
-            return
         upstream = torch.randn(self.expected.shape, generator=torch.Generator().manual_seed(case.seed),
                                dtype=torch.float64).to(self.expected.dtype).to(self.device)
         # The vector-Jacobian product as the gradient of a scalar: passing
         # ``upstream`` as grad_outputs would make torch import sympy on first use.
         ref = torch.autograd.grad((self.expected * upstream).sum(), [self.ref_args[k] for k in wrt],
                                   allow_unused=True)
-        inputs = [self.args[k] for k in wrt]
-        got = call_guarded(lambda: torch.autograd.grad((value * upstream.to(value.device)).sum(), inputs,
-                                                       allow_unused=True),
-                           time_limit=self.time_limit, record_ops=False)
-        if not got.ok:
-            problem = "ran out of time" if got.timed_out else f"raised {_exception_text(got.error)}"
-            self.fail("gradients", f"computing the gradient through your function {problem}",
+        seen = self._student_gradients(value, upstream, wrt)
+        if seen.get("no graph"):
+            self.fail("gradients", "your result is not connected to the input, so no gradient "
+                                   "can flow back through it", hint=HINTS["gradients"])
+            return
+        if seen.get("problem"):
+            self.fail("gradients", f"computing the gradient through your function {seen['problem']}",
                       hint=HINTS["gradients"])
             return
+        values = seen.get("values")
+        if not isinstance(values, list) or len(values) != len(wrt):
+            raise _evidence.EvidenceError("gradients of the wrong form")
+        got_values = [None if g is None else _evidence.decode_tensor(g) for g in values]
         rtol, atol = TOLERANCES[case.dtype]
-        for key, r, g in zip(wrt, ref, got.value):
+        for key, r, g in zip(wrt, ref, got_values):
             if r is None:
                 continue
             if g is None:
@@ -357,17 +395,88 @@ class _CaseRun:
                           hint=HINTS["gradients"])
 
 
+    def _student_gradients(self, value: torch.Tensor, upstream: torch.Tensor, wrt: list[str]) -> dict:
+        """The gradient of ``(value * upstream).sum()`` with respect to ``wrt``, as an
+        observation: computed through the student's graph, or read from the observation."""
+        if self.observed is not None:
+            seen = self.observed.get("gradients")
+            if not isinstance(seen, dict):
+                raise _evidence.EvidenceError("no gradients were observed")
+            return seen
+        if not value.requires_grad:
+            seen = {"no graph": True}
+        else:
+            inputs = [self.args[k] for k in wrt]
+            got = call_guarded(lambda: torch.autograd.grad((value * upstream.to(value.device)).sum(), inputs,
+                                                           allow_unused=True),
+                               time_limit=self.time_limit, record_ops=False)
+            if not got.ok:
+                seen = {"problem": "ran out of time" if got.timed_out else f"raised {_exception_text(got.error)}"}
+            else:
+                seen = {"values": [None if g is None else _evidence.encode_tensor(g) for g in got.value]}
+        self.gradient_seen = seen
+        return seen
+
+
+class _NotATensor:
+    """What a student's function returned instead of a tensor, as its description."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+
+def _placeable(device: str) -> bool:
+    try:
+        return torch.device(device).type in available_devices()
+    except (RuntimeError, TypeError):
+        return False
+
+
+def _error_observation(error: BaseException | None) -> dict | None:
+    if error is None:
+        return None
+    return {"types": [c.__name__ for c in type(error).__mro__], "text": _exception_text(error),
+            "message": str(error)[:2000],
+            "frames": _student_frames(error), "in place": _is_inplace_error(error)}
+
+
+def _observed_error(seen: Any) -> BaseException | None:
+    """An exception standing for one raised in the student's process: an instance of the
+    nearest built-in class it derived from, carrying the original text."""
+    if seen is None:
+        return None
+    if not isinstance(seen, dict):
+        raise _evidence.EvidenceError("an error of the wrong form")
+    import builtins
+
+    names = [n for n in seen.get("types") or [] if isinstance(n, str)]
+    cls = next((getattr(builtins, n) for n in names
+                if isinstance(getattr(builtins, n, None), type) and issubclass(getattr(builtins, n), BaseException)),
+               Exception)
+    error = cls.__new__(cls)
+    error.args = (str(seen.get("message", ""))[:2000],)
+    error._observed = {"text": str(seen.get("text", cls.__name__))[:2000], "frames": str(seen.get("frames", ""))[:2000],
+                       "in place": bool(seen.get("in place"))}
+    return error
+
+
 def _exception_text(exc: BaseException) -> str:
+    if hasattr(exc, "_observed"):
+        return exc._observed["text"]
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 def _is_inplace_error(exc: BaseException) -> bool:
+    if hasattr(exc, "_observed"):
+        return exc._observed["in place"]
     return isinstance(exc, RuntimeError) and "in-place operation" in str(exc)
 
 
 def _student_frames(exc: BaseException) -> str:
     """The part of a traceback that is in the student's code."""
+    if hasattr(exc, "_observed"):
+        return exc._observed["frames"]
     here = os.path.dirname(os.path.abspath(__file__))
     torch_dir = os.path.dirname(os.path.abspath(torch.__file__))
     frames = [f for f in traceback.extract_tb(exc.__traceback__)
@@ -384,6 +493,11 @@ def _vectorization(student: Callable, function: str, device: str, time_limit: fl
     not depend on how busy the machine is: the torch operators and the Python
     lines a call runs must not grow with the number of elements. A timing
     against torch backs them up for loops that neither count sees."""
+    return _judge_vectorization(_measure_vectorization(student, function, device, time_limit), device)
+
+
+def _measure_vectorization(student: Callable, function: str, device: str, time_limit: float) -> dict:
+    """The counts and times :func:`_judge_vectorization` decides on, as JSON."""
     def make(n: int) -> tuple:
         args = _cases._maker(function, (n,))(torch.Generator().manual_seed(n))
         return args["input"].float().to(device), args["target"].float().to(device)
@@ -393,35 +507,53 @@ def _vectorization(student: Callable, function: str, device: str, time_limit: fl
         call = call_guarded(student, make(n), time_limit=time_limit, count_lines=True)
         if not call.ok:
             problem = "ran out of time" if call.timed_out else f"raised {_exception_text(call.error)}"
-            return _vector_failure(device, f"could not check: on a tensor of {n} elements your function {problem}")
+            return {"problem": f"could not check: on a tensor of {n} elements your function {problem}"}
         calls.append(call)
-    small, big = calls
-    (n_small, n_big) = _PROBE_SIZES
-    if big.op_count > small.op_count + 4:
-        return _vector_failure(
-            device, f"your function ran {small.op_count} torch operations on {n_small} elements but "
-                    f"{big.op_count} on {n_big}: it works element by element")
-    if big.line_count > small.line_count + 8:
-        return _vector_failure(
-            device, f"your function ran {small.line_count} lines of Python on {n_small} elements but "
-                    f"{big.line_count} on {n_big}: it loops over the elements in Python")
-    if device != "cpu":
-        return None
+    seen = {"ops": [c.op_count for c in calls], "lines": [c.line_count for c in calls]}
+    if device != "cpu" or _counts_problem(seen):
+        return seen
     args = make(_TIMING_SIZE)
     reference = _reference(function)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # one thread each: contention for the cores skews parallel kernels most
     try:
-        torch_best = min(_timed(lambda: reference(*args)) for _ in range(7))
+        seen["torch seconds"] = min(_timed(lambda: reference(*args)) for _ in range(7))
         student_best = float("inf")
         for _ in range(3):
             call = call_guarded(student, args, time_limit=time_limit, record_ops=False)
             if not call.ok:
                 problem = "ran out of time" if call.timed_out else f"raised {_exception_text(call.error)}"
-                return _vector_failure(device, f"on a tensor of {_TIMING_SIZE} elements your function {problem}")
+                return {"problem": f"on a tensor of {_TIMING_SIZE} elements your function {problem}"}
             student_best = min(student_best, call.seconds)
+        seen["seconds"] = student_best
     finally:
         torch.set_num_threads(threads)
+    return seen
+
+
+def _counts_problem(seen: dict) -> str | None:
+    (small_ops, big_ops), (small_lines, big_lines) = seen["ops"], seen["lines"]
+    (n_small, n_big) = _PROBE_SIZES
+    if int(big_ops) > int(small_ops) + 4:
+        return (f"your function ran {small_ops} torch operations on {n_small} elements but "
+                f"{big_ops} on {n_big}: it works element by element")
+    if int(big_lines) > int(small_lines) + 8:
+        return (f"your function ran {small_lines} lines of Python on {n_small} elements but "
+                f"{big_lines} on {n_big}: it loops over the elements in Python")
+    return None
+
+
+def _judge_vectorization(seen: Any, device: str) -> Failure | None:
+    if not isinstance(seen, dict):
+        raise _evidence.EvidenceError("no vectorization measurement was observed")
+    if "problem" in seen:
+        return _vector_failure(device, str(seen["problem"])[:500])
+    problem = _counts_problem(seen)
+    if problem:
+        return _vector_failure(device, problem)
+    if device != "cpu":
+        return None
+    student_best, torch_best = float(seen["seconds"]), float(seen["torch seconds"])
     ratio = student_best / max(torch_best, 1e-9)
     if ratio > _MAX_SLOWDOWN and student_best > _MIN_SLOW_SECONDS:
         return _vector_failure(
@@ -453,6 +585,8 @@ def run(
     devices: Iterable[str] | None = None,
     time_limit: float = CASE_TIME_LIMIT,
     name: str | None = None,
+    observe: dict | None = None,
+    observed: dict | None = None,
 ) -> Report:
     """Compare ``fn`` with torch over the battery and return a :class:`Report`.
 
@@ -472,9 +606,23 @@ def run(
     defaults to every device the battery knows, those absent here being
     reported as skipped. ``name`` is what the report calls the function
     (default: its own name).
+
+    ``observe``, a dict, is filled with what the student's function did, as
+    JSON (see :mod:`grader.evidence`). ``observed`` is such a dict: the
+    battery is then judged from it, without calling anything (``fn`` is
+    ignored and ``function`` must be given).
     """
-    function, student, shown_name = _resolve(fn, function)
-    shown_name = name or shown_name
+    if observed is not None:
+        if function not in CHECKABLE:
+            raise ValueError(f"judging an observation needs function= one of {', '.join(CHECKABLE)}")
+        if observed.get("function") != function:
+            raise _evidence.EvidenceError(f"the observation is of {observed.get('function')!r}, not {function!r}")
+        student, is_module = None, bool(observed.get("module"))
+        shown_name = str(name or observed.get("name") or function)[:100]
+    else:
+        function, student, shown_name = _resolve(fn, function)
+        shown_name = name or shown_name
+        is_module = inspect.isclass(fn)
     applicable = _cases.categories_for(function)
     if categories is None:
         selected = list(applicable)
@@ -488,7 +636,7 @@ def run(
         wanted = {"signature", *categories, *_cases.PER_CALL_CATEGORIES}
         selected = [c for c in applicable if c in wanted]
     device_list = list(dict.fromkeys(devices or KNOWN_DEVICES))
-    report = Report(function=shown_name, reference=_reference_name(fn, function),
+    report = Report(function=shown_name, reference=_reference_name(is_module, function),
                     torch_version=torch.__version__, categories=selected)
     started = time.perf_counter()
     battery = list(_cases.battery(function))
@@ -502,16 +650,26 @@ def run(
     run_cases = [c for c in battery if c.category in selected]
     needed = set().union(*(c.keywords for c in run_cases)) if run_cases else set()
 
-    problem = _signature_problem(fn, function, needed)
+    if observed is not None:
+        problem, can_call = observed.get("signature"), bool(observed.get("callable"))
+        problem = str(problem)[:1000] if problem else None
+        seen_cases, seen_vectors = observed.get("cases"), observed.get("vectorized")
+        if not isinstance(seen_cases, dict) or not isinstance(seen_vectors, dict):
+            raise _evidence.EvidenceError("an observation without cases")
+    else:
+        problem, can_call = _signature_problem(fn, function, needed), callable(fn)
+        if observe is not None:
+            observe.update(function=function, module=is_module, name=shown_name, signature=problem,
+                           callable=can_call, cases={}, vectorized={})
     report.record({"signature"}, [Failure(category="signature", case="the signature", device="-",
                                           dtype="-", message=problem)] if problem else [])
     if problem:
-        if not callable(fn):
+        if not can_call:
             report.note("Nothing else was checked: there is no function to call.")
             report.seconds = time.perf_counter() - started
             return report
 
-    reference = _reference(function, module=inspect.isclass(fn))
+    reference = _reference(function, module=is_module)
     with StderrCapture() as fd2, _quiet_torch():
         timeouts = 0
         for device in device_list:
@@ -522,7 +680,16 @@ def run(
             report.ran_device(device)
             elementwise = None
             if "vectorized" in selected:
-                elementwise = _vectorization(student, function, device, time_limit)
+                if observed is not None:
+                    try:
+                        elementwise = _judge_vectorization(seen_vectors.get(device), device)
+                    except (_evidence.EvidenceError, KeyError, TypeError, ValueError):
+                        elementwise = _vector_failure(device, "the grader has no usable measurement of your function")
+                else:
+                    measured = _measure_vectorization(student, function, device, time_limit)
+                    if observe is not None:
+                        observe["vectorized"][device] = measured
+                    elementwise = _judge_vectorization(measured, device)
                 report.record({"vectorized"}, [elementwise] if elementwise else [])
                 timeouts += bool(elementwise and "out of time" in elementwise.message)
             for case in run_cases:
@@ -542,8 +709,23 @@ def run(
                 if reason:
                     report.skip_case(case, device, reason)
                     continue
-                outcome.call_student(student)
-                outcome.run_checks()
+                key = f"{case.name}@{device}"
+                if observed is not None:
+                    try:
+                        seen = seen_cases.get(key)
+                        if not isinstance(seen, dict):
+                            raise _evidence.EvidenceError("no result was observed for this case")
+                        outcome.load(seen)
+                        outcome.run_checks()
+                    except (_evidence.EvidenceError, KeyError, TypeError, ValueError, RuntimeError) as error:
+                        outcome.failures, outcome.checked = [], {case.category}
+                        outcome.call = outcome.call or Call()
+                        outcome.fail(case.category, f"the grader has no usable result of your function here ({error})")
+                else:
+                    outcome.call_student(student)
+                    outcome.run_checks()
+                    if observe is not None:
+                        observe["cases"][key] = outcome.observation()
                 timeouts += outcome.call.timed_out
                 report.record(outcome.checked, outcome.failures, outcome.call)
     if fd2.text.strip():
@@ -552,10 +734,10 @@ def run(
     return report
 
 
-def _reference_name(fn: Any, function: str) -> str:
+def _reference_name(is_module: bool, function: str) -> str:
     if function in GRADIENTS:
         return f"autograd through torch.nn.functional.{_cases.base_loss(function)}"
-    if inspect.isclass(fn):
+    if is_module:
         return "torch.nn.BCELoss" if function == BCE else "torch.nn.BCEWithLogitsLoss"
     return f"torch.nn.functional.{function}"
 
@@ -566,3 +748,21 @@ def _quiet_torch():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         yield
+
+
+# --- the judge of grader.assert_passes, in a process no student code ran in ----------------
+
+@_evidence.judge("assert_passes")
+def _judge_assert_passes(params: dict, observation: dict) -> list[str]:
+    """Judge an ``assert_passes`` observation. ``params["subject"]`` (set by the
+    engine) is the name the test cell passed as the function, which decides which
+    torch function it is compared with; ``function=`` overrides it, as in the cell."""
+    subject = params.get("subject")
+    function = params.get("function") or (subject if subject in CHECKABLE else _MODULES.get(subject))
+    if function is None:
+        function = observation.get("function")
+    if function not in CHECKABLE:
+        return [f"the grader cannot tell which function {subject or '?'} implements"]
+    report = run(None, function, categories=params.get("categories"), arguments=params.get("arguments"),
+                 devices=params.get("devices"), observed=observation)
+    return [] if report.passed else [str(report)]
