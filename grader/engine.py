@@ -27,9 +27,13 @@ import sys
 import time
 import traceback as _traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .sandbox import Sandbox
 
 from nbgrader.preprocessors import NbGraderPreprocessor
-from traitlets import Bool, Integer
+from traitlets import Bool, Integer, List, Unicode
 
 #: How long after a cell's own time limit the parent waits before it calls the child dead.
 _GRACE_S = 15
@@ -128,7 +132,8 @@ def _run_child(cells: list[dict], cwd: str, timeout: int, threads: int, out_fd: 
     """Execute ``cells`` (code sources) and write one JSON line per cell to ``out_fd``."""
     import torch
 
-    os.chdir(cwd)
+    if cwd:
+        os.chdir(cwd)
     if limits:
         confine(**limits)
     torch.set_num_threads(threads)
@@ -158,6 +163,7 @@ def _run_child(cells: list[dict], cwd: str, timeout: int, threads: int, out_fd: 
     with os.fdopen(out_fd, "w") as pipe:
         for index, source in cells:
             outputs.clear()
+            os.environ["BCE_GRADER_CELL"] = str(index)
             signal.alarm(timeout)
             try:
                 result = shell.run_cell(source, store_history=True)
@@ -170,24 +176,41 @@ def _run_child(cells: list[dict], cwd: str, timeout: int, threads: int, out_fd: 
 
 # --- in the parent ---------------------------------------------------------------------------
 
-def execute(nb, *, cwd: str, timeout: int = 30, threads: int | None = None, limits: dict | None = None):
+def execute(nb, *, cwd: str, timeout: int = 30, threads: int | None = None, limits: dict | None = None,
+            sandbox: "Sandbox | None" = None, notebook_timeout: int | None = None):
     """Run the code cells of ``nb`` in a child forked from this process and fill in
-    their outputs, as a Jupyter kernel would. A child that dies or stops answering
-    ends the notebook: its current cell gets a ``DeadKernelError`` output, the cells
-    after it none. ``limits`` (the arguments of :func:`confine`) confine the child."""
+    their outputs, as a Jupyter kernel would.
+
+    With ``sandbox`` (a :class:`grader.sandbox.Sandbox`) the notebook runs confined
+    to a copy of ``cwd`` (see :mod:`grader.sandbox`), the checks it calls leave
+    evidence, and every autograded test cell is decided again in this process
+    (:mod:`grader.verdict`). Without it, ``limits`` (the arguments of :func:`confine`)
+    limit the child's memory, CPU time and network.
+
+    A child that dies, stops answering, or runs past ``notebook_timeout`` seconds
+    ends the notebook: its current cell gets a ``DeadKernelError`` output and every
+    autograded test cell after it an error saying it did not run, so the notebook
+    keeps the points earned before. What the instructor should know is returned
+    in ``nb.metadata["bce_grader"]["attention"]``.
+    """
     import nbformat
 
     threads = threads or int(os.environ.get("BCE_ENGINE_THREADS", "1"))
     cells = [(i, c.source) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
     for _, cell in ((i, nb.cells[i]) for i, _ in cells):
         cell.outputs, cell.execution_count = [], None
+    attention: list[str] = []
+    scratch = _scratch(cwd) if sandbox is not None else None
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: never returns
         code = 0
         try:
             os.close(read_fd)
-            _run_child(cells, cwd, timeout, threads, write_fd, limits)
+            if sandbox is None:
+                _run_child(cells, cwd, timeout, threads, write_fd, limits)
+            else:
+                code = _run_sandboxed(cells, scratch, sandbox, timeout, threads, write_fd)
         except BaseException:  # noqa: BLE001 - report, then leave without running the parent's code
             _traceback.print_exc(file=sys.__stderr__)
             code = 1
@@ -196,35 +219,134 @@ def execute(nb, *, cwd: str, timeout: int = 30, threads: int | None = None, limi
     os.close(write_fd)
     done: set[int] = set()
     buffer = b""
-    deadline = time.monotonic() + timeout + _GRACE_S
-    with os.fdopen(read_fd, "rb", buffering=0) as pipe:
-        while True:
-            wait = deadline - time.monotonic()
-            ready, _, _ = select.select([pipe], [], [], max(wait, 0))
-            if not ready:  # no answer in time: a child stuck where the alarm cannot reach
-                os.kill(pid, signal.SIGKILL)
-                break
-            chunk = pipe.read(65536)
-            if not chunk:
-                break
-            buffer += chunk
-            while b"\n" in buffer:
-                line, buffer = buffer.split(b"\n", 1)
-                message = json.loads(line)
-                cell = nb.cells[message["index"]]
-                cell.outputs = [nbformat.from_dict(o) for o in message["outputs"]]
-                cell.execution_count = message["execution_count"]
-                done.add(message["index"])
-                deadline = time.monotonic() + timeout + _GRACE_S
-    _, status = os.waitpid(pid, 0)
-    pending = [i for i, _ in cells if i not in done]
-    if pending:
-        how = (f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"exit code {os.WEXITSTATUS(status)}")
-        nb.cells[pending[0]].outputs = [nbformat.from_dict({
-            "output_type": "error", "ename": "DeadKernelError",
-            "evalue": f"the notebook's process ended while running this cell ({how})",
-            "traceback": [f"DeadKernelError: the notebook's process ended while running this cell ({how})"]})]
+    started = time.monotonic()
+    deadline = started + timeout + _GRACE_S
+    stopped = None
+    try:
+        with os.fdopen(read_fd, "rb", buffering=0) as pipe:
+            while True:
+                wait = deadline - time.monotonic()
+                if notebook_timeout:
+                    wait = min(wait, started + notebook_timeout - time.monotonic())
+                ready, _, _ = select.select([pipe], [], [], max(wait, 0))
+                if not ready:  # no answer in time: a child stuck where the alarm cannot reach
+                    os.kill(pid, signal.SIGKILL)
+                    if notebook_timeout and time.monotonic() >= started + notebook_timeout:
+                        stopped = f"the notebook ran longer than its limit of {notebook_timeout} s"
+                    break
+                chunk = pipe.read(65536)
+                if not chunk:
+                    break
+                buffer += chunk
+                while b"\n" in buffer:
+                    line, buffer = buffer.split(b"\n", 1)
+                    message = json.loads(line)
+                    if "sandbox" in message:
+                        stopped = f"the sandbox could not be set up: {message['sandbox']}"
+                        continue
+                    index = message["index"]
+                    if not isinstance(index, int) or index in done or nb.cells[index].cell_type != "code":
+                        continue
+                    cell = nb.cells[index]
+                    cell.outputs = [nbformat.from_dict(o) for o in message["outputs"]]
+                    cell.execution_count = message["execution_count"]
+                    done.add(index)
+                    deadline = time.monotonic() + timeout + _GRACE_S
+        _, status = os.waitpid(pid, 0)
+        pending = [i for i, _ in cells if i not in done]
+        if pending:
+            how = stopped or _ended(status)
+            attention.append(f"the notebook stopped at cell {pending[0] + 1}: {how}")
+            nb.cells[pending[0]].outputs = [nbformat.from_dict({
+                "output_type": "error", "ename": "DeadKernelError",
+                "evalue": f"the notebook's process ended while running this cell ({how})",
+                "traceback": [f"DeadKernelError: the notebook's process ended while running this cell ({how})"]})]
+            for index in pending[1:]:
+                meta = nb.cells[index].get("metadata", {}).get("nbgrader", {})
+                if meta.get("grade") and not meta.get("solution"):
+                    text = f"not run: the notebook stopped at cell {pending[0] + 1} ({how})"
+                    nb.cells[index].outputs = [nbformat.from_dict({
+                        "output_type": "error", "ename": "NotRunError", "evalue": text,
+                        "traceback": [f"NotRunError: {text}"]})]
+        if sandbox is not None:
+            from . import evidence, verdict
+
+            records = evidence.read(os.path.join(scratch, "evidence", "evidence.jsonl"))
+            for record in records:
+                record["cell"] = _int(record.get("cell"))
+            attention += verdict.judge_notebook(nb, records)
+            found = verdict.suspicious(nb)
+            if found:
+                attention.append("code that could tamper with the grader: " + "; ".join(found[:5])
+                                  + (f" (and {len(found) - 5} more)" if len(found) > 5 else ""))
+    finally:
+        if scratch is not None:
+            import shutil
+
+            shutil.rmtree(scratch, ignore_errors=True)
+    nb.metadata["bce_grader"] = {"attention": attention}
     return nb
+
+
+def _int(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _ended(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"killed by signal {os.WTERMSIG(status)} ({signal.Signals(os.WTERMSIG(status)).name})"
+    code = os.WEXITSTATUS(status)
+    if code > 128:
+        return f"killed by signal {code - 128} ({signal.Signals(code - 128).name})"
+    return f"exit code {code}"
+
+
+def _scratch(cwd: str) -> str:
+    """A fresh folder: ``work/`` (a copy of the notebook's folder), ``evidence/``, ``root/``."""
+    import shutil
+    import tempfile
+
+    scratch = tempfile.mkdtemp(prefix="bce-notebook-")
+    os.chmod(scratch, 0o711)
+    shutil.copytree(cwd, os.path.join(scratch, "work"), symlinks=True)
+    os.mkdir(os.path.join(scratch, "evidence"))
+    os.mkdir(os.path.join(scratch, "root"))
+    return scratch
+
+
+def _run_sandboxed(cells, scratch: str, box, timeout: int, threads: int, out_fd: int) -> int:
+    """In the child: new namespaces, then a grandchild -- process 1 of the new PID
+    namespace -- enters the sandbox and runs the cells. Returns the exit code to
+    report (128 + the signal that killed the grandchild)."""
+    from . import sandbox
+
+    try:
+        sandbox.unshare(box.network)
+    except sandbox.SandboxError as error:
+        os.write(out_fd, (json.dumps({"sandbox": str(error)}) + "\n").encode())
+        return 3
+    uid = 100000 + os.getpid()
+    inner = os.fork()
+    if inner == 0:
+        code = 0
+        try:
+            try:
+                sandbox.enter(box, scratch, uid)
+            except (sandbox.SandboxError, OSError) as error:
+                os.write(out_fd, (json.dumps({"sandbox": str(error)}) + "\n").encode())
+                os._exit(3)
+            _run_child(cells, None, timeout, threads, out_fd)
+        except BaseException:  # noqa: BLE001
+            _traceback.print_exc(file=sys.__stderr__)
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(out_fd)
+    _, status = os.waitpid(inner, 0)
+    return 128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
 
 
 class WarmExecute(NbGraderPreprocessor):
@@ -234,13 +356,40 @@ class WarmExecute(NbGraderPreprocessor):
     memory_limit = Integer(4096, help="MiB of address space a notebook may use (0: no limit)").tag(config=True)
     cpu_time_limit = Integer(600, help="Seconds of CPU time a notebook may use (0: no limit)").tag(config=True)
     network = Bool(False, help="Whether student code may use the network").tag(config=True)
+    sandbox = Bool(True, help="Run each notebook in its own namespaces, file system view and user id "
+                              "(grader.sandbox), and decide its test cells outside it (grader.verdict). "
+                              "Needs Linux, and root or unprivileged user namespaces.").tag(config=True)
+    notebook_time_limit = Integer(900, help="Seconds a whole notebook may run (0: no limit)").tag(config=True)
+    process_limit = Integer(64, help="Processes and threads a sandboxed notebook may have at once").tag(config=True)
+    file_size_limit = Integer(256, help="MiB the largest file a sandboxed notebook writes may have").tag(config=True)
+    readable = List(Unicode(), help="More paths a sandboxed notebook may read (data the course needs)").tag(config=True)
 
     def preprocess(self, nb, resources):
         cwd = resources.get("metadata", {}).get("path") or os.getcwd()
         timeout = self.config.Execute.get("timeout", self.timeout) if "Execute" in self.config else self.timeout
+        box = None
+        if self.sandbox:
+            from .sandbox import Sandbox
+
+            box = Sandbox(memory_mb=self.memory_limit or None, cpu_seconds=self.cpu_time_limit or None,
+                          processes=self.process_limit, file_mb=self.file_size_limit, network=self.network,
+                          readable=list(self.readable), hidden=_hidden_paths(self.config, cwd))
         limits = {"memory_mb": self.memory_limit or None, "cpu_seconds": self.cpu_time_limit or None,
                   "network": self.network}
-        return execute(nb, cwd=cwd, timeout=int(timeout), limits=limits), resources
+        nb = execute(nb, cwd=cwd, timeout=int(timeout), limits=limits, sandbox=box,
+                     notebook_timeout=self.notebook_time_limit or None)
+        return nb, resources
+
+
+def _hidden_paths(config, cwd: str) -> list[str]:
+    """The course's folders and the gradebook's: never visible to a sandboxed notebook,
+    even where a readable path contains them."""
+    paths = []
+    root = config.CourseDirectory.get("root") if "CourseDirectory" in config else None
+    for path in (root, os.environ.get("BCE_COURSE_WORKSPACE")):
+        if path:
+            paths.append(os.path.abspath(path))
+    return paths
 
 
 # --- the zygote: warm up, then grade in parallel workers -----------------------------------------
@@ -297,7 +446,8 @@ def warm_up() -> None:
     import torch.nn.functional as F
 
     import grader
-    from grader import explore  # noqa: F401
+    from grader import evidence, explore, sandbox, verdict  # noqa: F401
+    from IPython.core.inputtransformer2 import TransformerManager  # noqa: F401 - verdict reads cells with it
 
     def binary_cross_entropy(input, target, weight=None, reduction="mean"):
         return F.binary_cross_entropy(input, target, weight=weight, reduction=reduction)

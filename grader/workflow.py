@@ -541,11 +541,24 @@ def autograde(workspace: Workspace, *, students: Iterable[str] | None = None,
         text = notebook.read_text() if notebook.exists() else ""
         if "CellTimeoutError" in text or "Timeout" in log:
             attention.append("a cell ran out of time")
-        if "DeadKernelError" in text or "DeadKernelError" in log or "Kernel died" in log:
+        engine_notes = _engine_attention(text) if engine == "warm" else []
+        if engine_notes:
+            attention += engine_notes  # the crash, with its cause, is among them
+        elif "DeadKernelError" in text or "DeadKernelError" in log or "Kernel died" in log:
             attention.append("the notebook's process died")
         flags[f"{student}/{assignment}"] = attention
     workspace.write_json(flags_file, flags)
     return summary(workspace, flags_file)
+
+
+def _engine_attention(text: str) -> list[str]:
+    """What the warm engine found while it ran a notebook (its sandbox and verdict), from
+    the metadata it writes into the autograded notebook."""
+    try:
+        notes = json.loads(text).get("metadata", {}).get("bce_grader", {}).get("attention", [])
+    except (ValueError, AttributeError):
+        return []
+    return [str(n) for n in notes] if isinstance(notes, list) else []
 
 
 def _grade_plain(workspace: Workspace, pending, progress: bool):

@@ -1,0 +1,240 @@
+"""Confine a process that is about to run a student's notebook, with what Linux offers.
+
+The autograding engine forks a child per notebook from a warm process (see
+:mod:`grader.engine`), so the confinement is applied from inside that child,
+before any student code runs, with the kernel's own mechanisms called through
+libc: the same namespaces ``unshare(1)`` and bubblewrap use, ``pivot_root``,
+resource limits, and a user id of its own. Nothing here is a Python-level
+sandbox: once :func:`enter` returns, student code may do anything Python can,
+and the kernel is what stops it.
+
+What the child gets (:class:`Sandbox`):
+
+* its own mount namespace whose root is an empty tmpfs holding, read-only, the
+  system directories, the Python installation, the ``grader`` package (without
+  its ``course`` folder: masters and hidden tests) and the course data;
+  ``/notebook`` (its own copy of the notebook's folder) and ``/evidence`` (where its
+  observations go) are writable, ``/tmp`` and ``/dev/shm`` are small private
+  tmpfs. The host's other files -- the course's masters, the gradebook, the
+  other submissions -- are not in it, at any path.
+* its own PID namespace, in which it is process 1: when it ends, the kernel
+  kills every process it started;
+* its own network namespace, whose only interface is a loopback that is down;
+* a user id no other process has (``100000 + the pid of its parent``), no
+  supplementary groups, and ``no_new_privs``, so that it can neither undo the
+  above nor read what its uid may not;
+* limits: address space, CPU time, processes (``RLIMIT_NPROC``, counted for its
+  uid only), file size and open files.
+
+It needs root (as an autograding service or container normally has), or
+unprivileged user namespaces; where neither is available :func:`enter` raises
+:class:`SandboxError` and the notebook is not run.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import resource
+import signal
+import site
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
+CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
+MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
+MNT_DETACH = 2
+PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
+
+_SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "ppc64le": 203, "s390x": 217, "riscv64": 41}
+
+#: Where the notebook's folder and the evidence file appear inside.
+WORK, EVIDENCE = "/notebook", "/evidence"
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+class SandboxError(RuntimeError):
+    """The sandbox could not be set up; the notebook must not run unconfined."""
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        errno = ctypes.get_errno()
+        raise SandboxError(f"{what}: {os.strerror(errno)}")
+
+
+def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+    _check(_libc.mount(source and source.encode(), target.encode(), fstype and fstype.encode(),
+                       ctypes.c_ulong(flags), data and data.encode()), f"mount {source or fstype} on {target}")
+
+
+@dataclass
+class Sandbox:
+    """How to confine one notebook's process; the defaults are the engine's."""
+
+    memory_mb: int | None = 4096
+    cpu_seconds: int | None = 600
+    processes: int = 64
+    file_mb: int = 256
+    open_files: int = 256
+    tmp_mb: int = 256
+    network: bool = False
+    #: paths (besides the system's, Python's and the grader's) the notebook may read
+    readable: list[str] = field(default_factory=list)
+    #: paths that must not be visible even where a readable path contains them
+    hidden: list[str] = field(default_factory=list)
+
+    def readable_paths(self) -> list[str]:
+        import grader
+
+        package = Path(grader.__file__).resolve().parent
+        paths = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt",
+                 sys.prefix, sys.base_prefix, sys.exec_prefix, *site.getsitepackages(), str(package)]
+        try:
+            from grader import datasets
+
+            paths.append(str(Path(datasets.data_dir()).resolve()))
+        except Exception:  # noqa: BLE001 - no course data here: nothing more to show
+            pass
+        paths += self.readable
+        out = []
+        for p in paths:
+            p = os.path.abspath(p)
+            if os.path.lexists(p) and p not in out and p != "/":
+                out.append(p)
+        return out
+
+    def hidden_paths(self) -> list[str]:
+        import grader
+
+        return [str(Path(grader.__file__).resolve().parent / "course"), *self.hidden]
+
+
+def available() -> str | None:
+    """None if a sandbox can be made here, else why not (without making one)."""
+    if not sys.platform.startswith("linux"):
+        return "the sandbox needs Linux namespaces"
+    if os.uname().machine not in _SYS_PIVOT_ROOT:
+        return f"the sandbox does not know pivot_root on {os.uname().machine}"
+    if os.geteuid() == 0:
+        return None
+    try:
+        if Path("/proc/sys/kernel/unprivileged_userns_clone").read_text().strip() == "0":
+            return "unprivileged user namespaces are disabled"
+    except OSError:
+        pass
+    return None
+
+
+def unshare(network: bool) -> None:
+    """In the parent of the notebook's process: new mount, PID, IPC and UTS
+    namespaces (and network, unless ``network``) for the children it forks next."""
+    flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | (0 if network else CLONE_NEWNET)
+    if os.geteuid() == 0:
+        _check(_libc.unshare(flags), "unshare")
+        return
+    uid, gid = os.geteuid(), os.getegid()
+    _check(_libc.unshare(flags | CLONE_NEWUSER), "unshare (user namespace)")
+    Path("/proc/self/setgroups").write_text("deny")
+    Path("/proc/self/uid_map").write_text(f"0 {uid} 1")
+    Path("/proc/self/gid_map").write_text(f"0 {gid} 1")
+
+
+def enter(box: Sandbox, scratch: str, uid: int) -> None:
+    """In the notebook's process (process 1 of the new PID namespace): build the
+    file system view from ``scratch`` (which holds ``root/``, ``work/`` and
+    ``evidence/``), move into it, set the limits and drop to ``uid``."""
+    _check(_libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl(PDEATHSIG)")
+    parent = os.getppid()
+    root = os.path.join(scratch, "root")
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)
+    _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=16m,mode=755")
+    for path in box.readable_paths():
+        if any(path == inside or path.startswith(inside + "/") for inside in (WORK, EVIDENCE)):
+            raise SandboxError(f"{path} is where the sandbox puts the notebook's own files")
+        target = root + path
+        if os.path.islink(path):
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            if not os.path.lexists(target):
+                os.symlink(os.readlink(path), target)
+            continue
+        _bind(path, target, read_only=True)
+    for path in box.hidden_paths():
+        if os.path.isdir(root + path):
+            _mount("tmpfs", root + path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4k,mode=755")
+    os.makedirs(root + "/dev", exist_ok=True)
+    _mount("/dev", root + "/dev", None, MS_BIND | MS_REC)
+    os.makedirs(root + "/dev/shm", exist_ok=True)
+    _mount("tmpfs", root + "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, f"size={box.tmp_mb}m,mode=1777")
+    os.makedirs(root + "/proc", exist_ok=True)
+    _mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    if os.path.isdir("/sys"):
+        _bind("/sys", root + "/sys", read_only=True)
+    os.makedirs(root + "/tmp", exist_ok=True)
+    _mount("tmpfs", root + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={box.tmp_mb}m,mode=1777")
+    for name, inside in (("work", WORK), ("evidence", EVIDENCE)):
+        _bind(os.path.join(scratch, name), root + inside, read_only=False)
+        _chown_tree(os.path.join(scratch, name), uid)
+    _mount(None, root, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
+    # pivot_root(".", "."): the old root is stacked on the new one, then detached
+    os.chdir(root)
+    _check(_libc.syscall(_SYS_PIVOT_ROOT[os.uname().machine], b".", b"."), "pivot_root")
+    _check(_libc.umount2(b".", MNT_DETACH), "detach the old root")
+    os.chdir(WORK)
+    limits = [(resource.RLIMIT_NPROC, box.processes), (resource.RLIMIT_FSIZE, box.file_mb << 20),
+              (resource.RLIMIT_NOFILE, box.open_files), (resource.RLIMIT_CORE, 0)]
+    if box.memory_mb:
+        limits.append((resource.RLIMIT_AS, box.memory_mb << 20))
+    if box.cpu_seconds:
+        limits.append((resource.RLIMIT_CPU, box.cpu_seconds))
+    for kind, value in limits:
+        soft = min(value, resource.getrlimit(kind)[1]) if resource.getrlimit(kind)[1] != resource.RLIM_INFINITY \
+            else value
+        resource.setrlimit(kind, (soft, soft + 5 if kind == resource.RLIMIT_CPU else soft))
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a file too large fails to write instead of killing
+    if os.geteuid() == 0 and not _in_user_namespace():
+        os.setgroups([])
+        os.setgid(uid)
+        os.setuid(uid)
+    _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(NO_NEW_PRIVS)")
+    # changing the uid cleared the parent-death signal: set it again, and make sure
+    # the parent did not die in between
+    _check(_libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl(PDEATHSIG)")
+    if os.getppid() != parent:
+        os._exit(137)
+    os.environ.clear()
+    os.environ.update({"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8",
+                       "IPYTHONDIR": "/tmp/.ipython", "MPLCONFIGDIR": "/tmp/.matplotlib",
+                       "BCE_GRADER_EVIDENCE": f"{EVIDENCE}/evidence.jsonl"})
+
+
+def _in_user_namespace() -> bool:
+    try:
+        return Path("/proc/self/uid_map").read_text().split()[:3] != ["0", "0", "4294967295"]
+    except OSError:
+        return False
+
+
+def _bind(source: str, target: str, read_only: bool) -> None:
+    if os.path.isdir(source):
+        os.makedirs(target, exist_ok=True)
+    else:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        if not os.path.exists(target):
+            open(target, "w").close()
+    _mount(source, target, None, MS_BIND | MS_REC)
+    flags = MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV | (MS_RDONLY if read_only else 0)
+    _mount(None, target, None, flags)
+
+
+def _chown_tree(path: str, uid: int) -> None:
+    if os.geteuid() != 0 or _in_user_namespace():
+        return
+    for folder, dirs, files in os.walk(path):
+        os.lchown(folder, uid, uid)
+        for name in dirs + files:
+            os.lchown(os.path.join(folder, name), uid, uid)
