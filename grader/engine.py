@@ -37,6 +37,9 @@ from traitlets import Bool, Integer, List, Unicode
 
 #: How long after a cell's own time limit the parent waits before it calls the child dead.
 _GRACE_S = 15
+#: Characters of output (as JSON) one cell may produce; the rest is dropped, with a note.
+OUTPUT_LIMIT = 1 << 20
+TRUNCATED = "output truncated"
 
 
 class CellTimeoutError(Exception):
@@ -128,7 +131,7 @@ def confine(memory_mb: int | None, cpu_seconds: int | None, network: bool) -> li
 
 
 def _run_child(cells: list[dict], cwd: str, timeout: int, threads: int, out_fd: int,
-               limits: dict | None = None) -> None:
+               limits: dict | None = None, count_processes: bool = False) -> None:
     """Execute ``cells`` (code sources) and write one JSON line per cell to ``out_fd``."""
     import torch
 
@@ -138,11 +141,22 @@ def _run_child(cells: list[dict], cwd: str, timeout: int, threads: int, out_fd: 
         confine(**limits)
     torch.set_num_threads(threads)
     outputs: list = []
+    size = [0]  # characters of output kept for the current cell
 
     def record(output):
         if output is None:
             outputs.clear()
-        elif output["output_type"] == "stream" and outputs and outputs[-1]["output_type"] == "stream" \
+            size[0] = 0
+            return
+        length = len(json.dumps(output))
+        if size[0] + length > OUTPUT_LIMIT:
+            if size[0] <= OUTPUT_LIMIT:
+                outputs.append({"output_type": "stream", "name": "stdout",
+                                "text": f"\n[{TRUNCATED}: the rest of this cell's output was dropped]\n"})
+                size[0] = OUTPUT_LIMIT + 1
+            return
+        size[0] += length
+        if output["output_type"] == "stream" and outputs and outputs[-1]["output_type"] == "stream" \
                 and outputs[-1]["name"] == output["name"]:
             outputs[-1]["text"] += output["text"]
         else:
@@ -160,18 +174,31 @@ def _run_child(cells: list[dict], cwd: str, timeout: int, threads: int, out_fd: 
         raise CellTimeoutError(f"the cell ran longer than its time limit of {timeout} s")
 
     signal.signal(signal.SIGALRM, on_alarm)
+    me = os.getpid()
     with os.fdopen(out_fd, "w") as pipe:
         for index, source in cells:
-            outputs.clear()
+            record(None)
             os.environ["BCE_GRADER_CELL"] = str(index)
             signal.alarm(timeout)
             try:
                 result = shell.run_cell(source, store_history=True)
             finally:
                 signal.alarm(0)
-            pipe.write(json.dumps({"index": index, "outputs": outputs,
-                                   "execution_count": result.execution_count}) + "\n")
+            if os.getpid() != me:  # a process the cell forked: it must not answer for the notebook
+                os._exit(0)
+            message = {"index": index, "outputs": outputs, "execution_count": result.execution_count}
+            if count_processes:
+                message["processes"] = _processes()
+            pipe.write(json.dumps(message) + "\n")
             pipe.flush()
+
+
+def _processes() -> int:
+    """How many processes this PID namespace holds (this one included)."""
+    try:
+        return sum(name.isdigit() for name in os.listdir("/proc"))
+    except OSError:
+        return 0
 
 
 # --- in the parent ---------------------------------------------------------------------------
@@ -250,6 +277,9 @@ def execute(nb, *, cwd: str, timeout: int = 30, threads: int | None = None, limi
                     cell = nb.cells[index]
                     cell.outputs = [nbformat.from_dict(o) for o in message["outputs"]]
                     cell.execution_count = message["execution_count"]
+                    if isinstance(message.get("processes"), int) and message["processes"] > 1:
+                        attention.append(f"cell {index + 1} left {message['processes'] - 1} processes running "
+                                         "(they were killed when the notebook ended)")
                     done.add(index)
                     deadline = time.monotonic() + timeout + _GRACE_S
         _, status = os.waitpid(pid, 0)
@@ -268,17 +298,15 @@ def execute(nb, *, cwd: str, timeout: int = 30, threads: int | None = None, limi
                     nb.cells[index].outputs = [nbformat.from_dict({
                         "output_type": "error", "ename": "NotRunError", "evalue": text,
                         "traceback": [f"NotRunError: {text}"]})]
+        attention += _what_the_outputs_say(nb)
         if sandbox is not None:
             from . import evidence, verdict
 
             records = evidence.read(os.path.join(scratch, "evidence", "evidence.jsonl"))
             for record in records:
                 record["cell"] = _int(record.get("cell"))
-            attention += verdict.judge_notebook(nb, records)
             found = verdict.suspicious(nb)
-            if found:
-                attention.append("code that could tamper with the grader: " + "; ".join(found[:5])
-                                  + (f" (and {len(found) - 5} more)" if len(found) > 5 else ""))
+            attention += verdict.judge_notebook(nb, records, tampering=found)
     finally:
         if scratch is not None:
             import shutil
@@ -286,6 +314,35 @@ def execute(nb, *, cwd: str, timeout: int = 30, threads: int | None = None, limi
             shutil.rmtree(scratch, ignore_errors=True)
     nb.metadata["bce_grader"] = {"attention": attention}
     return nb
+
+
+#: What an error output says, and what the instructor should hear about it.
+_LIMITS_HIT = (
+    (("MemoryError", "can't allocate memory", "Cannot allocate memory"), "ran out of memory"),
+    (("Network is unreachable", "Temporary failure in name resolution", "gaierror", "URLError"),
+     "tried to use the network"),
+    (("Read-only file system",), "tried to write outside its folder"),
+    (("File too large",), "wrote a file larger than the limit"),
+    (("Resource temporarily unavailable", "can't start new thread"), "hit the limit on processes"),
+)
+
+
+def _what_the_outputs_say(nb) -> list[str]:
+    """The limits a notebook's cells ran into, read from their outputs."""
+    notes = []
+    for index, cell in enumerate(nb.cells):
+        for output in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            text = ""
+            if output.get("output_type") == "error":
+                text = f"{output.get('ename', '')}: {output.get('evalue', '')}"
+                if output.get("ename") in ("FileNotFoundError", "PermissionError"):
+                    notes.append(f"cell {index + 1} could not open a file ({output.get('evalue', '')[:200]})")
+            elif output.get("output_type") == "stream" and TRUNCATED in output.get("text", ""):
+                notes.append(f"cell {index + 1} printed more than {OUTPUT_LIMIT >> 20} MiB; the rest was dropped")
+            for needles, what in _LIMITS_HIT:
+                if any(n in text for n in needles):
+                    notes.append(f"cell {index + 1} {what}")
+    return list(dict.fromkeys(notes))
 
 
 def _int(value) -> int | None:
@@ -338,7 +395,7 @@ def _run_sandboxed(cells, scratch: str, box, timeout: int, threads: int, out_fd:
             except (sandbox.SandboxError, OSError) as error:
                 os.write(out_fd, (json.dumps({"sandbox": str(error)}) + "\n").encode())
                 os._exit(3)
-            _run_child(cells, None, timeout, threads, out_fd)
+            _run_child(cells, None, timeout, threads, out_fd, count_processes=True)
         except BaseException:  # noqa: BLE001
             _traceback.print_exc(file=sys.__stderr__)
             code = 1

@@ -77,12 +77,21 @@ def _failed(cell) -> bool:
     return any(o.get("output_type") == "error" for o in cell.get("outputs", []))
 
 
-def judge_notebook(nb, records: list[dict]) -> list[str]:
+def judge_notebook(nb, records: list[dict], tampering: list[str] = ()) -> list[str]:
     """Re-decide the autograded test cells of an executed notebook from ``records``
-    (the evidence it wrote); returns what the instructor should hear about."""
+    (the evidence it wrote); returns what the instructor should hear about.
+
+    ``tampering`` (from :func:`suspicious`) fails every check: evidence from a process
+    that reached into the grader's or torch's machinery proves nothing about whose
+    work it measured."""
     import nbformat
 
     attention = []
+    if tampering:
+        attention.append("code that tampers with the grader, so every check fails (an instructor can "
+                         "grade by hand): " + "; ".join(tampering[:5])
+                         + (f" (and {len(tampering) - 5} more)" if len(tampering) > 5 else ""))
+    attention += _torch_own(records)
     for index, cell in enumerate(nb.cells):
         meta = cell.get("metadata", {}).get("nbgrader", {})
         if cell.cell_type != "code" or not meta.get("grade") or meta.get("solution"):
@@ -95,7 +104,10 @@ def judge_notebook(nb, records: list[dict]) -> list[str]:
         if not calls or _failed(cell):
             continue
         problems = []
-        for name, params, subject in calls:
+        if tampering:
+            problems.append("your notebook reaches into the grader or into torch's machinery ("
+                            + tampering[0] + "); this check does not count it")
+        for name, params, subject in calls if not tampering else ():
             mine = [r for r in records if r.get("cell") == index and r["check"] == name
                     and evidence.plain(r["params"]) == params]
             if not mine:
@@ -111,9 +123,21 @@ def judge_notebook(nb, records: list[dict]) -> list[str]:
             text = "The grader's own check of this cell failed:\n" + "\n".join(problems)
             cell.outputs = [nbformat.from_dict({"output_type": "error", "ename": "AssertionError",
                                                 "evalue": text, "traceback": [f"AssertionError: {text}"]})]
-            attention.append(f"test cell {meta.get('grade_id', index)}: the notebook showed a pass that the "
-                             "grader's own check did not confirm")
+            if not tampering:
+                attention.append(f"test cell {meta.get('grade_id', index)}: the notebook showed a pass that the "
+                                 "grader's own check did not confirm")
     return attention
+
+
+def _torch_own(records: list[dict]) -> list[str]:
+    """The functions whose observed calls ran torch's own binary cross-entropy."""
+    names = []
+    for record in records:
+        seen = record.get("observation", {})
+        cases = seen.get("cases") if isinstance(seen, dict) else None
+        if isinstance(cases, dict) and any(isinstance(c, dict) and c.get("forbidden") for c in cases.values()):
+            names.append(str(seen.get("name", "?"))[:100])
+    return [f"{name} called torch's own binary cross-entropy" for name in dict.fromkeys(names)]
 
 
 # --- what the student wrote ------------------------------------------------------------------
@@ -131,6 +155,7 @@ _SUSPECT_ATTRIBUTES = re.compile(r"^(_[A-Za-z]\w*|__(dict|globals|code|closure|b
                                  r"class|getattribute|setattr|traceback|frame)__|modules|settrace|setprofile|"
                                  r"excepthook|set_custom_exc|f_back|f_globals|tb_frame)$")
 _SELF = {"self", "cls"}
+_HARMLESS = {"_exit"}
 
 
 def written_by_the_student(cell) -> bool:
@@ -167,7 +192,8 @@ def suspicious(nb) -> list[str]:
             elif (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "grader"
                   and (node.attr in _INTERNAL or isinstance(node.ctx, ast.Store))):
                 what = f"reaches grader.{node.attr}"
-            elif isinstance(node, ast.Attribute) and _SUSPECT_ATTRIBUTES.match(node.attr) and not (
+            elif isinstance(node, ast.Attribute) and _SUSPECT_ATTRIBUTES.match(node.attr) \
+                    and node.attr not in _HARMLESS and not (
                     isinstance(node.value, ast.Name) and node.value.id in _SELF):
                 what = f"reaches .{node.attr}"
             elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "getattr"

@@ -1,0 +1,130 @@
+"""Hostile and broken submissions, autograded by the warm engine together with honest
+ones: each gets exactly the score it earned, is named in the summary, and nothing of the
+course, the gradebook or the other students is touched.
+
+Each case in tests/hostile/ is a small notebook: the cells a student wrote or changed,
+merged into the released notebook by :func:`submission` (metadata ``hostile``:
+``solution`` replaces a solution cell, ``after`` adds a cell after the named one,
+``edit`` replaces a test cell's source, ``delete`` removes it); its metadata says what
+it does, the score each test cell must get, and what the summary must say.
+"""
+
+import hashlib
+import json
+import sqlite3
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from grader import release
+from grader.cli import main
+from grader.workflow import Workspace
+from test_workflow import A1, solutions
+
+HOSTILE = Path(__file__).parent / "hostile"
+CASES = sorted(p.stem for p in HOSTILE.glob("*.ipynb"))
+TESTS = ("bce_vector_examples", "bce_vector_edges", "bce_vector_grad")
+
+
+def submission(released, case: nbformat.NotebookNode) -> str:
+    nb = nbformat.from_dict(json.loads(json.dumps(released)))
+    by_id = lambda grade_id: next(i for i, c in enumerate(nb.cells)  # noqa: E731
+                                  if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+    for cell in case.cells:
+        what = cell.metadata["hostile"]
+        if "solution" in what or "edit" in what:
+            nb.cells[by_id(what.get("solution") or what["edit"])].source = cell.source
+        elif "after" in what:
+            nb.cells.insert(by_id(what["after"]) + 1, nbformat.v4.new_code_cell(cell.source))
+        elif "delete" in what:
+            del nb.cells[by_id(what["delete"])]
+    return nbformat.writes(nb)
+
+
+def _digest(folder: Path) -> str:
+    h = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        h.update(str(path.relative_to(folder)).encode() + path.read_bytes())
+    return h.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("hostile")
+    workspace = Workspace.at(tmp / "course")
+    assert main(["release", "--out", str(tmp / "notebooks"), "--workspace", str(workspace.root)]) == 0
+    with workspace.config_file.open("a") as f:
+        f.write("c.Execute.timeout = 8\nc.WarmExecute.notebook_time_limit = 120\n")
+    released = nbformat.read(workspace.released()[A1], as_version=4)
+    honest = {"alice": solutions(A1), "bob": {}, "carol": {"bce_vector_solution": solutions(A1)["bce_vector_solution"]}}
+    downloads = tmp / "downloads"
+    downloads.mkdir()
+    for student, answers in honest.items():
+        nb = nbformat.from_dict(json.loads(json.dumps(released)))
+        for cell in nb.cells:
+            grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+            if grade_id in answers:
+                cell.source = answers[grade_id]
+        (downloads / f"{student}_{A1}.ipynb").write_text(nbformat.writes(nb))
+    for case in CASES:
+        student = case.replace("_", "")
+        (downloads / f"{student}_{A1}.ipynb").write_text(
+            submission(released, nbformat.read(HOSTILE / f"{case}.ipynb", as_version=4)))
+    assert main(["collect", str(downloads), "--workspace", str(workspace.root)]) == 0
+    course = release.master_path(A1).parents[2]
+    before = {"course": _digest(course), "source": _digest(workspace.root / "source"),
+              "submitted": _digest(workspace.root / "submitted")}
+    assert main(["autograde", "--quiet", "--jobs", "2", "--workspace", str(workspace.root)]) == 0
+    after = {"course": _digest(course), "source": _digest(workspace.root / "source"),
+             "submitted": _digest(workspace.root / "submitted")}
+    return workspace, before, after
+
+
+def _scores(workspace):
+    with workspace.gradebook() as gb:
+        return {sub.student.id: {g.name: g.score for nb in sub.notebooks for g in nb.grades}
+                for sub in gb.assignment_submissions(A1)}
+
+
+def _flags(workspace):
+    return json.loads((workspace.root / "autograde-flags.json").read_text())
+
+
+def test_the_corpus_is_large_enough():
+    assert len(CASES) >= 15
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_each_hostile_submission_gets_exactly_its_score_and_is_named(graded, case):
+    workspace, _, _ = graded
+    expected = nbformat.read(HOSTILE / f"{case}.ipynb", as_version=4).metadata["hostile"]
+    student = case.replace("_", "")
+    got = _scores(workspace)[student]
+    assert {name: got[name] for name in TESTS} == expected["scores"], (case, _flags(workspace)[f"{student}/{A1}"])
+    flags = _flags(workspace)[f"{student}/{A1}"]
+    assert any(expected["flag"] in flag for flag in flags), flags
+
+
+def test_honest_students_are_unaffected(graded):
+    workspace, _, _ = graded
+    scores = _scores(workspace)
+    points = {"bce_vector_examples": 2, "bce_vector_edges": 3, "bce_vector_grad": 2}
+    assert {n: scores["alice"][n] for n in TESTS} == points
+    assert {n: scores["bob"][n] for n in TESTS} == dict.fromkeys(TESTS, 0)
+    assert {n: scores["carol"][n] for n in TESTS} == {**points, "bce_vector_grad": 0}
+    flags = _flags(workspace)
+    assert flags[f"alice/{A1}"] == [] and flags[f"carol/{A1}"] == []
+
+
+def test_the_course_the_gradebook_and_the_submissions_are_intact(graded):
+    workspace, before, after = graded
+    assert before == after
+    db = workspace.root / "gradebook.db"
+    with sqlite3.connect(db) as connection:
+        assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    with workspace.gradebook() as gb:
+        assert len(gb.students) == len(CASES) + 3
+    # nothing a notebook wrote landed next to the submissions
+    assert not list((workspace.root / "autograded").rglob("big"))
+    assert not list((workspace.root / "autograded").rglob("evidence.jsonl"))
