@@ -5,9 +5,12 @@ notebook, with a mix of answers (all correct, only the first exercise, blank, a
 mistake), grades it with `--engine nbgrader` and with `--engine warm` in two
 copies of the same workspace, checks that both give the same score to every
 cell, and prints both times, notebooks per second, the ratio, the peak memory
-of one grading process, and what a class of 200 students would take.
+of one grading process, and what a class of 200 students would take. A third
+copy is graded by the warm engine without its sandbox (grader.sandbox, and the
+verdict taken outside the notebook's process, grader.verdict), to print what
+the sandbox costs.
 
-    python benchmarks/autograde.py [--students 40] [--jobs N] [--warm-only]
+    python benchmarks/autograde.py [--students 40] [--jobs N] [--warm-only] [--no-sandbox-cost]
 """
 
 from __future__ import annotations
@@ -67,11 +70,40 @@ def grade(workspace: workflow.Workspace, engine: str, jobs: int | None) -> float
     return time.perf_counter() - start
 
 
+def sandbox_cost(workspace: workflow.Workspace, rounds: int = 4) -> tuple[float, float]:
+    """The solved notebooks run by the engine with and without the sandbox, interleaved
+    (so that load from elsewhere falls on both): the best time of each, in seconds."""
+    from grader import engine
+    from grader.sandbox import Sandbox
+
+    engine.warm_up()
+    solved = []
+    for assignment, path in workspace.released().items():
+        nb = nbformat.read(path, as_version=4)
+        answers = release.master_solutions(assignment)
+        for cell in nb.cells:
+            grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+            if grade_id in answers:
+                cell.source = answers[grade_id]
+        solved.append(nb)
+    folder = tempfile.mkdtemp(prefix="bce-bench-cwd-")
+    best = {"bare": float("inf"), "sandbox": float("inf")}
+    for _ in range(rounds):
+        for name, box in (("bare", None), ("sandbox", Sandbox())):
+            start = time.perf_counter()
+            for nb in solved:
+                engine.execute(nbformat.from_dict(nb), cwd=folder, sandbox=box)
+            best[name] = min(best[name], time.perf_counter() - start)
+    shutil.rmtree(folder, ignore_errors=True)
+    return best["sandbox"], best["bare"]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--students", type=int, default=40)
     parser.add_argument("--jobs", type=int, default=None, help="the warm engine's workers (default: cores)")
     parser.add_argument("--warm-only", action="store_true", help="skip plain nbgrader (no ratio)")
+    parser.add_argument("--no-sandbox-cost", action="store_true", help="skip the run without the sandbox")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bce-bench-") as tmp:
@@ -81,6 +113,11 @@ def main() -> int:
         plain = workflow.Workspace.at(Path(tmp) / "plain")
         shutil.copytree(warm.root, plain.root)
         plain.prepare()
+        bare = workflow.Workspace.at(Path(tmp) / "bare")
+        shutil.copytree(warm.root, bare.root)
+        bare.prepare()
+        with bare.config_file.open("a") as f:
+            f.write("\nc.WarmExecute.sandbox = False\n")
         print(f"{args.students} students x {len(warm.released())} notebooks = {notebooks} notebooks, "
               f"{os.cpu_count()} cores")
 
@@ -91,6 +128,14 @@ def main() -> int:
         per_notebook = warm_s / notebooks
         print(f"  a class of 200 students with every notebook ({200 * len(warm.released())} notebooks): "
               f"about {200 * len(warm.released()) * per_notebook / 60:.1f} min")
+        if not args.no_sandbox_cost:
+            bare_s = grade(bare, "warm", args.jobs)
+            print(f"warm engine without the sandbox: {bare_s:7.1f} s  {notebooks / bare_s:6.2f} notebooks/s")
+            print(f"  the sandbox costs {100 * (warm_s / bare_s - 1):+.1f} % (target: under 20 %); "
+                  f"identical scores: {scores(warm) == scores(bare)}")
+            with_box, without = sandbox_cost(warm)
+            print(f"  every solved notebook once, interleaved, best of 4: {with_box:.2f} s sandboxed, "
+                  f"{without:.2f} s not: the sandbox costs {100 * (with_box / without - 1):+.1f} %")
         if args.warm_only:
             return 0
         plain_s = grade(plain, "nbgrader", None)

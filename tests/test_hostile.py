@@ -128,3 +128,20 @@ def test_the_course_the_gradebook_and_the_submissions_are_intact(graded):
     # nothing a notebook wrote landed next to the submissions
     assert not list((workspace.root / "autograded").rglob("big"))
     assert not list((workspace.root / "autograded").rglob("evidence.jsonl"))
+
+
+@pytest.mark.parametrize("path", sorted(release.COURSE_DIR.glob("source/*/*.ipynb")), ids=lambda p: p.stem)
+def test_the_course_itself_looks_harmless_and_every_test_cell_can_be_judged(path):
+    """The tampering scan must not flag the course's own cells, and the engine must be able
+    to read the checks of every autograded test cell, or it could not re-decide them."""
+    from grader import verdict
+
+    nb = nbformat.read(path, as_version=4)
+    solved = nbformat.from_dict(json.loads(json.dumps(nb)))
+    assert verdict.suspicious(solved) == []
+    tests = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade") and c.cell_type == "code"
+             and not c.metadata["nbgrader"].get("solution")]
+    assert tests
+    for cell in tests:
+        calls = verdict.checks_in(cell.source)
+        assert calls, cell.source
