@@ -153,6 +153,9 @@ def enter(box: Sandbox, scratch: str, uid: int) -> None:
     root = os.path.join(scratch, "root")
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=16m,mode=755")
+    # /tmp first: a readable path under /tmp (a checkout there) is bound inside it, not hidden by it
+    os.makedirs(root + "/tmp", exist_ok=True)
+    _mount("tmpfs", root + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={box.tmp_mb}m,mode=1777")
     for path in box.readable_paths():
         if any(path == inside or path.startswith(inside + "/") for inside in (WORK, EVIDENCE)):
             raise SandboxError(f"{path} is where the sandbox puts the notebook's own files")
@@ -174,8 +177,6 @@ def enter(box: Sandbox, scratch: str, uid: int) -> None:
     _mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     if os.path.isdir("/sys"):
         _bind("/sys", root + "/sys", read_only=True)
-    os.makedirs(root + "/tmp", exist_ok=True)
-    _mount("tmpfs", root + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={box.tmp_mb}m,mode=1777")
     for name, inside in (("work", WORK), ("evidence", EVIDENCE)):
         _bind(os.path.join(scratch, name), root + inside, read_only=False)
         _chown_tree(os.path.join(scratch, name), uid)
