@@ -216,6 +216,7 @@ class _CaseRun:
         # student's process saw; None when the student's function is called here.
         self.observed: dict | None = None
         self.gradient_seen: dict | None = None
+        self.changed: list[str] = []  # the arguments the call modified in place
 
     def call_student(self, student: Callable) -> None:
         rest = {k: v for k, v in self.args.items() if k not in ("input", "target")}
@@ -231,7 +232,7 @@ class _CaseRun:
             "forbidden": list(call.forbidden_ops), "error": _error_observation(call.error),
             "value": (_evidence.encode_tensor(value) if isinstance(value, torch.Tensor)
                       else {"not a tensor": describe_value(value)}) if call.ok else None,
-            "changed": self._changed(), "gradients": self.gradient_seen,
+            "changed": self.changed, "gradients": self.gradient_seen,
         }
 
     def load(self, seen: dict) -> None:
@@ -313,7 +314,8 @@ class _CaseRun:
                 if self.args[key]._version != self.versions[key] or not _same(self.args[key].detach(), before)]
 
     def _check_unchanged(self) -> None:
-        for key in self._changed():
+        self.changed = self._changed()
+        for key in self.changed:
             self.fail("inputs unchanged", f"your function modified the argument {key!r} in place",
                       hint=HINTS["in place"])
 

@@ -65,11 +65,16 @@ def plain(params: dict) -> dict:
     return json.loads(json.dumps(params, default=lambda v: sorted(v) if isinstance(v, (set, frozenset)) else str(v)))
 
 
+def recording() -> bool:
+    """Whether the engine asked for evidence: only then is an observation worth making."""
+    return bool(os.environ.get(ENV))
+
+
 def record(name: str, params: dict, observation: dict) -> None:
     """Append the observation to the evidence file, if the engine asked for one."""
-    path = os.environ.get(ENV)
-    if not path:
+    if not recording():
         return
+    path = os.environ[ENV]
     line = json.dumps({"check": name, "params": plain(params), "observation": observation,
                        "cell": os.environ.get("BCE_GRADER_CELL")}, allow_nan=True)
     with open(path, "a", encoding="utf-8") as file:

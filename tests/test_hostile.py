@@ -20,7 +20,7 @@ import pytest
 from grader import release
 from grader.cli import main
 from grader.workflow import Workspace
-from test_workflow import A1, solutions
+from test_workflow import A1, Class, solutions
 
 HOSTILE = Path(__file__).parent / "hostile"
 CASES = sorted(p.stem for p in HOSTILE.glob("*.ipynb"))
@@ -60,13 +60,9 @@ def graded(tmp_path_factory):
     honest = {"alice": solutions(A1), "bob": {}, "carol": {"bce_vector_solution": solutions(A1)["bce_vector_solution"]}}
     downloads = tmp / "downloads"
     downloads.mkdir()
+    build = Class(workspace)
     for student, answers in honest.items():
-        nb = nbformat.from_dict(json.loads(json.dumps(released)))
-        for cell in nb.cells:
-            grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-            if grade_id in answers:
-                cell.source = answers[grade_id]
-        (downloads / f"{student}_{A1}.ipynb").write_text(nbformat.writes(nb))
+        (downloads / f"{student}_{A1}.ipynb").write_text(build.notebook(A1, answers))
     for case in CASES:
         student = case.replace("_", "")
         (downloads / f"{student}_{A1}.ipynb").write_text(
