@@ -503,13 +503,18 @@ def warm_up() -> None:
     import torch.nn.functional as F
 
     import grader
-    from grader import evidence, explore, sandbox, verdict  # noqa: F401
+    from grader import datasets, evidence, explore, imbalance, sandbox, verdict  # noqa: F401
     from IPython.core.inputtransformer2 import TransformerManager  # noqa: F401 - verdict reads cells with it
 
     def binary_cross_entropy(input, target, weight=None, reduction="mean"):
         return F.binary_cross_entropy(input, target, weight=weight, reduction=reduction)
 
     grader.check(binary_cross_entropy, devices=["cpu"])
+    # The capstone's data, read and checked once here rather than in every notebook that uses it.
+    try:
+        datasets.breast_cancer_split(), datasets.digits_split()
+    except datasets.DataError:
+        pass  # a notebook that reads the data gets the loader's own message
     # nbgrader asks the alembic command for the gradebook's schema version every time it
     # opens the gradebook: a subprocess per notebook. The answer does not change.
     from .release import environment_bin_on_path

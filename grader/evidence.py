@@ -20,6 +20,7 @@ An observation is JSON: numbers, strings, lists, dicts, and tensors encoded by
 from __future__ import annotations
 
 import base64
+import importlib
 import json
 import math
 import os
@@ -32,6 +33,9 @@ ENV = "BCE_GRADER_EVIDENCE"
 
 Judge = Callable[[dict, dict], list[str]]
 _JUDGES: dict[str, Judge] = {}
+#: The modules whose import registers the course's judges. :func:`judges` and :func:`decide`
+#: import them, so that whoever decides a verdict knows every check a test cell may call.
+CHECK_MODULES = ("grader.checks", "grader.imbalance")
 
 #: dtypes an encoded tensor may have; anything else is refused.
 _DTYPES = {str(d).replace("torch.", ""): d for d in (
@@ -54,8 +58,14 @@ def judge(name: str) -> Callable[[Judge], Judge]:
     return register
 
 
+def _register_all() -> None:
+    for module in CHECK_MODULES:
+        importlib.import_module(module)
+
+
 def judges() -> dict[str, Judge]:
-    """The registered judges, by check name."""
+    """Every judge of the course, by check name."""
+    _register_all()
     return dict(_JUDGES)
 
 
@@ -84,6 +94,9 @@ def record(name: str, params: dict, observation: dict) -> None:
 def decide(name: str, params: dict, observation: dict) -> list[str]:
     """The judge's problems with an observation; an unreadable one is a problem too."""
     fn = _JUDGES.get(name)
+    if fn is None:
+        _register_all()  # a check whose module nothing has imported yet
+        fn = _JUDGES.get(name)
     if fn is None:
         return [f"the grader has no check called {name}"]
     try:

@@ -164,16 +164,41 @@ def written_by_the_student(cell) -> bool:
     return cell.cell_type == "code" and (meta is None or bool(meta.get("solution")))
 
 
+def _grader_names(trees) -> set[str]:
+    """The names the student's cells bind to the grader or to something in it
+    (``import grader.imbalance``, ``from grader import imbalance as im``, ...)."""
+    names = {"grader"}
+    for tree in trees:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names.update(a.asname or a.name.split(".")[0] for a in node.names if a.name.split(".")[0] == "grader")
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "grader" and not node.level:
+                names.update(a.asname or a.name for a in node.names)
+    return names
+
+
+def _root(node: ast.AST) -> str | None:
+    """The name an attribute or subscript chain starts from: ``grader`` for ``grader.a.b[0].c``."""
+    while isinstance(node, (ast.Attribute, ast.Subscript)):
+        node = node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def _dotted(node: ast.AST) -> str:
+    try:
+        return ast.unparse(node)
+    except Exception:  # noqa: BLE001 - only for a message
+        return "?"
+
+
 def suspicious(nb) -> list[str]:
     """Where the student's cells use constructs that can tamper with the grader:
     ``cell N, line L: what``."""
     found = []
-    for index, cell in enumerate(nb.cells):
-        if not written_by_the_student(cell):
-            continue
-        tree = _parse(cell.source)
-        if tree is None:
-            continue
+    cells = [(index, _parse(cell.source)) for index, cell in enumerate(nb.cells) if written_by_the_student(cell)]
+    cells = [(index, tree) for index, tree in cells if tree is not None]
+    grader_names = _grader_names(tree for _, tree in cells)
+    for index, tree in cells:
         for node in ast.walk(tree):
             what = None
             if isinstance(node, (ast.Import, ast.ImportFrom)):
@@ -189,8 +214,11 @@ def suspicious(nb) -> list[str]:
                 what = f"uses {node.id}"
             elif isinstance(node, ast.Name) and node.id in ("AssertionError",) and isinstance(node.ctx, ast.Store):
                 what = f"redefines {node.id}"
+            elif (isinstance(node, (ast.Attribute, ast.Subscript)) and isinstance(node.ctx, (ast.Store, ast.Del))
+                  and _root(node) in grader_names):
+                what = f"assigns to {_dotted(node)}, part of the grader"
             elif (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "grader"
-                  and (node.attr in _INTERNAL or isinstance(node.ctx, ast.Store))):
+                  and node.attr in _INTERNAL):
                 what = f"reaches grader.{node.attr}"
             elif isinstance(node, ast.Attribute) and _SUSPECT_ATTRIBUTES.match(node.attr) \
                     and node.attr not in _HARMLESS and not (

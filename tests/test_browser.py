@@ -65,6 +65,7 @@ SOURCE = ROOT / "grader" / "course" / "source"
 NOTEBOOKS = [
     pytest.param(SOURCE / "01-bce-vector" / "01-bce-vector.ipynb", id="01-probability-explorer"),
     pytest.param(SOURCE / "05-bce-with-logits" / "05-bce-with-logits.ipynb", id="05-naive-explorer"),
+    pytest.param(SOURCE / "06-class-imbalance" / "06-class-imbalance.ipynb", id="06-imbalance-explorer"),
 ]
 
 

@@ -1,0 +1,919 @@
+"""The capstone (notebook 06): its data, the checks of its exercises and its explorer.
+
+Every expected number is recomputed here: from the CSV files with the csv module,
+from the digits' definitions, or with torch.
+"""
+
+import base64
+import csv
+import hashlib
+import io
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from grader import datasets, evidence, imbalance
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "data"
+IPYWIDGETS7 = ROOT / ".venv" / "ipywidgets7"
+
+
+def read_csv(name):
+    with (DATA / name).open(newline="") as file:
+        header, *rows = list(csv.reader(file))
+    return header, rows
+
+
+# --- the data files and the loader ------------------------------------------------------------------
+
+def test_breast_cancer_is_the_csv_file():
+    header, rows = read_csv("breast_cancer.csv")
+    features, labels = datasets.breast_cancer()
+    assert header[0] == "diagnosis" and tuple(header[1:]) == datasets.CANCER_FEATURES
+    assert features.shape == (len(rows), len(header) - 1) and labels.shape == (len(rows),)
+    assert features.dtype == labels.dtype == torch.float32
+    expected = torch.tensor([[float(v) for v in row[1:]] for row in rows], dtype=torch.float32)
+    assert torch.equal(features, expected)
+    assert torch.equal(labels, torch.tensor([1.0 if row[0] == "M" else 0.0 for row in rows]))
+    assert int(labels.sum()) == sum(row[0] == "M" for row in rows) > 0
+    assert {row[0] for row in rows} == {"M", "B"}
+
+
+def test_digits_are_the_csv_file():
+    header, rows = read_csv("digits.csv")
+    pixels, digits = datasets.digits()
+    assert tuple(header[:-1]) == datasets.DIGIT_PIXELS and header[-1] == "digit"
+    assert pixels.shape == (len(rows), len(header) - 1) and digits.shape == (len(rows),)
+    assert pixels.dtype == torch.float32 and digits.dtype == torch.int64
+    assert torch.equal(pixels, torch.tensor([[float(v) for v in row[:-1]] for row in rows]))
+    assert digits.tolist() == [int(row[-1]) for row in rows]
+    assert sorted(set(digits.tolist())) == list(range(10))
+    assert 0 <= pixels.min() and pixels.max() <= 16
+
+
+def test_loaded_tensors_are_fresh_copies():
+    features, _ = datasets.breast_cancer()
+    features.zero_()
+    assert datasets.breast_cancer()[0].abs().sum() > 0
+
+
+def is_prime(n):
+    return n > 1 and all(n % k for k in range(2, n))
+
+
+DEFINITIONS = {"even": lambda d: d % 2 == 0, "at least 5": lambda d: d >= 5, "prime": is_prime,
+               "zero": lambda d: d == 0, "eight": lambda d: d == 8}
+
+
+def test_digit_properties_follow_their_definitions():
+    assert set(datasets.PROPERTIES) == set(DEFINITIONS)
+    digits = torch.arange(10)
+    labels = datasets.digit_properties(digits)
+    assert labels.shape == (10, len(datasets.PROPERTIES)) and labels.dtype == torch.float32
+    for j, name in enumerate(datasets.PROPERTIES):
+        assert labels[:, j].tolist() == [float(DEFINITIONS[name](d)) for d in range(10)], name
+    # on the real digits the labels' positive rates differ widely: the point of the task
+    rates = datasets.digit_properties(datasets.digits()[1]).mean(dim=0)
+    assert rates.max() > 4 * rates.min()
+
+
+@pytest.mark.parametrize("bad, error", [(torch.tensor([0.0, 1.0]), TypeError), (torch.tensor([[1, 2]]), TypeError),
+                                        (torch.tensor([3, 10]), ValueError), (torch.tensor([-1]), ValueError)])
+def test_digit_properties_refuse_what_is_not_digits(bad, error):
+    with pytest.raises(error, match="digit"):
+        datasets.digit_properties(bad)
+
+
+@pytest.mark.parametrize("make", [datasets.breast_cancer_split, datasets.digits_split])
+def test_splits_are_disjoint_stratified_seeded_and_scaled_with_training_statistics(make):
+    split = make()
+    raw, groups = (datasets.breast_cancer() if make is datasets.breast_cancer_split else datasets.digits())
+    train, test = datasets.stratified_split(groups)
+    assert sorted(torch.cat([train, test]).tolist()) == list(range(len(groups)))  # every row once
+    for value in groups.unique():
+        count = int((groups == value).sum())
+        assert int((groups[test] == value).sum()) == round(datasets.HELD_OUT * count)
+    assert torch.equal(split.x_train, (raw[train] - split.mean) / split.scale)
+    assert torch.equal(split.x_test, (raw[test] - split.mean) / split.scale)
+    if make is datasets.breast_cancer_split:
+        torch.testing.assert_close(split.mean, raw[train].mean(dim=0))
+        torch.testing.assert_close(split.scale, raw[train].std(dim=0))
+        assert torch.equal(split.y_train, groups[train]) and torch.equal(split.y_test, groups[test])
+    else:
+        assert torch.equal(split.scale, torch.full((raw.shape[1],), 16.0)) and not split.mean.any()
+        assert torch.equal(split.y_train, datasets.digit_properties(groups[train]))
+    again = make()
+    assert torch.equal(again.x_test, split.x_test) and torch.equal(again.y_test, split.y_test)
+
+
+def test_the_data_is_small_and_matches_its_readme():
+    readme = (DATA / "README.md").read_text()
+    total = 0
+    for name in datasets.FILES:
+        content = (DATA / name).read_bytes()
+        total += len(content)
+        line = re.search(rf"^{re.escape(name)}: (\d+) bytes, sha256 ([0-9a-f]{{64}})$", readme, re.M)
+        assert line, f"data/README.md does not list {name}'s size and SHA-256"
+        assert int(line[1]) == len(content) and line[2] == hashlib.sha256(content).hexdigest(), name
+    assert total < 1_000_000
+    for needle in ("10.24432/C5DW2B", "10.24432/C50P49", "CC BY 4.0", "make_datasets.py"):
+        assert needle in readme
+
+
+def test_a_checkout_reads_its_data_folder():
+    assert datasets.data_dir() == DATA
+    assert datasets.DATA_DIR == DATA
+
+
+def test_a_checkout_seen_only_in_part_still_reads_its_data_folder(tmp_path):
+    """The autograder's sandbox shows a notebook only the checkout's grader/ and data/ folders."""
+    shutil.copytree(ROOT / "grader", tmp_path / "grader", ignore=shutil.ignore_patterns("course", "__pycache__"))
+    shutil.copytree(DATA, tmp_path / "data")
+    done = run_installed(tmp_path, "import grader.datasets as d; print(d.data_dir()); d.digits()")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == str(tmp_path / "data")
+
+
+def test_a_missing_file_is_named_with_how_to_restore_it(tmp_path):
+    with pytest.raises(datasets.DataError, match=r"breast_cancer.csv is missing .*git checkout data/"):
+        datasets.breast_cancer(tmp_path)
+    with pytest.raises(datasets.DataError, match=r"digits.csv is missing"):
+        datasets.digits(tmp_path)
+
+
+def write_rows(path, header, rows):
+    with path.open("w", newline="") as file:
+        csv.writer(file, lineterminator="\n").writerows([header, *rows])
+
+
+def damaged(tmp_path, name, change):
+    """A copy of a data file with ``change(header, rows)`` applied; returns the folder."""
+    header, rows = read_csv(name)
+    rows = [list(r) for r in rows]
+    header, rows = change(list(header), rows)
+    write_rows(tmp_path / name, header, rows)
+    return tmp_path
+
+
+def set_value(row, column, value):
+    def change(header, rows):
+        rows[row][header.index(column)] = value
+        return header, rows
+    return change
+
+
+def drop_last_value(row):
+    def change(header, rows):
+        rows[row] = rows[row][:-1]
+        return header, rows
+    return change
+
+
+CANCER_DAMAGE = [
+    # (what is done, the change, the words the error must contain); line = row index + 2 (header is line 1)
+    ("a word for a number", set_value(16, "mean texture", "abc"),
+     r"line 18, column 'mean texture': 'abc' is not a number"),
+    ("nan", set_value(3, "worst area", "nan"), r"line 5, column 'worst area': 'nan' is not a finite"),
+    ("a negative size", set_value(40, "mean radius", "-1.5"), r"line 42, column 'mean radius': '-1.5'"),
+    ("an unknown diagnosis", set_value(7, "diagnosis", "X"), r"line 9, column 'diagnosis': 'X' is not M"),
+    ("a value too few", drop_last_value(99), r"line 101: 30 columns where 31 are expected"),
+    ("rows cut off", lambda h, r: (h, r[:300]), r"300 data rows where 569 are expected"),
+    ("a renamed column", lambda h, r: (h[:2] + ["texture"] + h[3:], r),
+     r"line 1 \(the header\), column 3: expected 'mean texture', found 'texture'"),
+]
+
+
+@pytest.mark.parametrize("what, change, message", CANCER_DAMAGE, ids=[c[0] for c in CANCER_DAMAGE])
+def test_a_malformed_breast_cancer_file_says_where(tmp_path, what, change, message):
+    folder = damaged(tmp_path, "breast_cancer.csv", change)
+    with pytest.raises(datasets.DataError, match=message) as error:
+        datasets.breast_cancer(folder)
+    assert str(folder / "breast_cancer.csv") in str(error.value) and "git checkout data/" in str(error.value)
+
+
+DIGIT_DAMAGE = [
+    ("a pixel above 16", set_value(1000, "pixel_3_4", "17"),
+     r"line 1002, column 'pixel_3_4': '17' is not a whole number from 0 to 16"),
+    ("a fractional pixel", set_value(5, "pixel_0_0", "2.5"), r"line 7, column 'pixel_0_0': '2.5'"),
+    ("a digit 10", set_value(0, "digit", "10"), r"line 2, column 'digit': '10' is not a whole number from 0 to 9"),
+    ("an extra value", lambda h, r: (h, r[:3] + [r[3] + ["0"]] + r[4:]), r"line 5: 66 columns where 65"),
+]
+
+
+@pytest.mark.parametrize("what, change, message", DIGIT_DAMAGE, ids=[c[0] for c in DIGIT_DAMAGE])
+def test_a_malformed_digits_file_says_where(tmp_path, what, change, message):
+    with pytest.raises(datasets.DataError, match=message):
+        datasets.digits(damaged(tmp_path, "digits.csv", change))
+
+
+def test_an_empty_or_unreadable_file_is_named(tmp_path):
+    (tmp_path / "digits.csv").write_text("")
+    with pytest.raises(datasets.DataError, match=r"digits.csv is empty"):
+        datasets.digits(tmp_path)
+    (tmp_path / "breast_cancer.csv").write_bytes(b"diagnosis,\xff\xfe\n")
+    with pytest.raises(datasets.DataError, match=r"breast_cancer.csv cannot be read"):
+        datasets.breast_cancer(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def wheel_install(tmp_path_factory):
+    """The package as a wheel installs it: built from this checkout and unpacked (a pure-Python
+    wheel is a zip of the installed files) into a folder that is not a checkout."""
+    tmp = tmp_path_factory.mktemp("wheel")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(tmp), str(ROOT)],
+                   check=True, capture_output=True, timeout=300)
+    (wheel,) = tmp.glob("*.whl")
+    target = tmp / "site"
+    zipfile.ZipFile(wheel).extractall(target)
+    return wheel, target
+
+
+def run_installed(target, code):
+    env = dict(os.environ, PYTHONPATH=str(target))
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                          env=env, cwd=target, timeout=300)
+
+
+def test_the_wheel_carries_the_data(wheel_install):
+    wheel, _ = wheel_install
+    with zipfile.ZipFile(wheel) as archive:
+        for name in (*datasets.FILES, "README.md"):
+            assert archive.read(f"grader/_data/{name}") == (DATA / name).read_bytes(), name
+        assert not [n for n in archive.namelist() if n.endswith("make_datasets.py")]
+
+
+def test_an_installed_package_reads_its_own_copy(wheel_install):
+    _, target = wheel_install
+    done = run_installed(target, """
+        import json, grader.datasets as d
+        features, labels = d.breast_cancer()
+        pixels, digits = d.digits()
+        print(json.dumps({"module": d.__file__, "dir": str(d.data_dir()), "cancer": list(features.shape),
+                          "malignant": int(labels.sum()), "digits": list(pixels.shape), "sum": int(digits.sum())}))
+    """)
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["module"].startswith(str(target)) and seen["dir"] == str(target / "grader" / "_data")
+    features, labels = datasets.breast_cancer()
+    pixels, digits = datasets.digits()
+    assert seen["cancer"] == list(features.shape) and seen["malignant"] == int(labels.sum())
+    assert seen["digits"] == list(pixels.shape) and seen["sum"] == int(digits.sum())
+
+
+def test_an_installed_package_with_a_missing_file_says_reinstall(wheel_install, tmp_path):
+    _, target = wheel_install
+    copy = tmp_path / "site"
+    shutil.copytree(target, copy)
+    (copy / "grader" / "_data" / "digits.csv").unlink()
+    done = run_installed(copy, """
+        import grader.datasets as d
+        try:
+            d.digits()
+        except d.DataError as error:
+            print("DataError:", error)
+    """)
+    assert "DataError: the data file digits.csv is missing" in done.stdout, done.stdout + done.stderr
+    assert "reinstall the course package" in done.stdout and "git checkout" not in done.stdout
+
+
+# --- exercise 1: pos_weight from a label matrix -------------------------------------------------------
+
+def reference(labels):
+    """Negatives over positives per column, 1 for a column without positives: recomputed here
+    one column at a time, with Python's numbers."""
+    def ratio(column):
+        positives = sum(1 for v in column if v == 1)
+        return (len(column) - positives) / positives if positives else 1.0
+
+    rows = labels.tolist()
+    if labels.dim() == 1:
+        return torch.tensor(ratio(rows), dtype=labels.dtype)
+    return torch.tensor([ratio([row[j] for row in rows]) for j in range(labels.shape[1])], dtype=labels.dtype)
+
+
+def correct(labels):
+    positives = labels.sum(dim=0)
+    return torch.where(positives > 0, (labels.shape[0] - positives) / positives, torch.ones_like(positives))
+
+
+def test_the_cases_expect_what_a_loop_computes():
+    for group in ("data", "edge"):
+        for name, labels in imbalance.pos_weight_cases(group):
+            torch.testing.assert_close(imbalance._balance(labels), reference(labels), msg=name)
+            torch.testing.assert_close(correct(labels), reference(labels), msg=name)
+
+
+def test_the_edge_cases_hold_the_edges():
+    cases = dict(imbalance.pos_weight_cases("edge"))
+    shapes = [tuple(labels.shape) for labels in cases.values()]
+    assert any(s[0] == 0 for s in shapes)  # an empty batch
+    assert any(labels.shape[0] and (labels.sum(dim=0) == 0).any() for labels in cases.values())
+    assert any(labels.shape[0] and (labels.sum(dim=0) == labels.shape[0]).any() for labels in cases.values())
+    assert any(labels.dtype == torch.float64 for labels in cases.values())
+
+
+def test_a_correct_function_passes():
+    for cases in (None, "data", "edge"):
+        imbalance.assert_pos_weight(correct, **({} if cases is None else {"cases": cases}))
+    report = imbalance.check_pos_weight(correct)
+    assert report.passed and f"all {len(report.lines)} cases pass" in str(report)
+    assert all(ok for ok, _ in report.lines)
+
+
+def inverse(labels):
+    positives = labels.sum(dim=0)
+    return torch.where(positives > 0, positives / (labels.shape[0] - positives), torch.ones_like(positives))
+
+
+def positive_counts(labels):
+    return labels.sum(dim=0)
+
+
+def per_row(labels):
+    positives = labels.sum(dim=-1)
+    return (labels.shape[-1] - positives) / positives
+
+
+def unguarded(labels):
+    positives = labels.sum(dim=0)
+    return (labels.shape[0] - positives) / positives
+
+
+def clamped(labels):
+    positives = labels.sum(dim=0)
+    return (labels.shape[0] - positives) / positives.clamp(min=1)
+
+
+def always_float32(labels):
+    return correct(labels).float()
+
+
+def in_place(labels):
+    result = correct(labels)
+    labels.fill_(0)
+    return result
+
+
+def not_implemented(labels):
+    raise NotImplementedError()
+
+
+def a_list(labels):
+    return correct(labels).tolist()
+
+
+def hard_coded_for_the_digits():
+    """A function that returns the right vector for the digits' training labels, whatever it is given."""
+    frozen = correct(datasets.digits_split().y_train)
+    return lambda labels: frozen.clone()
+
+
+WRONG = [
+    (inverse, "upside down"),
+    (positive_counts, "the number of positives, a count"),
+    (per_row, "one value per row: count down each column"),
+    (unguarded, "a label with no positive gets negatives / 0: inf"),
+    (clamped, "a label with no positive should get pos_weight 1"),
+    (always_float32, "it should have the labels' dtype, torch.float64"),
+    (in_place, "changed the labels it was given, in place"),
+    (not_implemented, "your function raised NotImplementedError"),
+    (a_list, "your function returned a list, not a tensor"),
+]
+
+
+@pytest.mark.parametrize("fn, message", WRONG, ids=[w[0].__name__ for w in WRONG])
+def test_a_wrong_function_fails_with_a_reason(fn, message):
+    with pytest.raises(AssertionError, match=re.escape(message)):
+        imbalance.assert_pos_weight(fn)
+    report = imbalance.check_pos_weight(fn)
+    assert not report.passed and "First failure" in str(report) and message in str(report)
+
+
+def test_a_hard_coded_vector_passes_only_the_case_it_was_copied_from():
+    fn = hard_coded_for_the_digits()
+    report = imbalance.check_pos_weight(fn)
+    verdicts = dict((name, ok) for ok, name in report.lines)
+    digits_case = next(name for name in verdicts if name.startswith("the digits' training labels"))
+    assert verdicts.pop(digits_case) and not any(verdicts.values())
+    with pytest.raises(AssertionError):
+        imbalance.assert_pos_weight(fn, cases="data")
+    with pytest.raises(AssertionError, match="one value per label"):
+        imbalance.assert_pos_weight(fn, cases="edge")
+
+
+def test_bad_arguments_are_refused_clearly():
+    with pytest.raises(ValueError, match="cases must be one of 'data', 'edge'"):
+        imbalance.assert_pos_weight(correct, cases="all")
+    with pytest.raises(ValueError, match="takes no argument colour"):
+        imbalance.assert_pos_weight(correct, colour="red")
+    assert imbalance._judge_pos_weight({"cases": "some"}, {"results": {}}) == [
+        "cases must be one of 'data', 'edge', not 'some'"]
+
+
+def observe(fn, **params):
+    return imbalance._observe_pos_weight(fn, params)
+
+
+def test_the_judge_recomputes_instead_of_trusting_the_observation():
+    good = observe(correct)
+    assert evidence.decide("assert_pos_weight", {}, good) == []
+    # the engine adds the name of the student's function; the judge takes it
+    assert evidence.decide("assert_pos_weight", {"subject": "pos_weight_from_labels"}, good) == []
+    forged = json.loads(json.dumps(good))
+    forged["passed"] = True
+    name = next(iter(forged["results"]))
+    value = evidence.decode_tensor(forged["results"][name]["value"])
+    forged["results"][name]["value"] = evidence.encode_tensor(value * 1.01)
+    problems = evidence.decide("assert_pos_weight", {}, forged)
+    assert len(problems) == 1 and problems[0].startswith(name)
+    missing = json.loads(json.dumps(good))
+    del missing["results"][name]
+    assert evidence.decide("assert_pos_weight", {}, missing) == [f"{name}: no result was recorded"]
+
+
+@pytest.mark.parametrize("observation", [
+    {},
+    {"results": "all passed"},
+    {"results": {"the digits' training labels": 1}},
+])
+def test_the_judge_rejects_malformed_observations(observation):
+    problems = evidence.decide("assert_pos_weight", {"cases": "data"}, observation)
+    assert problems and all("could not read" in p or "no result" in p for p in problems)
+
+
+def test_the_judge_rejects_tensors_that_are_not_tensors():
+    good = observe(correct, cases="data")
+    name = next(iter(good["results"]))
+    for broken in ({"tensor": "float32", "shape": [5], "data": "not base64!"},
+                   {"tensor": "float32", "shape": [5], "data": base64.b64encode(b"1234").decode()},
+                   {"tensor": "complex", "shape": [5], "data": ""}, [1.0, 1.0]):
+        bad = json.loads(json.dumps(good))
+        bad["results"][name]["value"] = broken
+        problems = evidence.decide("assert_pos_weight", {"cases": "data"}, bad)
+        assert problems and "could not read the result of assert_pos_weight" in problems[0], broken
+
+
+def test_the_evidence_is_recorded_and_judged_again_in_a_fresh_process(tmp_path, monkeypatch):
+    path = tmp_path / "evidence.jsonl"
+    monkeypatch.setenv(evidence.ENV, str(path))
+    imbalance.assert_pos_weight(correct, cases="data")
+    with pytest.raises(AssertionError):
+        imbalance.assert_pos_weight(inverse, cases="data")
+    records = evidence.read(str(path))
+    assert [r["check"] for r in records] == ["assert_pos_weight"] * 2
+    assert all(r["params"] == {"cases": "data"} for r in records)
+    judge = textwrap.dedent("""
+        import json, sys
+        import grader.imbalance  # registers the judges
+        from grader import evidence
+        print(json.dumps([evidence.decide(r["check"], r["params"], r["observation"])
+                          for r in evidence.read(sys.argv[1])]))
+    """)
+    env = {k: v for k, v in os.environ.items() if k != evidence.ENV}
+    done = subprocess.run([sys.executable, "-c", judge, str(path)], capture_output=True, text=True, env=env,
+                          timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    verdicts = json.loads(done.stdout.strip().splitlines()[-1])
+    assert verdicts[0] == [] and verdicts[1] and "upside down" in verdicts[1][0]
+
+
+def test_the_engine_reads_the_masters_test_cells():
+    """The engine re-decides a test cell from the checks it calls with literal arguments."""
+    import nbformat
+
+    from grader import release, verdict
+
+    nb = nbformat.read(release.master_path("06-class-imbalance"), as_version=4)
+    calls = [call for cell in nb.cells if cell.metadata.get("nbgrader", {}).get("grade") and cell.cell_type == "code"
+             for call in verdict.checks_in(cell.source) or []]
+    assert ("assert_pos_weight", {"cases": "data"}, "pos_weight_from_labels") in calls
+    assert ("assert_pos_weight", {"cases": "edge"}, "pos_weight_from_labels") in calls
+    trained = [c for c in calls if c[0] == "assert_trained"]
+    assert len(trained) == 1 and trained[0][2] == "train_digits_model"
+    assert set(trained[0][1]) == {"recall", "balanced_accuracy"}
+    assert verdict.suspicious(nb) == []
+
+
+def test_a_process_that_never_imported_the_capstone_still_judges_its_cells():
+    """The engine's worker decides verdicts with grader.verdict alone: the capstone's judges must
+    be known there, or a notebook that replaced its checks would keep the passes it showed."""
+    script = textwrap.dedent("""
+        import json, sys
+        import nbformat
+        from grader import verdict
+        assert "grader.imbalance" not in sys.modules
+        nb = nbformat.read(sys.argv[1], as_version=4)
+        tests = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"
+                 and c.metadata.get("nbgrader", {}).get("grade")]
+        for i in tests:
+            nb.cells[i].outputs = []  # each showed a pass, and left no evidence
+        attention = verdict.judge_notebook(nb, records=[])
+        print(json.dumps({"calls": [verdict.checks_in(nb.cells[i].source) for i in tests],
+                          "failed": [[o.get("ename") for o in nb.cells[i].outputs] for i in tests],
+                          "attention": attention}))
+    """)
+    from grader import release
+
+    done = subprocess.run([sys.executable, "-c", script, str(release.master_path("06-class-imbalance"))],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert [[c[0] for c in calls] for calls in seen["calls"]] == [["assert_pos_weight"] * 2, ["assert_trained"]]
+    assert seen["failed"] == [["AssertionError"], ["AssertionError"]]
+    assert len(seen["attention"]) == 2 and all("did not confirm" in a for a in seen["attention"])
+
+
+@pytest.mark.parametrize("source", [
+    "import grader.imbalance\ngrader.imbalance.assert_trained = lambda *args, **kwargs: None",
+    "from grader import imbalance as im\nim.assert_pos_weight = print",
+    "from grader.imbalance import TRAINED_DEFAULTS\nTRAINED_DEFAULTS['recall'] = 0.0",
+    "import grader.datasets as d\nd.PROPERTIES = ('zero',)",
+    "import grader\ndel grader.imbalance.assert_trained",
+    "import grader\ngrader.evidence.ENV += 'x'",
+])
+def test_assigning_to_any_part_of_the_grader_is_tampering(source):
+    import nbformat
+
+    from grader import verdict
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
+    found = verdict.suspicious(nb)
+    assert found and found[0].startswith("cell 1, line 2:"), found
+
+
+def test_using_the_grader_is_not_tampering():
+    import nbformat
+
+    from grader import verdict
+
+    source = ("import grader.imbalance\nfrom grader.datasets import digits_split\nsplit = digits_split()\n"
+              "counts = grader.imbalance.confusion(split.y_test, split.y_test)\nsplit_copy = split.to('cpu')\n"
+              "digits = {}\ndigits['x'] = 1")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
+    assert verdict.suspicious(nb) == []
+
+
+# --- exercise 2: training with pos_weight ----------------------------------------------------------------
+
+def fit(model, x, y, pos_weight=None, steps=300, lr=0.05):
+    loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        loss_fn(model(x), y).backward()
+        optimizer.step()
+    return model
+
+
+def linear(x, y):
+    torch.manual_seed(0)
+    return nn.Linear(x.shape[1], y.shape[1]).to(x.device)
+
+
+def weighted(x, y):
+    return fit(linear(x, y), x, y, pos_weight=correct(y))
+
+
+def unweighted(x, y):
+    return fit(linear(x, y), x, y)
+
+
+def untrained(x, y):
+    return linear(x, y)
+
+
+def always_positive(x, y):
+    model = linear(x, y)
+    with torch.no_grad():
+        model.weight.zero_()
+        model.bias.fill_(10.0)
+    return model
+
+
+def recomputed(model):
+    """Recall and balanced accuracy of each label on the held-out digits, by plain torch."""
+    data = datasets.digits_split()
+    with torch.no_grad():
+        said = torch.sigmoid(model.cpu()(data.x_test).double()) >= 0.5
+    truth = data.y_test > 0.5
+    tp, fn = (said & truth).sum(0), (~said & truth).sum(0)
+    tn, fp = (~said & ~truth).sum(0), (said & ~truth).sum(0)
+    recall = tp / (tp + fn)
+    return recall, (recall + tn / (tn + fp)) / 2
+
+
+def test_a_model_trained_with_pos_weight_passes():
+    imbalance.assert_trained(weighted, recall=0.75, balanced_accuracy=0.8)
+    report = imbalance.check_trained(weighted)
+    assert report.passed and len(report.lines) == len(datasets.PROPERTIES)
+    data = datasets.digits_split()
+    recall, accuracy = recomputed(weighted(data.x_train, data.y_train))
+    for (ok, line), r, a, name in zip(report.lines, recall.tolist(), accuracy.tolist(), datasets.PROPERTIES):
+        assert ok and line == f"{name}: recall {r:.3f}, balanced accuracy {a:.3f}"
+        assert r >= 0.75 and a >= 0.8
+
+
+def test_without_pos_weight_the_rare_digits_are_missed():
+    """What the exercise says: the unweighted logistic regression misses too many eights."""
+    data = datasets.digits_split()
+    recall, _ = recomputed(unweighted(data.x_train, data.y_train))
+    eight = datasets.PROPERTIES.index("eight")
+    assert recall[eight] < 0.75
+    with pytest.raises(AssertionError, match=rf"label 'eight': recall {recall[eight]:.3f}"):
+        imbalance.assert_trained(unweighted, recall=0.75, balanced_accuracy=0.8)
+
+
+def test_an_untrained_model_fails():
+    with pytest.raises(AssertionError, match="recall"):
+        imbalance.assert_trained(untrained, recall=0.75, balanced_accuracy=0.8)
+
+
+def test_calling_everything_positive_fails_on_balanced_accuracy():
+    data = datasets.digits_split()
+    recall, accuracy = recomputed(always_positive(data.x_train, data.y_train))
+    assert (recall == 1).all() and torch.allclose(accuracy, torch.full_like(accuracy, 0.5))
+    with pytest.raises(AssertionError, match="balanced accuracy 0.500") as error:
+        imbalance.assert_trained(always_positive, recall=0.75, balanced_accuracy=0.8)
+    assert "found), below" not in str(error.value)  # every positive was found: no recall problem
+
+
+@pytest.mark.parametrize("fn, message", [
+    (lambda x, y: nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 5)), "not a logistic regression"),
+    (lambda x, y: nn.Linear(64, 3), r"weight has shape \[3, 64\]"),
+    (lambda x, y: nn.Linear(64, 5, bias=False), "without a bias"),
+    (lambda x, y: "a model", "returned a str"),
+    (lambda x, y: not_implemented(y), "your training function raised NotImplementedError"),
+    (lambda x: nn.Linear(64, 5), "your training function raised TypeError"),
+])
+def test_what_is_not_a_trained_logistic_regression_is_named(fn, message):
+    with pytest.raises(AssertionError, match=message):
+        imbalance.assert_trained(fn)
+
+
+@pytest.mark.cuda
+def test_the_check_trains_on_the_gpu_when_there_is_one():
+    seen = {}
+
+    def on_the_gpu(x, y):
+        seen["device"] = x.device.type
+        return weighted(x, y)
+
+    imbalance.assert_trained(on_the_gpu, recall=0.75, balanced_accuracy=0.8)
+    assert seen["device"] == "cuda"
+
+
+def test_a_linear_inside_a_sequential_counts():
+    imbalance.assert_trained(lambda x, y: nn.Sequential(weighted(x, y)))
+
+
+def test_the_training_judge_recomputes_from_the_weights():
+    good = imbalance._observe_trained(weighted)
+    assert evidence.decide("assert_trained", {"recall": 0.75}, good) == []
+    assert evidence.decide("assert_trained", {"recall": 0.75, "subject": "train_digits_model"}, good) == []
+    # a claim in the observation changes nothing; the weights do
+    forged = dict(good, recall=1.0, passed=True)
+    weight = evidence.decode_tensor(good["weight"])
+    forged["weight"] = evidence.encode_tensor(torch.zeros_like(weight))
+    assert evidence.decide("assert_trained", {"recall": 0.75}, forged)
+    nan = dict(good, weight=evidence.encode_tensor(torch.full_like(weight, math.nan)))
+    assert evidence.decide("assert_trained", {}, nan) == [
+        "the model's weight or bias holds nan or inf: the training diverged (a label with pos_weight inf?)"]
+    for broken in ({}, {"weight": good["weight"]}, {"weight": [[0.0]], "bias": good["bias"]}, "weights"):
+        problems = evidence.decide("assert_trained", {}, broken)
+        assert problems and "could not read the result of assert_trained" in problems[0], broken
+
+
+def test_the_training_judge_asks_for_what_the_cell_says():
+    good = imbalance._observe_trained(weighted)
+    scores = imbalance.held_out_scores(evidence.decode_tensor(good["weight"]), evidence.decode_tensor(good["bias"]))
+    lowest = scores["recall"].min().item()
+    assert evidence.decide("assert_trained", {"recall": lowest}, good) == []
+    assert evidence.decide("assert_trained", {"recall": min(1.0, lowest + 1e-3)}, good)
+    for bad in ({"recall": 1.5}, {"recall": 0}, {"balanced_accuracy": "high"}, {"recall": True}):
+        (problem,) = evidence.decide("assert_trained", bad, good)
+        assert "must be a number in (0, 1]" in problem
+    assert "takes no argument precision" in evidence.decide("assert_trained", {"precision": 0.9}, good)[0]
+    with pytest.raises(ValueError, match="recall must be a number"):
+        imbalance.assert_trained(weighted, recall=2)
+
+
+def test_held_out_scores_are_torch_metrics_of_the_weights():
+    model = weighted(*(lambda d: (d.x_train, d.y_train))(datasets.digits_split()))
+    scores = imbalance.held_out_scores(model.weight.detach(), model.bias.detach())
+    recall, accuracy = recomputed(model)
+    torch.testing.assert_close(scores["recall"], recall.double())
+    torch.testing.assert_close(scores["balanced_accuracy"], accuracy.double())
+
+
+# --- metrics -------------------------------------------------------------------------------------------
+
+def brute_force(logits, labels, threshold):
+    """tp, fp, fn, tn of a 1-D problem, one sample at a time."""
+    counts = {"tp": 0, "fp": 0, "fn": 0, "tn": 0}
+    for z, y in zip(logits.tolist(), labels.tolist()):
+        said = 1 / (1 + math.exp(-z)) >= threshold
+        counts[("t" if said == (y == 1) else "f") + ("p" if said else "n")] += 1
+    return counts
+
+
+def test_confusion_and_rates_match_counting_one_by_one():
+    g = torch.Generator().manual_seed(5)
+    logits = torch.randn(200, 3, generator=g) * 3
+    labels = (torch.rand(200, 3, generator=g) < torch.tensor([0.1, 0.5, 0.0])).float()
+    for threshold in (0.05, 0.5, 0.93):
+        counts = imbalance.confusion(logits, labels, threshold)
+        rates = imbalance.rates(counts)
+        for j in range(3):
+            want = brute_force(logits[:, j], labels[:, j], threshold)
+            assert {k: int(v[j]) for k, v in counts.items()} == want
+            tp, fp, fn, tn = want["tp"], want["fp"], want["fn"], want["tn"]
+            for key, num, den in (("precision", tp, tp + fp), ("recall", tp, tp + fn), ("specificity", tn, tn + fp)):
+                value = rates[key][j].item()
+                assert (math.isnan(value) and den == 0) or value == pytest.approx(num / den)
+    with pytest.raises(ValueError, match="threshold must lie in"):
+        imbalance.confusion(logits, labels, 1.5)
+    with pytest.raises(ValueError, match="same shape"):
+        imbalance.confusion(logits, labels[:, 0])
+
+
+def test_the_precision_recall_curve_is_every_threshold():
+    g = torch.Generator().manual_seed(6)
+    logits = torch.round(torch.randn(120, generator=g) * 4) / 2  # ties on purpose
+    labels = (torch.rand(120, generator=g) < 0.3).float()
+    curve = imbalance.precision_recall_curve(logits, labels)
+    distinct = sorted(set(logits.tolist()), reverse=True)
+    assert len(curve["threshold"]) == len(distinct)
+    for k, z in enumerate(distinct):
+        counts = brute_force(logits, labels, 1 / (1 + math.exp(-z)))
+        assert curve["threshold"][k].item() == pytest.approx(1 / (1 + math.exp(-z)))
+        assert curve["precision"][k].item() == pytest.approx(counts["tp"] / (counts["tp"] + counts["fp"]))
+        assert curve["recall"][k].item() == pytest.approx(counts["tp"] / (counts["tp"] + counts["fn"]))
+
+
+# --- the explorer --------------------------------------------------------------------------------------
+
+def xy(line):
+    return np.asarray(line.get_xdata(), dtype=float), np.asarray(line.get_ydata(), dtype=float)
+
+
+def pixels(png):
+    return np.asarray(PIL.Image.open(io.BytesIO(png)).convert("RGBA"))
+
+
+@pytest.mark.parametrize("task, model, pos_weight, threshold", [
+    ("digits: eight", "logistic regression", 8.0, 0.5),
+    ("breast cancer: malignant", "logistic regression", 1.0, 0.2),
+    ("digits: zero", "MLP", 0.25, 0.85),
+])
+def test_every_plotted_number_is_recomputed_from_the_models_logits(task, model, pos_weight, threshold):
+    e = imbalance.ImbalanceExplorer(task, model, pos_weight, threshold)
+    grid = imbalance.trained(task, model)
+    column = imbalance.GRID.index(pos_weight)
+    logits, labels = grid.logits[:, column], grid.labels
+    # the confusion matrix, cell by cell
+    counts = brute_force(logits, labels, threshold)
+    shown = {t.get_text().split("\n")[0]: int(t.get_text().split("\n")[1]) for row in e.cells for t in row}
+    assert shown == {k.upper(): v for k, v in counts.items()}
+    # the operating point
+    (recall,), (precision,) = e.point.get_data()
+    assert recall == pytest.approx(counts["tp"] / (counts["tp"] + counts["fn"]))
+    if counts["tp"] + counts["fp"]:
+        assert precision == pytest.approx(counts["tp"] / (counts["tp"] + counts["fp"]))
+    # the curve: precision and recall at every distinct logit as threshold
+    r, p = xy(e.pr)
+    for k, z in enumerate(sorted(set(logits.tolist()), reverse=True)):
+        c = brute_force(logits, labels, 1 / (1 + math.exp(-z)))
+        assert r[k] == pytest.approx(c["tp"] / (c["tp"] + c["fn"]))
+        assert p[k] == pytest.approx(c["tp"] / (c["tp"] + c["fp"]))
+    # the sweep over pos_weight: recall, precision, and the unweighted held-out loss from torch
+    x, grid_recall = xy(e.recall_line)
+    assert list(x) == list(imbalance.GRID)
+    _, grid_loss = xy(e.loss_line)
+    for g in range(len(imbalance.GRID)):
+        c = brute_force(grid.logits[:, g], labels, threshold)
+        assert grid_recall[g] == pytest.approx(c["tp"] / (c["tp"] + c["fn"]))
+        loss = F.binary_cross_entropy_with_logits(grid.logits[:, g], labels)
+        assert grid_loss[g] == pytest.approx(loss.item(), rel=1e-5)
+    # the dotted line: negatives over positives of the training labels
+    data = imbalance._task_data(task)
+    positives = data.y_train.sum().item()
+    assert e.balance_line.get_xdata()[0] == pytest.approx((len(data.y_train) - positives) / positives)
+    assert f"recall {counts['tp'] / (counts['tp'] + counts['fn']):.3f}" in e.headline.get_text()
+
+
+def test_the_grid_trains_the_models_bce_with_logits_loss_would_train_one_by_one():
+    """One BCEWithLogitsLoss whose pos_weight is the grid, on [N, G] logits, trains G independent
+    models: each column equals an nn.Linear trained alone with nn.BCEWithLogitsLoss(pos_weight=p)
+    from the same start."""
+    data = imbalance._task_data("digits: eight")
+    grid = imbalance.train_grid(data.x_train, data.y_train, imbalance.GRID, steps=60)
+    start = imbalance.GridModels("logistic regression", data.x_train.shape[1], len(imbalance.GRID))
+    for g in (0, imbalance.GRID.index(1.0), len(imbalance.GRID) - 1):
+        single = nn.Linear(data.x_train.shape[1], 1)
+        with torch.no_grad():
+            single.weight.copy_(start.weight[g:g + 1])
+            single.bias.copy_(start.bias[g:g + 1])
+        fit(single, data.x_train, data.y_train[:, None], pos_weight=torch.tensor([imbalance.GRID[g]]), steps=60)
+        with torch.no_grad():
+            torch.testing.assert_close(grid(data.x_test)[:, g], single(data.x_test)[:, 0], atol=1e-4, rtol=1e-4)
+
+
+def test_updates_change_the_figure_in_place_and_match_a_fresh_one():
+    e = imbalance.ImbalanceExplorer()
+    figure, axes, first = e.figure, list(e.figure.axes), pixels(e.png())
+    for change in ({"pos_weight": 8.0}, {"threshold": 0.2}, {"model": "MLP"}, {"task": "breast cancer: malignant"}):
+        e.update(**change)
+        drawn = pixels(e.png())
+        assert e.figure is figure and list(e.figure.axes) == axes
+        np.testing.assert_array_equal(drawn, pixels(imbalance.ImbalanceExplorer(**e.params).png()))
+    assert not np.array_equal(first, drawn)
+
+
+def test_bad_explorer_settings_say_what_is_allowed():
+    with pytest.raises(ValueError, match="task must be one of"):
+        imbalance.ImbalanceExplorer(task="mnist")
+    with pytest.raises(ValueError, match="model must be one of"):
+        imbalance.ImbalanceExplorer(model="forest")
+    with pytest.raises(ValueError, match="pos_weight must be one of the trained values"):
+        imbalance.ImbalanceExplorer(pos_weight=3.0)
+    with pytest.raises(ValueError, match="threshold must lie in"):
+        imbalance.ImbalanceExplorer(threshold=1.2)
+    from matplotlib.figure import Figure
+
+    assert isinstance(imbalance.imbalance_figure(), Figure)
+
+
+WIDGET_CHECK = textwrap.dedent('''
+    import json
+    import ipywidgets
+    from grader import imbalance
+
+    box = imbalance.imbalance_explorer()
+    *controls, image = box.children
+    changed = []
+    for control in controls:
+        before = image.value
+        if type(control).__name__ == "FloatSlider":
+            control.value = control.min
+        else:
+            values = [v for _, v in control.options] if isinstance(control.options[0], tuple) else list(control.options)
+            control.value = values[-1] if control.value != values[-1] else values[0]
+        changed.append(image.value != before)
+    print(json.dumps({"version": ipywidgets.__version__, "controls": [type(c).__name__ for c in controls],
+                      "changed": changed, "params": box.explorer.params}))
+''')
+
+
+def run_widget_check(extra_path=None):
+    env = dict(os.environ)
+    if extra_path:
+        env["PYTHONPATH"] = str(extra_path) + os.pathsep + env.get("PYTHONPATH", "")
+    done = subprocess.run([sys.executable, "-c", WIDGET_CHECK], capture_output=True, text=True, env=env,
+                          timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["controls"] == ["Dropdown", "Dropdown", "SelectionSlider", "FloatSlider"]
+    assert all(result["changed"]), result
+    return result
+
+
+def test_the_widget_under_ipywidgets_8():
+    assert run_widget_check()["version"].startswith("8.")
+
+
+def test_the_widget_under_ipywidgets_7_7_as_in_colab():
+    assert (IPYWIDGETS7 / "ipywidgets").is_dir(), "run `make test`, which installs ipywidgets 7.7 for this test"
+    assert run_widget_check(IPYWIDGETS7)["version"].startswith("7.7.")
+
+
+def test_the_checks_do_not_run_while_grader_check_loads_a_notebook(monkeypatch):
+    """`python -m grader check` runs a notebook's cells to find its functions; the capstone's
+    checks must not train models meanwhile."""
+    from grader import loading
+
+    calls = []
+    monkeypatch.setattr(loading, "_checks_suppressed", True)
+    imbalance.assert_pos_weight(lambda labels: calls.append(labels))
+    imbalance.assert_trained(lambda x, y: calls.append(x))
+    assert "not run" in str(imbalance.check_pos_weight(lambda labels: calls.append(labels)))
+    assert "not run" in str(imbalance.check_trained(lambda x, y: calls.append(x)))
+    assert calls == []
+    monkeypatch.setattr(loading, "_checks_suppressed", False)
+    with pytest.raises(AssertionError):
+        imbalance.assert_pos_weight(lambda labels: calls.append(labels), cases="data")
+    assert calls
