@@ -19,9 +19,11 @@ preprocessor, with :class:`WarmExecute`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import select
+import shutil
 import signal
 import sys
 import time
@@ -53,6 +55,7 @@ def _shell(record):
     from IPython.core.displayhook import DisplayHook
     from IPython.core.displaypub import DisplayPublisher
     from IPython.core.interactiveshell import InteractiveShell
+    from traitlets.config import Config
 
     class Publisher(DisplayPublisher):
         def publish(self, data, metadata=None, source=None, *, transient=None, update=False, **kwargs):
@@ -76,8 +79,12 @@ def _shell(record):
         def enable_gui(self, gui=None):
             pass
 
+    # The history (In, Out, _i, %history) lives in memory: no file of the grader's user is
+    # written, and no history thread runs in a process that will fork.
+    config = Config()
+    config.HistoryManager.hist_file = ":memory:"
     # the singleton: IPython.display.display() and the inline backend find it by Shell.instance()
-    return Shell.instance(displayhook_class=Hook, display_pub_class=Publisher, colors="NoColor")
+    return Shell.instance(config=config, displayhook_class=Hook, display_pub_class=Publisher, colors="NoColor")
 
 
 class _Stream:
@@ -130,67 +137,96 @@ def confine(memory_mb: int | None, cpu_seconds: int | None, network: bool) -> li
     return missing
 
 
-def _run_child(cells: list[dict], cwd: str, timeout: int, threads: int, out_fd: int,
-               limits: dict | None = None, count_processes: bool = False) -> None:
-    """Execute ``cells`` (code sources) and write one JSON line per cell to ``out_fd``."""
-    import torch
+class _Session:
+    """The notebook's side: an IPython shell, and the outputs of the cell it is running.
 
-    if cwd:
-        os.chdir(cwd)
-    if limits:
-        confine(**limits)
-    torch.set_num_threads(threads)
-    outputs: list = []
-    size = [0]  # characters of output kept for the current cell
+    A session runs cells and reports each one as a JSON line on a pipe. It can run
+    some cells, then fork: each child continues from the state those cells left
+    (:class:`_PrefixServer`)."""
 
-    def record(output):
+    def __init__(self):
+        self.outputs: list = []
+        self.size = 0  # characters of output kept for the current cell
+        self.shell = _shell(self.record)
+        sys.stdout, sys.stderr = _Stream("stdout", self.record), _Stream("stderr", self.record)
+        try:
+            self.shell.enable_matplotlib("inline")
+        except Exception:  # noqa: BLE001 - no matplotlib: nothing to show
+            pass
+
+    def record(self, output):
         if output is None:
-            outputs.clear()
-            size[0] = 0
+            self.outputs.clear()
+            self.size = 0
             return
         length = len(json.dumps(output))
-        if size[0] + length > OUTPUT_LIMIT:
-            if size[0] <= OUTPUT_LIMIT:
-                outputs.append({"output_type": "stream", "name": "stdout",
-                                "text": f"\n[{TRUNCATED}: the rest of this cell's output was dropped]\n"})
-                size[0] = OUTPUT_LIMIT + 1
+        if self.size + length > OUTPUT_LIMIT:
+            if self.size <= OUTPUT_LIMIT:
+                self.outputs.append({"output_type": "stream", "name": "stdout",
+                                     "text": f"\n[{TRUNCATED}: the rest of this cell's output was dropped]\n"})
+                self.size = OUTPUT_LIMIT + 1
             return
-        size[0] += length
+        self.size += length
+        outputs = self.outputs
         if output["output_type"] == "stream" and outputs and outputs[-1]["output_type"] == "stream" \
                 and outputs[-1]["name"] == output["name"]:
             outputs[-1]["text"] += output["text"]
         else:
             outputs.append(output)
 
-    shell = _shell(record)
-    sys.stdout, sys.stderr = _Stream("stdout", record), _Stream("stderr", record)
+    def run(self, cells, out_fd: int, timeout: int, count_processes: bool = False) -> None:
+        """Run ``cells`` ((index, source) pairs); write one JSON line per cell to ``out_fd``."""
+
+        def on_alarm(signum, frame):
+            raise CellTimeoutError(f"the cell ran longer than its time limit of {timeout} s")
+
+        signal.signal(signal.SIGALRM, on_alarm)
+        me = os.getpid()
+        with os.fdopen(out_fd, "w") as pipe:
+            for index, source in cells:
+                self.record(None)
+                os.environ["BCE_GRADER_CELL"] = str(index)
+                signal.alarm(timeout)
+                try:
+                    result = self.shell.run_cell(source, store_history=True)
+                finally:
+                    signal.alarm(0)
+                if os.getpid() != me:  # a process the cell forked: it must not answer for the notebook
+                    os._exit(0)
+                message = {"index": index, "outputs": self.outputs, "execution_count": result.execution_count}
+                if count_processes:
+                    message["processes"] = _processes()
+                pipe.write(json.dumps(message) + "\n")
+                pipe.flush()
+
+
+def _only_these_files_open(out_fd: int) -> None:
+    """Close every file descriptor the notebook's process inherited but the pipe to its
+    parent and standard error; standard input and output become /dev/null. What the
+    workers hold open (their pipes to the pool, the gradebook's lock) is out of reach,
+    and nothing a notebook writes to file descriptor 1 reaches the engine's own output."""
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 0)
+    os.dup2(null, 1)
+    os.close(null)
+    os.closerange(3, out_fd)
+    os.closerange(out_fd + 1, 1 << 16)
     sys.stdin = open(os.devnull)
-    try:
-        shell.enable_matplotlib("inline")
-    except Exception:  # noqa: BLE001 - no matplotlib: nothing to show
-        pass
 
-    def on_alarm(signum, frame):
-        raise CellTimeoutError(f"the cell ran longer than its time limit of {timeout} s")
 
-    signal.signal(signal.SIGALRM, on_alarm)
-    me = os.getpid()
-    with os.fdopen(out_fd, "w") as pipe:
-        for index, source in cells:
-            record(None)
-            os.environ["BCE_GRADER_CELL"] = str(index)
-            signal.alarm(timeout)
-            try:
-                result = shell.run_cell(source, store_history=True)
-            finally:
-                signal.alarm(0)
-            if os.getpid() != me:  # a process the cell forked: it must not answer for the notebook
-                os._exit(0)
-            message = {"index": index, "outputs": outputs, "execution_count": result.execution_count}
-            if count_processes:
-                message["processes"] = _processes()
-            pipe.write(json.dumps(message) + "\n")
-            pipe.flush()
+def _run_child(cells: list, cwd: str | None, timeout: int, threads: int, out_fd: int,
+               limits: dict | None = None, count_processes: bool = False, session: _Session | None = None) -> None:
+    """Execute ``cells`` (code sources) in ``session`` (a new one by default) and write
+    one JSON line per cell to ``out_fd``."""
+    import torch
+
+    if cwd:
+        os.chdir(cwd)
+    if limits:
+        confine(**limits)
+    _only_these_files_open(out_fd)
+    torch.set_num_threads(threads)
+    (session or _Session()).run(cells, out_fd, timeout, count_processes)
 
 
 def _processes() -> int:
@@ -204,7 +240,8 @@ def _processes() -> int:
 # --- in the parent ---------------------------------------------------------------------------
 
 def execute(nb, *, cwd: str, timeout: int = 30, threads: int | None = None, limits: dict | None = None,
-            sandbox: "Sandbox | None" = None, notebook_timeout: int | None = None):
+            sandbox: "Sandbox | None" = None, notebook_timeout: int | None = None,
+            shared: "SharedPrefix | None" = None):
     """Run the code cells of ``nb`` in a child forked from this process and fill in
     their outputs, as a Jupyter kernel would.
 
@@ -213,6 +250,11 @@ def execute(nb, *, cwd: str, timeout: int = 30, threads: int | None = None, limi
     evidence, and every autograded test cell is decided again in this process
     (:mod:`grader.verdict`). Without it, ``limits`` (the arguments of :func:`confine`)
     limit the child's memory, CPU time and network.
+
+    With ``shared`` (a :class:`SharedPrefix`), a notebook that begins with exactly the
+    released notebook's code cells, beside exactly the released files, does not run
+    them: its child is forked from a process that has run them once (see
+    :class:`_PrefixServer`), and their outputs are those of that run.
 
     A child that dies, stops answering, or runs past ``notebook_timeout`` seconds
     ends the notebook: its current cell gets a ``DeadKernelError`` output and every
@@ -226,63 +268,59 @@ def execute(nb, *, cwd: str, timeout: int = 30, threads: int | None = None, limi
     cells = [(i, c.source) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
     for _, cell in ((i, nb.cells[i]) for i, _ in cells):
         cell.outputs, cell.execution_count = [], None
+    server = _server(shared, timeout) if _begins_with(nb, cells, shared, cwd) else None
     attention: list[str] = []
-    scratch = _scratch(cwd) if sandbox is not None else None
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: never returns
-        code = 0
-        try:
-            os.close(read_fd)
-            if sandbox is None:
-                _run_child(cells, cwd, timeout, threads, write_fd, limits)
-            else:
-                code = _run_sandboxed(cells, scratch, sandbox, timeout, threads, write_fd)
-        except BaseException:  # noqa: BLE001 - report, then leave without running the parent's code
-            _traceback.print_exc(file=sys.__stderr__)
-            code = 1
-        finally:
-            os._exit(code)
-    os.close(write_fd)
-    done: set[int] = set()
-    buffer = b""
-    started = time.monotonic()
-    deadline = started + timeout + _GRACE_S
-    stopped = None
+    scratch = None
     try:
-        with os.fdopen(read_fd, "rb", buffering=0) as pipe:
-            while True:
-                wait = deadline - time.monotonic()
-                if notebook_timeout:
-                    wait = min(wait, started + notebook_timeout - time.monotonic())
-                ready, _, _ = select.select([pipe], [], [], max(wait, 0))
-                if not ready:  # no answer in time: a child stuck where the alarm cannot reach
-                    os.kill(pid, signal.SIGKILL)
-                    if notebook_timeout and time.monotonic() >= started + notebook_timeout:
-                        stopped = f"the notebook ran longer than its limit of {notebook_timeout} s"
-                    break
-                chunk = pipe.read(65536)
-                if not chunk:
-                    break
-                buffer += chunk
-                while b"\n" in buffer:
-                    line, buffer = buffer.split(b"\n", 1)
-                    message = json.loads(line)
-                    if "sandbox" in message:
-                        stopped = f"the sandbox could not be set up: {message['sandbox']}"
-                        continue
-                    index = message["index"]
-                    if not isinstance(index, int) or index in done or nb.cells[index].cell_type != "code":
-                        continue
-                    cell = nb.cells[index]
-                    cell.outputs = [nbformat.from_dict(o) for o in message["outputs"]]
-                    cell.execution_count = message["execution_count"]
-                    if isinstance(message.get("processes"), int) and message["processes"] > 1:
-                        attention.append(f"cell {index + 1} left {message['processes'] - 1} processes running "
-                                         "(they were killed when the notebook ended)")
-                    done.add(index)
-                    deadline = time.monotonic() + timeout + _GRACE_S
-        _, status = os.waitpid(pid, 0)
+        while True:
+            reused = len(server.prefix) if server is not None else 0
+            scratch = _scratch(cwd) if sandbox is not None else None
+            if server is not None:
+                server.copy_what_it_wrote(os.path.join(scratch, "work") if scratch else cwd)
+            job = {"cells": cells[reused:], "cwd": cwd, "scratch": scratch, "timeout": timeout, "threads": threads,
+                   "limits": limits, "sandbox": dataclasses.asdict(sandbox) if sandbox is not None else None}
+            read_fd, write_fd = os.pipe()
+            if server is None:
+                pid = os.fork()
+                if pid == 0:  # the child: never returns
+                    os.close(read_fd)
+                    _child(job, write_fd)
+                os.close(write_fd)
+                break
+            pid = server.start(job, write_fd)
+            os.close(write_fd)
+            if pid is not None:
+                break
+            # the prefix's process is gone: run the whole notebook instead
+            os.close(read_fd)
+            if scratch is not None:
+                shutil.rmtree(scratch, ignore_errors=True)
+            server = None
+        done: set[int] = set()
+        for (index, _), message in zip(cells, server.prefix if server is not None else []):
+            cell = nb.cells[index]
+            cell.outputs = [nbformat.from_dict(o) for o in message["outputs"]]
+            cell.execution_count = message["execution_count"]
+            done.add(index)
+
+        def answer(message):
+            if "sandbox" in message:
+                return f"the sandbox could not be set up: {message['sandbox']}"
+            index = message["index"]
+            if not isinstance(index, int) or index in done or not 0 <= index < len(nb.cells) \
+                    or nb.cells[index].cell_type != "code":
+                return None
+            cell = nb.cells[index]
+            cell.outputs = [nbformat.from_dict(o) for o in message["outputs"]]
+            cell.execution_count = message["execution_count"]
+            if isinstance(message.get("processes"), int) and message["processes"] > 1:
+                attention.append(f"cell {index + 1} left {message['processes'] - 1} processes running "
+                                 "(they were killed when the notebook ended)")
+            done.add(index)
+            return None
+
+        stopped = _listen(read_fd, pid, timeout, notebook_timeout, answer)
+        status = server.wait() if server is not None else os.waitpid(pid, 0)[1]
         pending = [i for i, _ in cells if i not in done]
         if pending:
             how = stopped or _ended(status)
@@ -309,11 +347,319 @@ def execute(nb, *, cwd: str, timeout: int = 30, threads: int | None = None, limi
             attention += verdict.judge_notebook(nb, records, tampering=found)
     finally:
         if scratch is not None:
-            import shutil
-
             shutil.rmtree(scratch, ignore_errors=True)
-    nb.metadata["bce_grader"] = {"attention": attention}
+    nb.metadata["bce_grader"] = {"attention": attention, "shared_cells": reused}
     return nb
+
+
+def _child(job: dict, out_fd: int, session: "_Session | None" = None) -> None:
+    """In a notebook's child (forked from a worker or from a prefix's process): run the
+    job's cells, confined as the job says, and leave. Never returns."""
+    code = 0
+    try:
+        cells = [tuple(c) for c in job["cells"]]
+        if job["sandbox"] is None:
+            _run_child(cells, job["cwd"], job["timeout"], job["threads"], out_fd, job["limits"], session=session)
+        else:
+            from .sandbox import Sandbox
+
+            code = _run_sandboxed(cells, job["scratch"], Sandbox(**job["sandbox"]), job["timeout"], job["threads"],
+                                  out_fd, session=session)
+    except BaseException:  # noqa: BLE001 - report, then leave without running the parent's code
+        _traceback.print_exc(file=sys.__stderr__)
+        code = 1
+    finally:
+        os._exit(code)
+
+
+def _listen(read_fd: int, pid: int, timeout: int, notebook_timeout: int | None, answer) -> str | None:
+    """Pass every message the child at ``pid`` writes to ``read_fd`` to ``answer``, until
+    the child closes it, stops answering (``timeout`` and a grace period without a
+    message: killed) or runs past ``notebook_timeout`` (killed). Returns why the
+    notebook was stopped, if it was, or what ``answer`` said was wrong."""
+    buffer = b""
+    started = time.monotonic()
+    deadline = started + timeout + _GRACE_S
+    stopped = None
+    with os.fdopen(read_fd, "rb", buffering=0) as pipe:
+        while True:
+            wait = deadline - time.monotonic()
+            if notebook_timeout:
+                wait = min(wait, started + notebook_timeout - time.monotonic())
+            ready, _, _ = select.select([pipe], [], [], max(wait, 0))
+            if not ready:  # no answer in time: a child stuck where the alarm cannot reach
+                os.kill(pid, signal.SIGKILL)
+                if notebook_timeout and time.monotonic() >= started + notebook_timeout:
+                    stopped = f"the notebook ran longer than its limit of {notebook_timeout} s"
+                break
+            chunk = pipe.read(65536)
+            if not chunk:
+                break
+            buffer += chunk
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                try:
+                    said = answer(json.loads(line))
+                except (ValueError, KeyError, TypeError):
+                    said = None
+                stopped = said or stopped
+                deadline = time.monotonic() + timeout + _GRACE_S
+    return stopped
+
+
+# --- a prefix run once per assignment ------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class SharedPrefix:
+    """What every student of a notebook received before their first answer: the code
+    cells of the released notebook before its first solution or test cell, and the
+    files nbgrader puts beside the notebook when it autogrades (the source folder's
+    files, notebooks aside).
+
+    A submission whose first code cells are exactly these, beside exactly these files,
+    would run them to the same state as every other such submission; the engine runs
+    them once (:class:`_PrefixServer`). What the prefix cannot see, unlike a run of the
+    whole notebook: the submission's own notebook file and ``timestamp.txt``; and it
+    runs in the folder it was given, outside the sandbox (it is the instructor's code),
+    with torch on one thread."""
+
+    notebook: str
+    folder: str
+    sources: tuple[str, ...]
+    indices: tuple[int, ...]
+    files: tuple[tuple[str, str], ...]
+    ignore: tuple[str, ...]
+
+    @classmethod
+    def of(cls, released: str, folder: str, ignore=()) -> "SharedPrefix | None":
+        """The prefix of the released notebook ``released``, whose files are in ``folder``."""
+        import nbformat
+
+        try:
+            nb = nbformat.read(released, as_version=4)
+        except Exception:  # noqa: BLE001 - no released notebook: nothing to share
+            return None
+        sources, indices = [], []
+        for index, cell in enumerate(nb.cells):
+            if cell.cell_type != "code":
+                continue
+            meta = cell.get("metadata", {}).get("nbgrader", {})
+            if meta.get("solution") or meta.get("grade"):
+                break
+            sources.append(cell.source)
+            indices.append(index)
+        if not sources:
+            return None
+        ignore = (*ignore, "*.ipynb", "timestamp.txt")
+        files = _files(folder, ignore) if os.path.isdir(folder) else {}
+        return cls(os.path.abspath(released), os.path.abspath(folder), tuple(sources), tuple(indices),
+                   tuple(sorted(files.items())), tuple(ignore))
+
+
+def _files(folder: str, ignore=()) -> dict[str, str]:
+    """Every file under ``folder`` (relative path: SHA-256 of its content), leaving out
+    the files and folders whose names match a pattern of ``ignore``."""
+    import fnmatch
+    import hashlib
+
+    found = {}
+    for path, dirs, names in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not any(fnmatch.fnmatch(d, p) for p in ignore))
+        for name in names:
+            if any(fnmatch.fnmatch(name, p) for p in ignore):
+                continue
+            full = os.path.join(path, name)
+            try:
+                with open(full, "rb") as f:
+                    found[os.path.relpath(full, folder)] = hashlib.sha256(f.read()).hexdigest()
+            except OSError:
+                found[os.path.relpath(full, folder)] = "unreadable"
+    return found
+
+
+def _begins_with(nb, cells, shared: SharedPrefix | None, cwd: str) -> bool:
+    """Whether ``nb`` (in ``cwd``) begins with ``shared``'s code cells, beside its files."""
+    if shared is None or len(cells) < len(shared.sources):
+        return False
+    for (index, source), expected in zip(cells, shared.sources):
+        meta = nb.cells[index].get("metadata", {}).get("nbgrader", {})
+        if source != expected or meta.get("solution") or meta.get("grade"):
+            return False
+    return tuple(sorted(_files(cwd, shared.ignore).items())) == shared.files
+
+
+#: The prefix processes of this worker, by (prefix, cell time limit); None: it failed.
+_SERVERS: dict = {}
+#: Where prefix processes keep their folders (grade_all sets one per run and removes it).
+_SERVER_DIR: str | None = None
+
+
+def _server(shared: SharedPrefix | None, timeout: int) -> "_PrefixServer | None":
+    if shared is None:
+        return None
+    key = (shared, timeout)
+    if key not in _SERVERS:
+        server = _PrefixServer(shared, timeout)
+        _SERVERS[key] = server if server.prefix is not None else None
+        if server.prefix is None:
+            server.close()
+    server = _SERVERS[key]
+    if server is not None and not server.alive:
+        _SERVERS[key] = None
+        return None
+    return server
+
+
+def close_servers() -> None:
+    """End this process's prefix processes and remove their folders."""
+    for server in _SERVERS.values():
+        if server is not None:
+            server.close()
+    _SERVERS.clear()
+
+
+class _PrefixServer:
+    """A process that has run a :class:`SharedPrefix` once, in a folder of its own, and
+    forks a child for every notebook that begins with it. The child continues from
+    the prefix's state: it enters the sandbox (or the limits) as a notebook's child
+    does and runs the notebook's other cells. The prefix's outputs are kept here and
+    copied into every such notebook.
+
+    The process runs torch on one thread, as the zygote does (a process that has used
+    OpenMP's thread team cannot fork safely); each child sets its threads back."""
+
+    def __init__(self, shared: SharedPrefix, timeout: int):
+        import socket
+        import tempfile
+
+        self.prefix: list | None = None
+        self.alive = False
+        self.pid = None
+        self.folder = tempfile.mkdtemp(prefix="bce-prefix-", dir=_SERVER_DIR)
+        for relative, _ in shared.files:
+            os.makedirs(os.path.dirname(os.path.join(self.folder, relative)), exist_ok=True)
+            shutil.copy(os.path.join(shared.folder, relative), os.path.join(self.folder, relative))
+        shutil.copy(shared.notebook, os.path.join(self.folder, os.path.basename(shared.notebook)))
+        before = _files(self.folder)
+        self.control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                self.control.close()
+                os.close(read_fd)
+                _die_with_parent()
+                os.chdir(self.folder)
+                import torch
+
+                torch.set_num_threads(1)
+                session = _Session()
+                session.run(list(zip(shared.indices, shared.sources)), write_fd, timeout)
+                _serve(session, theirs)
+            except BaseException:  # noqa: BLE001
+                _traceback.print_exc(file=sys.__stderr__)
+                code = 1
+            finally:
+                os._exit(code)
+        theirs.close()
+        os.close(write_fd)
+        self.pid = pid
+        messages = []
+        _listen(read_fd, pid, timeout, None, messages.append)
+        if len(messages) != len(shared.sources):
+            return  # it died or hung before the end of the prefix: notebooks run whole
+        self.prefix = messages
+        self.alive = True
+        after = _files(self.folder)
+        self.written = sorted(name for name, digest in after.items() if before.get(name) != digest)
+        self.deleted = sorted(name for name in before if name not in after)
+
+    def copy_what_it_wrote(self, folder: str) -> None:
+        """Make ``folder`` (a copy of the submission's) hold what the prefix left in its own."""
+        for name in self.written:
+            target = os.path.join(folder, name)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            shutil.copy2(os.path.join(self.folder, name), target)
+        for name in self.deleted:
+            try:
+                os.remove(os.path.join(folder, name))
+            except OSError:
+                pass
+
+    def start(self, job: dict, out_fd: int) -> int | None:
+        """Fork a child that runs ``job`` (see :func:`_child`) and writes to ``out_fd``;
+        its pid, or None if this process is gone."""
+        import socket
+        import tempfile
+
+        request = tempfile.NamedTemporaryFile("w", prefix="bce-job-", suffix=".json", dir=self.folder, delete=False)
+        with request:
+            json.dump(job, request)
+        try:
+            socket.send_fds(self.control, [request.name.encode()], [out_fd])
+            reply = self.control.recv(4096)
+        except OSError:
+            reply = b""
+        if not reply:
+            self.close()
+            return None
+        return json.loads(reply)["pid"]
+
+    def wait(self) -> int:
+        """The wait status of the child last started."""
+        try:
+            reply = self.control.recv(4096)
+        except OSError:
+            reply = b""
+        if not reply:
+            self.close()
+            return signal.SIGKILL
+        return json.loads(reply)["status"]
+
+    def close(self) -> None:
+        self.alive = False
+        try:
+            self.control.close()
+        except OSError:
+            pass
+        if self.pid:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+                os.waitpid(self.pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+            self.pid = None
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _serve(session: _Session, control) -> None:
+    """In a prefix's process: for every request, fork a child that runs the job in it."""
+    import socket
+
+    while True:
+        message, fds, _, _ = socket.recv_fds(control, 4096, 1)
+        if not message or not fds:
+            os._exit(0)
+        with open(message.decode()) as f:
+            job = json.load(f)
+        os.remove(message.decode())
+        pid = os.fork()
+        if pid == 0:
+            control.close()
+            _die_with_parent()
+            _child(job, fds[0], session)
+        os.close(fds[0])
+        control.send(json.dumps({"pid": pid}).encode())
+        _, status = os.waitpid(pid, 0)
+        control.send(json.dumps({"status": status}).encode())
+
+
+def _die_with_parent() -> None:
+    """Have the kernel kill this process when its parent ends."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
 
 
 #: What an error output says, and what the instructor should hear about it.
@@ -374,7 +720,8 @@ def _scratch(cwd: str) -> str:
     return scratch
 
 
-def _run_sandboxed(cells, scratch: str, box, timeout: int, threads: int, out_fd: int) -> int:
+def _run_sandboxed(cells, scratch: str, box, timeout: int, threads: int, out_fd: int,
+                   session: _Session | None = None) -> int:
     """In the child: new namespaces, then a grandchild -- process 1 of the new PID
     namespace -- enters the sandbox and runs the cells. Returns the exit code to
     report (128 + the signal that killed the grandchild)."""
@@ -395,7 +742,7 @@ def _run_sandboxed(cells, scratch: str, box, timeout: int, threads: int, out_fd:
             except (sandbox.SandboxError, OSError) as error:
                 os.write(out_fd, (json.dumps({"sandbox": str(error)}) + "\n").encode())
                 os._exit(3)
-            _run_child(cells, None, timeout, threads, out_fd, count_processes=True)
+            _run_child(cells, None, timeout, threads, out_fd, count_processes=True, session=session)
         except BaseException:  # noqa: BLE001
             _traceback.print_exc(file=sys.__stderr__)
             code = 1
@@ -420,6 +767,9 @@ class WarmExecute(NbGraderPreprocessor):
     process_limit = Integer(64, help="Processes and threads a sandboxed notebook may have at once").tag(config=True)
     file_size_limit = Integer(256, help="MiB the largest file a sandboxed notebook writes may have").tag(config=True)
     readable = List(Unicode(), help="More paths a sandboxed notebook may read (data the course needs)").tag(config=True)
+    share_prefix = Bool(True, help="Run the code cells every student received before their first answer once "
+                                   "per worker, and fork each notebook that begins with them unchanged from "
+                                   "there (engine.SharedPrefix)").tag(config=True)
 
     def preprocess(self, nb, resources):
         cwd = resources.get("metadata", {}).get("path") or os.getcwd()
@@ -433,9 +783,35 @@ class WarmExecute(NbGraderPreprocessor):
                           readable=list(self.readable), hidden=_hidden_paths(self.config, cwd))
         limits = {"memory_mb": self.memory_limit or None, "cpu_seconds": self.cpu_time_limit or None,
                   "network": self.network}
+        shared = _shared_prefix(self.config, resources) if self.share_prefix else None
         nb = execute(nb, cwd=cwd, timeout=int(timeout), limits=limits, sandbox=box,
-                     notebook_timeout=self.notebook_time_limit or None)
+                     notebook_timeout=self.notebook_time_limit or None, shared=shared)
         return nb, resources
+
+
+_PREFIXES: dict = {}
+
+
+def _shared_prefix(config, resources) -> SharedPrefix | None:
+    """The shared prefix of the notebook nbgrader is autograding: from its released copy,
+    with the source folder's files (those nbgrader copies beside the submission)."""
+    info = resources.get("nbgrader", {})
+    assignment, notebook = info.get("assignment"), info.get("notebook")
+    if not assignment or not notebook:
+        return None
+    from nbgrader.coursedir import CourseDirectory
+
+    coursedir = CourseDirectory(config=config)
+    released = os.path.join(coursedir.format_path(coursedir.release_directory, ".", assignment), f"{notebook}.ipynb")
+    source = coursedir.format_path(coursedir.source_directory, ".", assignment)
+    try:
+        stamp = os.stat(released).st_mtime_ns
+    except OSError:
+        return None
+    key = (released, source, stamp)
+    if key not in _PREFIXES:
+        _PREFIXES[key] = SharedPrefix.of(released, source, tuple(coursedir.ignore))
+    return _PREFIXES[key]
 
 
 def _hidden_paths(config, cwd: str) -> list[str]:
@@ -560,14 +936,21 @@ def grade_all(workspace_root: str, db_url: str | None, tasks: list[tuple[str, st
     context = multiprocessing.get_context("fork")
     work = [(workspace_root, db_url, a, s) for s, a in tasks]
     results = []
-    with context.Pool(jobs, initializer=_init_worker, initargs=(lock_path, threads)) as pool:
-        iterator = pool.imap_unordered(_grade, work)
-        if progress:
-            from tqdm.auto import tqdm
+    global _SERVER_DIR
+    import tempfile
 
-            iterator = tqdm(iterator, total=len(work), desc="autograde", unit="notebook")
-        for result in iterator:
-            results.append(result)
+    _SERVER_DIR = tempfile.mkdtemp(prefix="bce-engine-")  # the workers' prefix processes keep their folders here
+    try:
+        with context.Pool(jobs, initializer=_init_worker, initargs=(lock_path, threads)) as pool:
+            iterator = pool.imap_unordered(_grade, work)
+            if progress:
+                from tqdm.auto import tqdm
+
+                iterator = tqdm(iterator, total=len(work), desc="autograde", unit="notebook")
+            for result in iterator:
+                results.append(result)
+    finally:
+        shutil.rmtree(_SERVER_DIR, ignore_errors=True)
     return results
 
 

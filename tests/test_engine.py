@@ -135,6 +135,12 @@ def test_the_warm_engine_gives_exactly_nbgraders_scores(two_engines):
     for (student, _, _), (score, _) in got.items():
         totals[student] = totals.get(student, 0) + score
     assert totals == {"ann": 7, "ben": 0, "cat": 5, "dan": 5, "eve": 2, "fay": 7}
+    # every student kept the released beginning: the engine ran it once per worker, not per student
+    import json
+
+    for student in totals:
+        notebook = warm.root / "autograded" / student / A1 / f"{A1}.ipynb"
+        assert json.loads(notebook.read_text())["metadata"]["bce_grader"]["shared_cells"] > 0, student
 
 
 def test_timeouts_are_flagged_by_both_engines(two_engines):
@@ -203,3 +209,140 @@ def test_a_notebook_is_confined_in_memory_and_network():
     assert after[0]["text"] == "still here 0.0\n"          # the notebook goes on
     assert network[0]["output_type"] == "error", network   # no network inside
     assert result["free"][0]["text"] == "connected\n"       # without limits, the same call connects
+
+
+PREFIX_CHECK = textwrap.dedent('''
+    import json, os, shutil, sys, tempfile
+    import nbformat
+    from grader import engine
+    from grader.sandbox import Sandbox
+
+    engine.warm_up()
+    root = tempfile.mkdtemp()
+    code = nbformat.v4.new_code_cell
+    released = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# A notebook"),
+        code("import os, torch\\nstate = {'n': 0}\\n_ = open('made-by-prefix.txt', 'w').write('prefix')\\n"
+             "print('prefix ran in', os.getpid())"),
+        code("x = torch.arange(3.)\\nx"),
+        code("answer = None", metadata={"nbgrader": {"solution": True, "grade": False, "grade_id": "answer"}}),
+        code("print(state, open('made-by-prefix.txt').read(), open('data.txt').read(), os.path.exists('extra.txt'), "
+             "x.tolist())\\nstate['n'] += 1\\nx.mul_(10)",
+             metadata={"nbgrader": {"solution": False, "grade": True, "grade_id": "test", "points": 1}}),
+    ])
+    os.makedirs(f"{root}/release")
+    nbformat.write(released, f"{root}/release/nb.ipynb")
+    os.makedirs(f"{root}/source")
+    open(f"{root}/source/data.txt", "w").write("data")
+    nbformat.write(released, f"{root}/source/nb.ipynb")
+    shared = engine.SharedPrefix.of(f"{root}/release/nb.ipynb", f"{root}/source", ["*.pyc"])
+
+    def submission(name, edit=None, files=None):
+        folder = f"{root}/{name}"
+        os.makedirs(folder)
+        for file, text in {"data.txt": "data", "timestamp.txt": name, **(files or {})}.items():
+            open(f"{folder}/{file}", "w").write(text)
+        nb = nbformat.from_dict(json.loads(json.dumps(released)))
+        nb.cells[3].source = "answer = 42"
+        if edit:
+            nb.cells[2].source = edit
+        nbformat.write(nb, f"{folder}/nb.ipynb")
+        return nb, folder
+
+    results = {}
+    for name, edit, files, box in [
+        ("ann", None, None, Sandbox()), ("ben", None, None, Sandbox()),
+        ("cat", "x = torch.arange(4.)\\nx", None, Sandbox()),
+        ("dan", None, {"extra.txt": "mine"}, Sandbox()), ("eve", None, {"data.txt": "changed"}, Sandbox()),
+        ("fay", None, None, None),
+    ]:
+        nb, folder = submission(name, edit, files)
+        out = engine.execute(nb, cwd=folder, timeout=20, sandbox=box, shared=shared)
+        results[name] = {"shared": out.metadata["bce_grader"]["shared_cells"],
+                         "attention": out.metadata["bce_grader"]["attention"],
+                         "outputs": [[dict(o) for o in c.get("outputs", [])] for c in out.cells],
+                         "counts": [c.get("execution_count") for c in out.cells],
+                         "left": sorted(os.listdir(folder))}
+    engine.close_servers()
+    print(json.dumps(results))
+''')
+
+
+@pytest.fixture(scope="module")
+def prefixed():
+    import json
+
+    done = subprocess.run([sys.executable, "-c", PREFIX_CHECK], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _text(outputs):
+    return "".join(o.get("text", "") for o in outputs)
+
+
+def test_notebooks_that_begin_as_released_share_one_run_of_the_beginning(prefixed):
+    ann, ben = prefixed["ann"], prefixed["ben"]
+    assert ann["shared"] == ben["shared"] == 2
+    # the beginning ran once: both notebooks show the output of the same process
+    assert _text(ann["outputs"][1]).startswith("prefix ran in ")
+    assert _text(ann["outputs"][1]) == _text(ben["outputs"][1])
+    assert ann["outputs"][2][0]["data"]["text/plain"] == "tensor([0., 1., 2.])"
+    assert ann["counts"][1:] == [1, 2, 3, 4]
+    # each notebook continues from the state the beginning left, files included, and
+    # what one notebook changes (state, tensors in place) the next does not see
+    assert _text(ann["outputs"][4]) == "{'n': 0} prefix data False [0.0, 1.0, 2.0]\n"
+    assert _text(ben["outputs"][4]) == _text(ann["outputs"][4])
+    assert ann["attention"] == ben["attention"] == []
+
+
+def test_a_notebook_that_differs_runs_whole(prefixed):
+    cat, dan, eve = prefixed["cat"], prefixed["dan"], prefixed["eve"]
+    assert cat["shared"] == dan["shared"] == eve["shared"] == 0
+    assert _text(cat["outputs"][1]) != _text(prefixed["ann"]["outputs"][1])     # a run of its own
+    assert cat["outputs"][2][0]["data"]["text/plain"] == "tensor([0., 1., 2., 3.])"  # the student's edit
+    assert _text(cat["outputs"][4]).endswith("[0.0, 1.0, 2.0, 3.0]\n")
+    assert _text(dan["outputs"][4]) == "{'n': 0} prefix data True [0.0, 1.0, 2.0]\n"  # its own extra file
+    assert _text(eve["outputs"][4]) == "{'n': 0} prefix changed False [0.0, 1.0, 2.0]\n"
+
+
+def test_without_the_sandbox_the_beginning_leaves_its_files_in_the_folder(prefixed):
+    fay = prefixed["fay"]
+    assert fay["shared"] == 2
+    assert _text(fay["outputs"][4]) == "{'n': 0} prefix data False [0.0, 1.0, 2.0]\n"
+    assert "made-by-prefix.txt" in fay["left"]                               # as a whole run would leave it
+
+
+FILES_CHECK = textwrap.dedent('''
+    import json, os, tempfile
+    import nbformat
+    from grader import engine
+    from grader.sandbox import Sandbox
+
+    engine.warm_up()
+    held = open(os.path.join(tempfile.mkdtemp(), "gradebook.lock"), "w")  # as a worker holds its lock
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "import os, json\\nlinks = []\\nfor fd in os.listdir('/proc/self/fd'):\\n    try:\\n"
+        "        links.append(os.readlink(f'/proc/self/fd/{fd}'))\\n    except OSError:\\n        pass\\n"
+        "os.write(1, b'written to the engine output\\\\n')\\nprint(json.dumps(links))")])
+    results = {}
+    for name, box in (("bare", None), ("sandboxed", Sandbox())):
+        out = engine.execute(nbformat.from_dict(nb), cwd=tempfile.mkdtemp(), timeout=20, sandbox=box)
+        results[name] = [dict(o) for o in out.cells[0].outputs]
+    print(json.dumps(results))
+''')
+
+
+def test_a_notebook_inherits_no_open_file_of_the_grader():
+    import json
+
+    done = subprocess.run([sys.executable, "-c", FILES_CHECK], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "written to the engine output" not in done.stdout        # file descriptor 1 is /dev/null
+    results = json.loads(done.stdout.strip().splitlines()[-1])
+    for name, outputs in results.items():
+        links = json.loads(outputs[0]["text"])
+        assert not any("gradebook.lock" in link for link in links), (name, links)
+        # standard input/output (/dev/null), standard error, the pipe to the engine, and
+        # the folder os.listdir opened: nothing else
+        assert len(links) <= 6 and links.count("/dev/null") >= 2, (name, links)
