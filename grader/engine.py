@@ -920,6 +920,26 @@ def _init_worker(lock_path: str, threads: int) -> None:
     _LOCK = open(lock_path, "a+")
     os.environ["BCE_ENGINE_THREADS"] = str(threads)
     _lock_nbgraders_writers()
+    _one_database_engine_per_url()
+
+
+def _one_database_engine_per_url() -> None:
+    """In a worker: nbgrader opens the gradebook a dozen times per notebook, each time
+    with a new SQLAlchemy engine, whose cache of compiled statements starts empty.
+    One engine per database URL keeps it (nbgrader still closes its connections
+    after each use: ``Gradebook.close`` disposes of the engine's pool)."""
+    import nbgrader.api
+    from sqlalchemy import create_engine
+
+    engines: dict = {}
+
+    def engine_for(url, *args, **kwargs):
+        key = (str(url), repr(args), repr(sorted(kwargs.items())))
+        if key not in engines:
+            engines[key] = create_engine(url, *args, **kwargs)
+        return engines[key]
+
+    nbgrader.api.create_engine = engine_for
 
 
 def grade_all(workspace_root: str, db_url: str | None, tasks: list[tuple[str, str]], jobs: int,
