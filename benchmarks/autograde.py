@@ -64,6 +64,16 @@ def scores(workspace: workflow.Workspace) -> dict:
                 for nb in sub.notebooks for g in nb.grades}
 
 
+def shared(workspace: workflow.Workspace) -> tuple[int, int]:
+    """How many autograded notebooks began as released (and forked from a run of that
+    beginning), out of how many."""
+    import json
+
+    found = [json.loads(p.read_text()).get("metadata", {}).get("bce_grader", {}).get("shared_cells", 0)
+             for p in (workspace.root / "autograded").glob("*/*/*.ipynb")]
+    return sum(1 for n in found if n), len(found)
+
+
 def grade(workspace: workflow.Workspace, engine: str, jobs: int | None) -> float:
     start = time.perf_counter()
     workflow.autograde(workspace, engine=engine, jobs=jobs, progress=False)
@@ -125,6 +135,8 @@ def main() -> int:
         warm_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         print(f"warm engine:    {warm_s:7.1f} s  {notebooks / warm_s:6.2f} notebooks/s  "
               f"peak memory of one process {warm_peak:.0f} MiB")
+        began, graded = shared(warm)
+        print(f"  {began} of {graded} notebooks began as released and forked from one run of that beginning")
         per_notebook = warm_s / notebooks
         print(f"  a class of 200 students with every notebook ({200 * len(warm.released())} notebooks): "
               f"about {200 * len(warm.released()) * per_notebook / 60:.1f} min")

@@ -12,6 +12,11 @@ per-cell timeout that nbgrader records as ``CellTimeoutError``) and sends each
 executed cell back. A child sees nothing of the notebooks before it: each is a
 fresh copy of the zygote, in a scratch working directory.
 
+The code cells every student received before their first answer (a notebook's
+explanations, figures and explorers) are the same in most submissions: each worker
+runs them once, from the released notebook, in a process that every notebook
+beginning with exactly those cells then forks from (:class:`SharedPrefix`).
+
 nbgrader keeps all of its bookkeeping (checksums, overwriting locked cells,
 scoring, the gradebook): the engine replaces only its ``Execute``
 preprocessor, with :class:`WarmExecute`.
