@@ -2,7 +2,8 @@
 
 Builds a class of STUDENTS students (default 40), each handing in every course
 notebook, with a mix of answers (all correct, only the first exercise, blank, a
-mistake), grades it with `--engine nbgrader` and with `--engine warm` in two
+mistake; and one student in five has also changed a cell of the notebook's
+explanations, so that their notebooks run whole), grades it with `--engine nbgrader` and with `--engine warm` in two
 copies of the same workspace, checks that both give the same score to every
 cell, and prints both times, notebooks per second, the ratio, the peak memory
 of one grading process, and what a class of 200 students would take. A third
@@ -50,6 +51,9 @@ def build_class(workspace: workflow.Workspace, students: int) -> int:
                 grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
                 if grade_id in answers:
                     cell.source = answers[grade_id]
+            if number % 5 == 4:  # tried something in the first cell of the explanations
+                code = [c for c in copy.cells if c.cell_type == "code" and "nbgrader" not in c.get("metadata", {})]
+                code[0].source += "\nprint('trying something')"
             target = workspace.submitted(student, assignment)
             target.parent.mkdir(parents=True, exist_ok=True)
             nbformat.write(copy, target)
