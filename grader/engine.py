@@ -560,7 +560,15 @@ class _PrefixServer:
 
                 torch.set_num_threads(1)
                 session = _Session()
+                threads = _threads()
                 session.run(list(zip(shared.indices, shared.sources)), write_fd, timeout)
+                # A thread the prefix started (a progress bar's monitor, OpenMP's team after
+                # torch.set_num_threads(4), ...) would not exist in the children, and a lock it
+                # held would stay locked there: such a prefix is not shared.
+                started = _threads() - threads
+                theirs.send(json.dumps({"threads started": started}).encode())
+                if started > 0:
+                    os._exit(0)
                 _serve(session, theirs)
             except BaseException:  # noqa: BLE001
                 _traceback.print_exc(file=sys.__stderr__)
@@ -574,6 +582,12 @@ class _PrefixServer:
         _listen(read_fd, pid, timeout, None, messages.append)
         if len(messages) != len(shared.sources):
             return  # it died or hung before the end of the prefix: notebooks run whole
+        try:
+            said = json.loads(self.control.recv(4096) or b"{}")
+        except (OSError, ValueError):
+            said = {}
+        if said.get("threads started") != 0:
+            return  # it left threads running: its children could not use them
         self.prefix = messages
         self.alive = True
         after = _files(self.folder)
@@ -658,6 +672,11 @@ def _serve(session: _Session, control) -> None:
         control.send(json.dumps({"pid": pid}).encode())
         _, status = os.waitpid(pid, 0)
         control.send(json.dumps({"status": status}).encode())
+
+
+def _threads() -> int:
+    """How many threads this process has."""
+    return len(os.listdir("/proc/self/task"))
 
 
 def _die_with_parent() -> None:
@@ -896,6 +915,7 @@ def warm_up() -> None:
         datasets.breast_cancer_split(), datasets.digits_split()
     except datasets.DataError:
         pass  # a notebook that reads the data gets the loader's own message
+    _read_what_tracebacks_show()
     # nbgrader asks the alembic command for the gradebook's schema version every time it
     # opens the gradebook: a subprocess per notebook. The answer does not change.
     from .release import environment_bin_on_path
@@ -903,6 +923,33 @@ def warm_up() -> None:
     with environment_bin_on_path():
         version = nbgrader.api.get_alembic_version()
     nbgrader.api.get_alembic_version = lambda: version
+
+
+def _read_what_tracebacks_show() -> None:
+    """Format, once, the tracebacks of failing checks as IPython formats a cell's error.
+    IPython reads and parses the source of every module a traceback passes through
+    (stack_data, executing, inspect) and keeps what it read; the children forked from
+    here find it read, and a notebook's first failing test cell costs a few
+    milliseconds instead of a few hundred."""
+    from IPython.core import ultratb
+
+    import grader
+    from grader import imbalance
+
+    def binary_cross_entropy(input, target):
+        raise NotImplementedError
+
+    def pos_weight_from_labels(labels):
+        raise NotImplementedError
+
+    formatter = ultratb.AutoFormattedTB(mode="Context", tb_offset=1)
+    for fail in (lambda: grader.assert_passes(binary_cross_entropy, categories=["seed"], arguments=[]),
+                 lambda: imbalance.assert_pos_weight(pos_weight_from_labels, cases="edge"),
+                 lambda: 1 / 0):
+        try:
+            fail()
+        except Exception:  # noqa: BLE001 - the point: format what it raised
+            formatter.structured_traceback(*sys.exc_info())
 
 
 def _grade(task):
@@ -926,6 +973,33 @@ def _init_worker(lock_path: str, threads: int) -> None:
     os.environ["BCE_ENGINE_THREADS"] = str(threads)
     _lock_nbgraders_writers()
     _one_database_engine_per_url()
+    _check_nbgraders_schema_once()
+
+
+def _check_nbgraders_schema_once() -> None:
+    """In a worker: nbgrader validates the metadata of every nbgrader cell with
+    ``jsonschema.validate``, which first checks the schema itself, every time (a third
+    of its validation). Check each schema once; validate each cell as before."""
+    import types
+
+    import jsonschema
+    import nbgrader.nbgraderformat.common as common
+
+    validators: dict = {}
+
+    def validate(instance, schema, cls=None, *args, **kwargs):
+        if cls is not None or args or kwargs:
+            return jsonschema.validate(instance, schema, cls, *args, **kwargs)
+        key = id(schema)
+        if key not in validators or validators[key][0] is not schema:
+            kind = jsonschema.validators.validator_for(schema)
+            kind.check_schema(schema)
+            validators[key] = (schema, kind(schema))
+        error = jsonschema.exceptions.best_match(validators[key][1].iter_errors(instance))
+        if error is not None:
+            raise error
+
+    common.jsonschema = types.SimpleNamespace(**{**vars(jsonschema), "validate": validate})
 
 
 def _one_database_engine_per_url() -> None:

@@ -229,6 +229,7 @@ PREFIX_CHECK = textwrap.dedent('''
         code("print(state, open('made-by-prefix.txt').read(), open('data.txt').read(), os.path.exists('extra.txt'), "
              "x.tolist())\\nstate['n'] += 1\\nx.mul_(10)",
              metadata={"nbgrader": {"solution": False, "grade": True, "grade_id": "test", "points": 1}}),
+        code("print(torch.get_num_threads(), torch.ones(1 << 22).sum().item())"),
     ])
     os.makedirs(f"{root}/release")
     nbformat.write(released, f"{root}/release/nb.ipynb")
@@ -250,19 +251,32 @@ PREFIX_CHECK = textwrap.dedent('''
         return nb, folder
 
     results = {}
-    for name, edit, files, box in [
-        ("ann", None, None, Sandbox()), ("ben", None, None, Sandbox()),
-        ("cat", "x = torch.arange(4.)\\nx", None, Sandbox()),
-        ("dan", None, {"extra.txt": "mine"}, Sandbox()), ("eve", None, {"data.txt": "changed"}, Sandbox()),
-        ("fay", None, None, None),
+    for name, edit, files, box, threads in [
+        ("ann", None, None, Sandbox(), 1), ("ben", None, None, Sandbox(), 2),
+        ("cat", "x = torch.arange(4.)\\nx", None, Sandbox(), 1),
+        ("dan", None, {"extra.txt": "mine"}, Sandbox(), 1), ("eve", None, {"data.txt": "changed"}, Sandbox(), 1),
+        ("fay", None, None, None, 1),
     ]:
         nb, folder = submission(name, edit, files)
-        out = engine.execute(nb, cwd=folder, timeout=20, sandbox=box, shared=shared)
+        out = engine.execute(nb, cwd=folder, timeout=20, sandbox=box, shared=shared, threads=threads)
         results[name] = {"shared": out.metadata["bce_grader"]["shared_cells"],
                          "attention": out.metadata["bce_grader"]["attention"],
                          "outputs": [[dict(o) for o in c.get("outputs", [])] for c in out.cells],
                          "counts": [c.get("execution_count") for c in out.cells],
                          "left": sorted(os.listdir(folder))}
+    # a beginning that leaves a thread running is not shared: the thread would not exist in the children
+    threaded = nbformat.from_dict(json.loads(json.dumps(released)))
+    threaded.cells[1].source += ("\\nimport threading, time\\n"
+                                 "threading.Thread(target=time.sleep, args=(60,), daemon=True).start()")
+    os.makedirs(f"{root}/threaded")
+    nbformat.write(threaded, f"{root}/release/nb.ipynb")
+    again = engine.SharedPrefix.of(f"{root}/release/nb.ipynb", f"{root}/source", ["*.pyc"])
+    threaded.cells[3].source = "answer = 42"
+    open(f"{root}/threaded/data.txt", "w").write("data")
+    nbformat.write(threaded, f"{root}/threaded/nb.ipynb")
+    out = engine.execute(threaded, cwd=f"{root}/threaded", timeout=20, sandbox=Sandbox(), shared=again)
+    results["gus"] = {"shared": out.metadata["bce_grader"]["shared_cells"],
+                      "outputs": [[dict(o) for o in c.get("outputs", [])] for c in out.cells]}
     engine.close_servers()
     print(json.dumps(results))
 ''')
@@ -288,12 +302,15 @@ def test_notebooks_that_begin_as_released_share_one_run_of_the_beginning(prefixe
     assert _text(ann["outputs"][1]).startswith("prefix ran in ")
     assert _text(ann["outputs"][1]) == _text(ben["outputs"][1])
     assert ann["outputs"][2][0]["data"]["text/plain"] == "tensor([0., 1., 2.])"
-    assert ann["counts"][1:] == [1, 2, 3, 4]
+    assert ann["counts"][1:] == [1, 2, 3, 4, 5]
     # each notebook continues from the state the beginning left, files included, and
     # what one notebook changes (state, tensors in place) the next does not see
     assert _text(ann["outputs"][4]) == "{'n': 0} prefix data False [0.0, 1.0, 2.0]\n"
     assert _text(ben["outputs"][4]) == _text(ann["outputs"][4])
     assert ann["attention"] == ben["attention"] == []
+    # the beginning ran on one thread; a notebook forked from it uses torch's threads in full
+    assert _text(ann["outputs"][5]) == "1 4194304.0\n"
+    assert _text(ben["outputs"][5]) == "2 4194304.0\n"
 
 
 def test_a_notebook_that_differs_runs_whole(prefixed):
@@ -304,6 +321,12 @@ def test_a_notebook_that_differs_runs_whole(prefixed):
     assert _text(cat["outputs"][4]).endswith("[0.0, 1.0, 2.0, 3.0]\n")
     assert _text(dan["outputs"][4]) == "{'n': 0} prefix data True [0.0, 1.0, 2.0]\n"  # its own extra file
     assert _text(eve["outputs"][4]) == "{'n': 0} prefix changed False [0.0, 1.0, 2.0]\n"
+
+
+def test_a_beginning_that_leaves_a_thread_running_is_not_shared(prefixed):
+    gus = prefixed["gus"]
+    assert gus["shared"] == 0
+    assert _text(gus["outputs"][4]) == "{'n': 0} prefix data False [0.0, 1.0, 2.0]\n"
 
 
 def test_without_the_sandbox_the_beginning_leaves_its_files_in_the_folder(prefixed):
@@ -346,3 +369,41 @@ def test_a_notebook_inherits_no_open_file_of_the_grader():
         # standard input/output (/dev/null), standard error, the pipe to the engine, and
         # the folder os.listdir opened: nothing else
         assert len(links) <= 6 and links.count("/dev/null") >= 2, (name, links)
+
+
+SCHEMA_CHECK = textwrap.dedent('''
+    import json
+    import nbformat
+    from nbgrader.nbgraderformat import ValidationError
+    from nbgrader.nbgraderformat.v3 import MetadataValidatorV3
+    from grader import engine
+
+    def verdicts():
+        out = []
+        for meta in ({"grade": True, "solution": False, "locked": True, "points": 2, "grade_id": "a",
+                      "schema_version": 3},
+                     {"grade": True, "solution": False, "locked": True, "points": "two", "grade_id": "a",
+                      "schema_version": 3},
+                     {"grade": "yes", "solution": False, "grade_id": "b", "schema_version": 3}):
+            cell = nbformat.v4.new_code_cell("x = 1", metadata={"nbgrader": meta})
+            try:
+                MetadataValidatorV3().validate_cell(cell)
+                out.append("valid")
+            except ValidationError as error:
+                out.append(f"invalid: {error}")
+        return out
+
+    before = verdicts()
+    engine._check_nbgraders_schema_once()
+    print(json.dumps({"before": before, "after": verdicts()}))
+''')
+
+
+def test_nbgraders_metadata_is_validated_as_before_with_its_schema_checked_once():
+    import json
+
+    done = subprocess.run([sys.executable, "-c", SCHEMA_CHECK], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["before"][0] == "valid" and all(v.startswith("invalid") for v in result["before"][1:])
+    assert result["after"] == result["before"]
