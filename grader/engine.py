@@ -1062,4 +1062,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # Run the module nbgrader's configuration names (grader.engine.WarmExecute), not this
+    # copy of it that `python -m` made: their globals (the workers' prefix folder) are one.
+    from grader import engine
+
+    engine.main()

@@ -4,13 +4,25 @@ notebook to the next, and exactly the scores plain nbgrader gives."""
 import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
+from pathlib import Path
 
 import pytest
 
 from grader.cli import main
 from grader.workflow import Workspace
 from test_workflow import A1, Class, solutions
+
+def run_script(script: str, timeout: int = 300) -> tuple[dict, str]:
+    """Run ``script`` in a fresh Python (one that never used torch's thread pool, as the
+    engine's zygote); what its last line of output says, as JSON, and all it printed."""
+    import json
+
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1]), done.stdout
+
 
 ENGINE_CHECK = textwrap.dedent('''
     import json, os, sys, tempfile
@@ -48,11 +60,7 @@ ENGINE_CHECK = textwrap.dedent('''
 
 @pytest.fixture(scope="module")
 def executed():
-    import json
-
-    done = subprocess.run([sys.executable, "-c", ENGINE_CHECK], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_script(ENGINE_CHECK)[0]
 
 
 def test_cells_run_with_ipython_semantics(executed):
@@ -112,9 +120,11 @@ def two_engines(tmp_path_factory):
         copies[name].config_file.write_text(text)
     warm, sharded = copies["warm"], copies["sharded"]
     assert main(["autograde", "--quiet", "--engine", "nbgrader", "--workspace", str(plain.root)]) == 0
+    scratch = set(Path(tempfile.gettempdir()).glob("bce-*"))
     assert main(["autograde", "--quiet", "--engine", "warm", "--jobs", "2", "--workspace", str(warm.root)]) == 0
     for shard in ("1/2", "2/2"):  # as two jobs of a SLURM array would
         assert main(["autograde", "--quiet", "--shard", shard, "--workspace", str(sharded.root)]) == 0
+    warm.left_behind = sorted(p.name for p in set(Path(tempfile.gettempdir()).glob("bce-*")) - scratch)
     for _ in range(2):  # merging again changes nothing
         assert main(["merge", "--workspace", str(sharded.root)]) == 0
     return plain, warm, sharded
@@ -141,6 +151,11 @@ def test_the_warm_engine_gives_exactly_nbgraders_scores(two_engines):
     for student in totals:
         notebook = warm.root / "autograded" / student / A1 / f"{A1}.ipynb"
         assert json.loads(notebook.read_text())["metadata"]["bce_grader"]["shared_cells"] > 0, student
+
+
+def test_the_warm_engine_leaves_no_folder_behind(two_engines):
+    # the notebooks' scratch copies, and the folders where the beginnings ran
+    assert two_engines[1].left_behind == []
 
 
 def test_timeouts_are_flagged_by_both_engines(two_engines):
@@ -199,11 +214,7 @@ LIMITS_CHECK = textwrap.dedent('''
 
 
 def test_a_notebook_is_confined_in_memory_and_network():
-    import json
-
-    done = subprocess.run([sys.executable, "-c", LIMITS_CHECK], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result, _ = run_script(LIMITS_CHECK)
     memory, after, network = result["confined"]
     assert memory[0]["output_type"] == "error" and "alloc" in memory[0]["evalue"].lower(), memory
     assert after[0]["text"] == "still here 0.0\n"          # the notebook goes on
@@ -284,11 +295,7 @@ PREFIX_CHECK = textwrap.dedent('''
 
 @pytest.fixture(scope="module")
 def prefixed():
-    import json
-
-    done = subprocess.run([sys.executable, "-c", PREFIX_CHECK], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_script(PREFIX_CHECK)[0]
 
 
 def _text(outputs):
@@ -359,10 +366,8 @@ FILES_CHECK = textwrap.dedent('''
 def test_a_notebook_inherits_no_open_file_of_the_grader():
     import json
 
-    done = subprocess.run([sys.executable, "-c", FILES_CHECK], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    assert "written to the engine output" not in done.stdout        # file descriptor 1 is /dev/null
-    results = json.loads(done.stdout.strip().splitlines()[-1])
+    results, printed = run_script(FILES_CHECK)
+    assert "written to the engine output" not in printed        # file descriptor 1 is /dev/null
     for name, outputs in results.items():
         links = json.loads(outputs[0]["text"])
         assert not any("gradebook.lock" in link for link in links), (name, links)
@@ -400,10 +405,6 @@ SCHEMA_CHECK = textwrap.dedent('''
 
 
 def test_nbgraders_metadata_is_validated_as_before_with_its_schema_checked_once():
-    import json
-
-    done = subprocess.run([sys.executable, "-c", SCHEMA_CHECK], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result, _ = run_script(SCHEMA_CHECK, timeout=120)
     assert result["before"][0] == "valid" and all(v.startswith("invalid") for v in result["before"][1:])
     assert result["after"] == result["before"]
