@@ -302,11 +302,15 @@ def execute(nb, *, cwd: str, timeout: int = 30, threads: int | None = None, limi
                 shutil.rmtree(scratch, ignore_errors=True)
             server = None
         done: set[int] = set()
-        for (index, _), message in zip(cells, server.prefix if server is not None else []):
+
+        def fill(index, message):
             cell = nb.cells[index]
             cell.outputs = [nbformat.from_dict(o) for o in message["outputs"]]
             cell.execution_count = message["execution_count"]
             done.add(index)
+
+        for (index, _), message in zip(cells, server.prefix if server is not None else []):
+            fill(index, message)
 
         def answer(message):
             if "sandbox" in message:
@@ -315,13 +319,10 @@ def execute(nb, *, cwd: str, timeout: int = 30, threads: int | None = None, limi
             if not isinstance(index, int) or index in done or not 0 <= index < len(nb.cells) \
                     or nb.cells[index].cell_type != "code":
                 return None
-            cell = nb.cells[index]
-            cell.outputs = [nbformat.from_dict(o) for o in message["outputs"]]
-            cell.execution_count = message["execution_count"]
+            fill(index, message)
             if isinstance(message.get("processes"), int) and message["processes"] > 1:
                 attention.append(f"cell {index + 1} left {message['processes'] - 1} processes running "
                                  "(they were killed when the notebook ended)")
-            done.add(index)
             return None
 
         stopped = _listen(read_fd, pid, timeout, notebook_timeout, answer)
@@ -504,14 +505,11 @@ def _server(shared: SharedPrefix | None, timeout: int) -> "_PrefixServer | None"
         return None
     key = (shared, timeout)
     if key not in _SERVERS:
-        server = _PrefixServer(shared, timeout)
-        _SERVERS[key] = server if server.prefix is not None else None
-        if server.prefix is None:
-            server.close()
+        _SERVERS[key] = _PrefixServer(shared, timeout)
     server = _SERVERS[key]
-    if server is not None and not server.alive:
-        _SERVERS[key] = None
-        return None
+    if server is not None and not server.alive:  # it failed to run the prefix, or died since
+        server.close()
+        _SERVERS[key] = server = None
     return server
 
 
@@ -733,7 +731,6 @@ def _ended(status: int) -> str:
 
 def _scratch(cwd: str) -> str:
     """A fresh folder: ``work/`` (a copy of the notebook's folder), ``evidence/``, ``root/``."""
-    import shutil
     import tempfile
 
     scratch = tempfile.mkdtemp(prefix="bce-notebook-")
