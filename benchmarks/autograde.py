@@ -29,10 +29,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import nbformat  # noqa: E402
 
-from grader import release, workflow  # noqa: E402
+from grader.instructor import release  # noqa: E402
+from grader.instructor.grading import autograde  # noqa: E402
+from grader.instructor.workspace import Workspace, release_course  # noqa: E402
 
 
-def build_class(workspace: workflow.Workspace, students: int) -> int:
+def build_class(workspace: Workspace, students: int) -> int:
     released = {a: nbformat.read(p, as_version=4) for a, p in workspace.released().items()}
     count = 0
     for number in range(students):
@@ -61,14 +63,14 @@ def build_class(workspace: workflow.Workspace, students: int) -> int:
     return count
 
 
-def scores(workspace: workflow.Workspace) -> dict:
+def scores(workspace: Workspace) -> dict:
     with workspace.gradebook() as gb:
         return {(g.student.id, g.assignment.name, g.name): g.score
                 for a in gb.assignments for sub in gb.assignment_submissions(a.name)
                 for nb in sub.notebooks for g in nb.grades}
 
 
-def shared(workspace: workflow.Workspace) -> tuple[int, int]:
+def shared(workspace: Workspace) -> tuple[int, int]:
     """How many autograded notebooks began as released (and forked from a run of that
     beginning), out of how many."""
     import json
@@ -78,13 +80,13 @@ def shared(workspace: workflow.Workspace) -> tuple[int, int]:
     return sum(1 for n in found if n), len(found)
 
 
-def grade(workspace: workflow.Workspace, engine: str, jobs: int | None) -> float:
+def grade(workspace: Workspace, engine: str, jobs: int | None) -> float:
     start = time.perf_counter()
-    workflow.autograde(workspace, engine=engine, jobs=jobs, progress=False)
+    autograde(workspace, engine=engine, jobs=jobs, progress=False)
     return time.perf_counter() - start
 
 
-def sandbox_cost(workspace: workflow.Workspace, rounds: int = 4) -> tuple[float, float]:
+def sandbox_cost(workspace: Workspace, rounds: int = 4) -> tuple[float, float]:
     """The solved notebooks run by the engine with and without the sandbox, interleaved
     (so that load from elsewhere falls on both): the best time of each, in seconds."""
     from grader import engine
@@ -121,13 +123,13 @@ def main() -> int:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bce-bench-") as tmp:
-        warm = workflow.Workspace.at(Path(tmp) / "warm")
-        workflow.release_course(warm, Path(tmp) / "notebooks")
+        warm = Workspace.at(Path(tmp) / "warm")
+        release_course(warm, Path(tmp) / "notebooks")
         notebooks = build_class(warm, args.students)
-        plain = workflow.Workspace.at(Path(tmp) / "plain")
+        plain = Workspace.at(Path(tmp) / "plain")
         shutil.copytree(warm.root, plain.root)
         plain.prepare()
-        bare = workflow.Workspace.at(Path(tmp) / "bare")
+        bare = Workspace.at(Path(tmp) / "bare")
         shutil.copytree(warm.root, bare.root)
         bare.prepare()
         with bare.config_file.open("a") as f:

@@ -23,7 +23,7 @@ from nbclient import NotebookClient
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from grader import release  # noqa: E402
+from grader.instructor import release  # noqa: E402
 
 TARGET = 30.0
 

@@ -10,17 +10,23 @@ For an nbgrader test cell, where a failure must raise ``AssertionError``::
     grader.assert_passes(binary_cross_entropy, categories=["reductions", "weight"])
 
 The same battery runs from a terminal: ``python -m grader check FILE``.
+
+What a notebook imports lives here, flat: these two functions, the explorers
+(:mod:`grader.explore`), the data (:mod:`grader.datasets`), the capstone's helpers
+(:mod:`grader.imbalance`) and the articles' examples (:mod:`grader.seeds`). The
+battery's internals are in :mod:`grader._battery`; the instructor's side (release,
+collect, the autograding engine) in :mod:`grader.instructor`.
 """
 
 from __future__ import annotations
 
 from typing import Any, Iterable
 
-from . import evidence
-from .cases import CATEGORIES
-from .checks import available_devices, run
-from .loading import checks_suppressed
-from .report import Report
+from ._battery.cases import CATEGORIES
+from ._battery.checks import judged_elsewhere, run
+from ._battery.judge import available_devices
+from ._battery.loading import checks_suppressed
+from ._battery.report import Report
 
 __all__ = ["CATEGORIES", "Report", "assert_passes", "available_devices", "check"]
 __version__ = "0.1.0"
@@ -47,7 +53,11 @@ def check(
     "cuda" and "mps".
     """
     if checks_suppressed():
-        return _not_run(fn, function)
+        return _not_run(fn, function, "Not run here: `python -m grader check` runs the whole battery "
+                                      "after loading the file.")
+    if judged_elsewhere():
+        return _not_run(fn, function, "Not run here: the autograder checks your function when it grades "
+                                      "this notebook.")
     return run(fn, function, categories=categories, arguments=arguments, devices=devices)
 
 
@@ -61,25 +71,19 @@ def assert_passes(
 ) -> None:
     """Like :func:`check`, but raise ``AssertionError`` with the report's text
     when a case fails, and return nothing otherwise (an nbgrader test cell then
-    has no output to score). Nothing is written to stderr either way."""
-    if checks_suppressed():
+    has no output to score). Nothing is written to stderr either way.
+
+    When a notebook is autograded, its test cells' checks are run by the grader
+    from outside the notebook, so this does nothing there."""
+    if checks_suppressed() or judged_elsewhere():
         return
-    categories = None if categories is None else list(categories)
-    arguments = None if arguments is None else list(arguments)
-    devices = None if devices is None else list(devices)
-    seen: dict | None = {} if evidence.recording() else None
-    report = run(fn, function, categories=categories, arguments=arguments, devices=devices, observe=seen)
-    if seen is not None:
-        # What the keyword arguments were, as the test cell wrote them: the autograding engine
-        # judges the observation again, in its own process, with the cell's own arguments.
-        given = {"function": function, "categories": categories, "arguments": arguments, "devices": devices}
-        evidence.record("assert_passes", {k: v for k, v in given.items() if v is not None}, seen)
+    report = run(fn, function, categories=categories, arguments=arguments, devices=devices)
     if not report.passed:
         raise AssertionError("\n" + str(report))
 
 
-def _not_run(fn: Any, function: str | None) -> Report:
+def _not_run(fn: Any, function: str | None, note: str) -> Report:
     report = Report(function=function or getattr(fn, "__name__", "?"), reference="torch",
                     torch_version="", categories=[])
-    report.note("Not run here: `python -m grader check` runs the whole battery after loading the file.")
+    report.note(note)
     return report

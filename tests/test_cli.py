@@ -11,7 +11,7 @@ import pytest
 
 import implementations
 
-from grader.cli import main
+from grader.instructor.cli import main
 
 # A student's file: the tests' own implementations, with the names the checker looks for.
 CORRECT = (Path(implementations.__file__).read_text()

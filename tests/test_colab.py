@@ -25,7 +25,7 @@ import pytest
 import yaml
 from nbclient import NotebookClient
 
-from grader import release
+from grader.instructor import release
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"

@@ -12,7 +12,8 @@ import pytest
 import torch
 from nbclient import NotebookClient
 
-from grader import release, seeds
+from grader import seeds
+from grader.instructor import release
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -181,7 +182,7 @@ def test_every_source_example_is_reproduced_somewhere():
 
 
 def test_release_check_reports_up_to_date():
-    from grader.cli import main
+    from grader.instructor.cli import main
 
     assert main(["release", "--check"]) == 0
 

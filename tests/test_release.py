@@ -6,8 +6,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader import release
-from grader.cli import main
+from grader.instructor import release
+from grader.instructor.cli import main
 
 
 def master(source: Path, name: str, *, headers=True, extra=None):

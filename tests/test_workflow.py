@@ -14,9 +14,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader import release
-from grader.cli import main
-from grader.workflow import Workspace, grades, tampering
+from grader.instructor import release
+from grader.instructor.cli import main
+from grader.instructor.grading import edited_test_cells
+from grader.instructor.results import grades
+from grader.instructor.workspace import Workspace
 
 A1, A5 = "01-bce-vector", "05-bce-with-logits"
 
@@ -166,9 +168,10 @@ def test_malformed_and_unmatched_input_is_reported_and_skipped(course):
 
 def test_tampered_test_cells_are_flagged(course):
     ws, _, _ = course
-    assert tampering(ws, "grace", A1) and all(t.startswith("edited test cell") for t in tampering(ws, "grace", A1))
-    assert any(t.startswith("deleted test cell") for t in tampering(ws, "heidi", A1))
-    assert tampering(ws, "alice", A1) == []
+    assert edited_test_cells(ws, "grace", A1) and all(t.startswith("edited test cell")
+                                                      for t in edited_test_cells(ws, "grace", A1))
+    assert any(t.startswith("deleted test cell") for t in edited_test_cells(ws, "heidi", A1))
+    assert edited_test_cells(ws, "alice", A1) == []
     flags = json.loads((ws.root / "autograde-flags.json").read_text())
     assert any("edited test cell" in f for f in flags[f"grace/{A1}"])
     assert any("deleted test cell" in f for f in flags[f"heidi/{A1}"])
@@ -269,7 +272,7 @@ def test_commands_need_a_released_workspace(tmp_path, capsys):
 
 
 def test_the_summary_says_why_each_skipped_submission_has_no_score(course):
-    from grader.workflow import summary
+    from grader.instructor.grading import summary
 
     ws, _, _ = course
     rows = {(r.student, r.assignment): r for r in summary(ws)}
@@ -282,7 +285,7 @@ def test_the_summary_says_why_each_skipped_submission_has_no_score(course):
 
 
 def test_collect_reads_an_exchange_and_custom_naming_rules(course, tmp_path):
-    from grader.workflow import collect
+    from grader.instructor.collect import collect
 
     ws, _, _ = course
     copy = Workspace.at(tmp_path / "ws")

@@ -29,5 +29,5 @@ c.OverwriteCells.add_missing_cells = True
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
-    "grader.nbgrader_plugins.HideHiddenTests",
+    "grader.instructor.plugins.HideHiddenTests",
 ]

@@ -5,7 +5,7 @@ import torch
 
 import grader
 import implementations as impl
-from grader.cases import BCE, BCE_WITH_LOGITS
+from grader._battery.cases import BCE, BCE_WITH_LOGITS
 
 
 def test_absent_devices_are_reported_as_skipped():

@@ -17,12 +17,14 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader import release
-from grader.cli import main
-from grader.workflow import Workspace
-from test_workflow import A1, Class, solutions
+from grader.instructor import release
+from grader.instructor.cli import main
+from grader.instructor.workspace import Workspace
+from helpers import A1, Class, hidden_lines, solutions
 
-HOSTILE = Path(__file__).parent / "hostile"
+HOSTILE = Path(__file__).parent.parent / "hostile"
+#: In one honest student's submission only; a notebook that finds it read another student's work.
+MARKER = "zq-marker-of-alice" + "-9f31c7"
 CASES = sorted(p.stem for p in HOSTILE.glob("*.ipynb"))
 TESTS = ("bce_vector_examples", "bce_vector_edges", "bce_vector_grad")
 
@@ -57,7 +59,9 @@ def graded(tmp_path_factory):
     with workspace.config_file.open("a") as f:
         f.write("c.Execute.timeout = 8\nc.WarmExecute.notebook_time_limit = 120\n")
     released = nbformat.read(workspace.released()[A1], as_version=4)
-    honest = {"alice": solutions(A1), "bob": {}, "carol": {"bce_vector_solution": solutions(A1)["bce_vector_solution"]}}
+    alice = {**solutions(A1)}
+    alice["bce_vector_solution"] += f"\n# {MARKER}\n"
+    honest = {"alice": alice, "bob": {}, "carol": {"bce_vector_solution": solutions(A1)["bce_vector_solution"]}}
     downloads = tmp / "downloads"
     downloads.mkdir()
     build = Class(workspace)
@@ -72,6 +76,7 @@ def graded(tmp_path_factory):
     before = {"course": _digest(course), "source": _digest(workspace.root / "source"),
               "submitted": _digest(workspace.root / "submitted")}
     assert main(["autograde", "--quiet", "--jobs", "2", "--workspace", str(workspace.root)]) == 0
+    assert main(["feedback", "--workspace", str(workspace.root)]) == 0
     after = {"course": _digest(course), "source": _digest(workspace.root / "source"),
              "submitted": _digest(workspace.root / "submitted")}
     return workspace, before, after
@@ -97,9 +102,37 @@ def test_each_hostile_submission_gets_exactly_its_score_and_is_named(graded, cas
     expected = nbformat.read(HOSTILE / f"{case}.ipynb", as_version=4).metadata["hostile"]
     student = case.replace("_", "")
     got = _scores(workspace)[student]
-    assert {name: got[name] for name in TESTS} == expected["scores"], (case, _flags(workspace)[f"{student}/{A1}"])
     flags = _flags(workspace)[f"{student}/{A1}"]
-    assert any(expected["flag"] in flag for flag in flags), flags
+    assert {name: got[name] for name in TESTS} == expected["scores"], (case, flags)
+    if expected["flag"] is not None:
+        assert any(expected["flag"] in flag for flag in flags), flags
+    if expected.get("output_says"):
+        autograded = _autograded(workspace, student)
+        shown = "".join(o.get("text", "") for c in autograded.cells for o in c.get("outputs", []))
+        assert expected["output_says"] in shown and "LEAK" not in shown, shown[-2000:]
+
+
+def _autograded(workspace, student):
+    return nbformat.read(workspace.root / "autograded" / student / A1 / f"{A1}.ipynb", as_version=4)
+
+
+def test_no_autograded_notebook_and_no_feedback_holds_a_line_of_a_hidden_test(graded):
+    """The hidden tests never enter a student's process, so nothing a notebook prints, reads or
+    inspects can show them; nbgrader's autograded copies and the feedback do not hold them either."""
+    workspace, _, _ = graded
+    secret = hidden_lines(A1)
+    assert secret
+    autograded = sorted((workspace.root / "autograded").rglob("*.ipynb"))
+    feedback = sorted((workspace.root / "feedback").rglob("*.html"))
+    assert len(autograded) == len(CASES) + 3 and len(feedback) == len(CASES) + 3
+    for path in autograded + feedback:
+        text = path.read_text()
+        if path.suffix == ".html":
+            import html
+
+            text = html.unescape(text)
+        leaked = [line for line in secret if line in text]
+        assert not leaked, (path, leaked)
 
 
 def test_honest_students_are_unaffected(graded):
@@ -124,20 +157,21 @@ def test_the_course_the_gradebook_and_the_submissions_are_intact(graded):
     # nothing a notebook wrote landed next to the submissions
     assert not list((workspace.root / "autograded").rglob("big"))
     assert not list((workspace.root / "autograded").rglob("evidence.jsonl"))
+    assert not list((workspace.root / "submitted").rglob("evidence.jsonl"))
 
 
 @pytest.mark.parametrize("path", sorted(release.COURSE_DIR.glob("source/*/*.ipynb")), ids=lambda p: p.stem)
 def test_the_course_itself_looks_harmless_and_every_test_cell_can_be_judged(path):
-    """The tampering scan must not flag the course's own cells, and the engine must be able
-    to read the checks of every autograded test cell, or it could not re-decide them."""
-    from grader import verdict
+    """The tampering scan must not flag the course's own cells, and the judge must be able to
+    read the checks of every autograded test cell, hidden tests only calling checks."""
+    from grader.instructor import scan, verdict
+    from grader.instructor.plugins import HideHiddenTests
 
     nb = nbformat.read(path, as_version=4)
-    solved = nbformat.from_dict(json.loads(json.dumps(nb)))
-    assert verdict.suspicious(solved) == []
-    tests = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade") and c.cell_type == "code"
-             and not c.metadata["nbgrader"].get("solution")]
+    assert scan.suspicious(nb) == []
+    tests = [c for c in nb.cells if verdict.is_test_cell(c)]
     assert tests
     for cell in tests:
-        calls = verdict.checks_in(cell.source)
-        assert calls, cell.source
+        visible, calls, problem = verdict.split_test_cell(cell.source, HideHiddenTests().visible)
+        assert calls and problem is None, cell.source
+        assert "HIDDEN" not in visible

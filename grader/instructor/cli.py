@@ -6,10 +6,11 @@ import argparse
 import json
 import sys
 
-from . import __version__
-from .cases import CATEGORIES, CHECKABLE
-from .checks import KNOWN_DEVICES, run
-from .loading import LoadError, load
+from .. import __version__
+from .._battery.cases import CATEGORIES, CHECKABLE
+from .._battery.checks import run
+from .._battery.judge import KNOWN_DEVICES
+from .._battery.loading import LoadError, load
 
 EXIT_PASSED, EXIT_FAILED, EXIT_UNREADABLE = 0, 1, 2
 
@@ -157,7 +158,7 @@ def _check(args) -> int:
 
 
 def _workspace(args):
-    from .workflow import Workspace
+    from .workspace import Workspace
 
     return Workspace.at(args.workspace, args.db_url)
 
@@ -166,7 +167,8 @@ def _release(args) -> int:
     import tempfile
     from pathlib import Path
 
-    from . import release, workflow
+    from . import release
+    from .workspace import WorkflowError, release_course
 
     out = Path(args.out) if args.out else release.REPO_ROOT / "notebooks"
     try:
@@ -193,13 +195,13 @@ def _release(args) -> int:
         for path in release.sync_headers():
             print(f"updated the header cells of {path.name}")
         workspace = _workspace(args)
-        for path in workflow.release_course(workspace, out):
+        for path in release_course(workspace, out):
             print(f"wrote {path}")
         if release.update_readme(release.REPO_ROOT / "README.md", release.assignments(), release.location()):
             print("updated the list of notebooks in README.md")
         print(f"released in {workspace.root / 'release'}")
         return EXIT_PASSED
-    except (release.ReleaseError, workflow.WorkflowError) as exc:
+    except (release.ReleaseError, WorkflowError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNREADABLE
 
@@ -207,14 +209,15 @@ def _release(args) -> int:
 def _workflow(args) -> int:
     from pathlib import Path
 
-    from . import workflow
+    from . import collect, grading, results
+    from .workspace import WorkflowError
 
     workspace = _workspace(args)
     try:
         if args.command == "collect":
-            report = workflow.collect(workspace, args.sources, patterns=args.pattern,
-                                      roster=Path(args.roster) if args.roster else None,
-                                      assignment=args.assignment)
+            report = collect.collect(workspace, args.sources, patterns=args.pattern,
+                                     roster=Path(args.roster) if args.roster else None,
+                                     assignment=args.assignment)
             for item in report.collected:
                 print(f"{item['status']:9} {item['student']} {item['assignment']}  <- {item['origin']}")
             for item in report.problems:
@@ -225,30 +228,30 @@ def _workflow(args) -> int:
                   f"{len(report.missing)} missing; the list is in {workspace.root / 'collect-report.json'}")
             return EXIT_FAILED if report.problems else EXIT_PASSED
         if args.command == "autograde":
-            shard = workflow.parse_shard(args.shard) if args.shard else None
-            rows = workflow.autograde(workspace, students=args.student, assignments=args.assignment,
-                                      progress=not args.quiet, engine=args.engine, jobs=args.jobs, shard=shard)
+            shard = grading.parse_shard(args.shard) if args.shard else None
+            rows = grading.autograde(workspace, students=args.student, assignments=args.assignment,
+                                     progress=not args.quiet, engine=args.engine, jobs=args.jobs, shard=shard)
             if shard:
-                rows = [r for r in rows if workflow.in_shard(r.student, shard)]
-            print(workflow.summary_table(rows))
+                rows = [r for r in rows if grading.in_shard(r.student, shard)]
+            print(grading.summary_table(rows))
             failed = [r for r in rows if any(a.startswith("nbgrader could not") for a in r.attention)]
             return EXIT_FAILED if failed else EXIT_PASSED
         if args.command == "merge":
-            for path in workflow.merge(workspace, [Path(p) for p in args.shards] or None):
+            for path in grading.merge(workspace, [Path(p) for p in args.shards] or None):
                 print(f"merged {path}")
             return EXIT_PASSED
         if args.command == "feedback":
-            for path in workflow.feedback(workspace, students=args.student, assignments=args.assignment):
+            for path in results.feedback(workspace, students=args.student, assignments=args.assignment):
                 print(f"wrote {path}")
             return EXIT_PASSED
         if args.command == "export":
-            print(f"wrote {workflow.export(workspace, Path(args.out) if args.out else None)}")
+            print(f"wrote {results.export(workspace, Path(args.out) if args.out else None)}")
             return EXIT_PASSED
         if args.command == "report":
-            data = workflow.report(workspace, Path(args.out) if args.out else None)
+            data = results.report(workspace, Path(args.out) if args.out else None)
             print(data["text"])
             return EXIT_PASSED
-    except workflow.WorkflowError as exc:
+    except WorkflowError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNREADABLE
     raise AssertionError(args.command)

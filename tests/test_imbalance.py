@@ -496,7 +496,8 @@ def test_the_engine_reads_the_masters_test_cells():
     """The engine re-decides a test cell from the checks it calls with literal arguments."""
     import nbformat
 
-    from grader import release, verdict
+    from grader import verdict
+    from grader.instructor import release
 
     nb = nbformat.read(release.master_path("06-class-imbalance"), as_version=4)
     calls = [call for cell in nb.cells if cell.metadata.get("nbgrader", {}).get("grade") and cell.cell_type == "code"
@@ -527,7 +528,7 @@ def test_a_process_that_never_imported_the_capstone_still_judges_its_cells():
                           "failed": [[o.get("ename") for o in nb.cells[i].outputs] for i in tests],
                           "attention": attention}))
     """)
-    from grader import release
+    from grader.instructor import release
 
     done = subprocess.run([sys.executable, "-c", script, str(release.master_path("06-class-imbalance"))],
                           capture_output=True, text=True, timeout=300, cwd=ROOT)

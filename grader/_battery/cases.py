@@ -20,8 +20,8 @@ from typing import Callable
 
 import torch
 
-from . import seeds
-from .seeds import BCE, BCE_WITH_LOGITS
+from .. import seeds
+from ..seeds import BCE, BCE_WITH_LOGITS
 
 #: The losses a student implements, with torch.nn.functional's signatures.
 FUNCTIONS = (BCE, BCE_WITH_LOGITS)
@@ -69,10 +69,10 @@ CATEGORIES: dict[str, str] = {
 #: Categories that are not groups of cases but checks made on every case.
 PER_CALL_CATEGORIES = ("output", "inputs unchanged", "own work")
 
-#: Categories that do not apply to a function.
-_GRADIENT_ONLY = {"reductions", "weight", "pos_weight", "errors", "gradients"}
+#: The categories that do not apply to a hand-derived gradient, and to each function.
+_NOT_FOR_GRADIENTS = {"reductions", "weight", "pos_weight", "errors", "gradients"}
 NOT_FOR = {BCE: {"pos_weight"}, BCE_WITH_LOGITS: set(),
-           GRAD_BCE: _GRADIENT_ONLY | {"edge values"}, GRAD_BCE_WITH_LOGITS: _GRADIENT_ONLY}
+           GRAD_BCE: _NOT_FOR_GRADIENTS | {"edge values"}, GRAD_BCE_WITH_LOGITS: _NOT_FOR_GRADIENTS}
 
 #: (rtol, atol) for values and gradients, by dtype. float32 allows for the
 #: rounding of formulas that differ from torch's by a few operations.

@@ -9,11 +9,11 @@ import pytest
 
 import grader
 import implementations as impl
-from grader.cases import BCE
+from grader._battery.cases import BCE
 
 
 def check(fn, **kwargs):
-    return grader.checks.run(fn, BCE, **kwargs)
+    return grader._battery.checks.run(fn, BCE, **kwargs)
 
 
 def test_not_callable():

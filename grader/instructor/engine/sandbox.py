@@ -1,7 +1,7 @@
 """Confine a process that is about to run a student's notebook, with what Linux offers.
 
 The autograding engine forks a child per notebook from a warm process (see
-:mod:`grader.engine`), so the confinement is applied from inside that child,
+:mod:`grader.instructor.engine`), so the confinement is applied from inside that child,
 before any student code runs, with the kernel's own mechanisms called through
 libc: the same namespaces ``unshare(1)`` and bubblewrap use, ``pivot_root``,
 resource limits, and a user id of its own. Nothing here is a Python-level
@@ -13,9 +13,8 @@ What the child gets (:class:`Sandbox`):
 * its own mount namespace whose root is an empty tmpfs holding, read-only, the
   system directories, the Python installation, the ``grader`` package (without
   its ``course`` folder: masters and hidden tests) and the course data;
-  ``/notebook`` (its own copy of the notebook's folder) and ``/evidence`` (where its
-  observations go) are writable, ``/tmp`` and ``/dev/shm`` are small private
-  tmpfs. The host's other files -- the course's masters, the gradebook, the
+  ``/notebook`` (its own copy of the notebook's folder) is writable, ``/tmp`` and
+  ``/dev/shm`` are small private tmpfs. The host's other files -- the course's masters, the gradebook, the
   other submissions -- are not in it, at any path.
 * its own PID namespace, in which it is process 1: when it ends, the kernel
   kills every process it started;
@@ -42,6 +41,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..._battery.checks import JUDGED_ELSEWHERE
+
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
 CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
@@ -51,8 +52,8 @@ PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
 
 _SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "ppc64le": 203, "s390x": 217, "riscv64": 41}
 
-#: Where the notebook's folder and the evidence file appear inside.
-WORK, EVIDENCE = "/notebook", "/evidence"
+#: Where the notebook's folder appears inside.
+WORK = "/notebook"
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -146,8 +147,7 @@ def unshare(network: bool) -> None:
 
 def enter(box: Sandbox, scratch: str, uid: int) -> None:
     """In the notebook's process (process 1 of the new PID namespace): build the
-    file system view from ``scratch`` (which holds ``root/``, ``work/`` and
-    ``evidence/``), move into it, set the limits and drop to ``uid``."""
+    file system view from ``scratch`` (which holds ``root/`` and ``work/``), move into it, set the limits and drop to ``uid``."""
     _check(_libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl(PDEATHSIG)")
     parent = os.getppid()
     root = os.path.join(scratch, "root")
@@ -157,7 +157,7 @@ def enter(box: Sandbox, scratch: str, uid: int) -> None:
     os.makedirs(root + "/tmp", exist_ok=True)
     _mount("tmpfs", root + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={box.tmp_mb}m,mode=1777")
     for path in box.readable_paths():
-        if any(path == inside or path.startswith(inside + "/") for inside in (WORK, EVIDENCE)):
+        if path == WORK or path.startswith(WORK + "/"):
             raise SandboxError(f"{path} is where the sandbox puts the notebook's own files")
         target = root + path
         if os.path.islink(path):
@@ -177,9 +177,8 @@ def enter(box: Sandbox, scratch: str, uid: int) -> None:
     _mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     if os.path.isdir("/sys"):
         _bind("/sys", root + "/sys", read_only=True)
-    for name, inside in (("work", WORK), ("evidence", EVIDENCE)):
-        _bind(os.path.join(scratch, name), root + inside, read_only=False)
-        _chown_tree(os.path.join(scratch, name), uid)
+    _bind(os.path.join(scratch, "work"), root + WORK, read_only=False)
+    _chown_tree(os.path.join(scratch, "work"), uid)
     _mount(None, root, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
     # pivot_root(".", "."): the old root is stacked on the new one, then detached
     os.chdir(root)
@@ -210,7 +209,7 @@ def enter(box: Sandbox, scratch: str, uid: int) -> None:
     os.environ.clear()
     os.environ.update({"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8",
                        "IPYTHONDIR": "/tmp/.ipython", "MPLCONFIGDIR": "/tmp/.matplotlib",
-                       "BCE_GRADER_EVIDENCE": f"{EVIDENCE}/evidence.jsonl"})
+                       JUDGED_ELSEWHERE: "1"})
 
 
 def _in_user_namespace() -> bool:

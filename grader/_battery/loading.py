@@ -9,7 +9,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ._guard import StderrCapture, call_guarded
+from .guard import StderrCapture, call_guarded
 from .cases import CHECKABLE, FUNCTIONS
 
 #: Seconds the whole file may take to run before it counts as hanging.

@@ -1,42 +1,34 @@
-"""The warm engine: IPython semantics in forked children, nothing leaking from one
+"""The warm engine: IPython semantics in forked processes, nothing leaking from one
 notebook to the next, and exactly the scores plain nbgrader gives."""
 
 import shutil
-import subprocess
-import sys
 import tempfile
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from grader.cli import main
-from grader.workflow import Workspace
-from test_workflow import A1, Class, solutions
-
-def run_script(script: str, timeout: int = 300) -> tuple[dict, str]:
-    """Run ``script`` in a fresh Python (one that never used torch's thread pool, as the
-    engine's zygote); what its last line of output says, as JSON, and all it printed."""
-    import json
-
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=timeout)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1]), done.stdout
+from grader.instructor.cli import main
+from grader.instructor.workspace import Workspace
+from helpers import A1, Class, run_script, solutions
 
 
 ENGINE_CHECK = textwrap.dedent('''
     import json, os, sys, tempfile
     import nbformat
-    from grader import engine
+    from grader.instructor.engine import prefix
+    from grader.instructor.engine.execute import execute
+    from grader.instructor.engine.pool import warm_up
+    from grader.instructor.engine.sandbox import Sandbox
 
-    engine.warm_up()
+    warm_up()
     def notebook(*sources):
         nb = nbformat.v4.new_notebook()
         nb.cells = [nbformat.v4.new_code_cell(s) for s in sources]
         return nb
 
     results = {}
-    first = engine.execute(notebook(
+    first = execute(notebook(
         "import torch\\ntorch.log = lambda x: 'patched'\\n_ = open('left-behind.txt', 'w').write('x')",
         "%time x = 1 + 1",
         "print('out'); import sys; print('err', file=sys.stderr)",
@@ -46,7 +38,7 @@ ENGINE_CHECK = textwrap.dedent('''
     ), cwd=tempfile.mkdtemp(), timeout=10, threads=2)
     results["first"] = [[dict(o) for o in c.outputs] for c in first.cells]
     cwd = tempfile.mkdtemp()
-    second = engine.execute(notebook(
+    second = execute(notebook(
         "import torch, os\\nprint(torch.log is torch._C._VariableFunctions.log, os.path.exists('left-behind.txt'))",
         "import time\\nwhile True: time.sleep(0.01)",
         "print('after the timeout')",
@@ -189,9 +181,12 @@ def test_a_malformed_shard_is_refused(tmp_path, capsys):
 LIMITS_CHECK = textwrap.dedent('''
     import json, socket, tempfile, threading
     import nbformat
-    from grader import engine
+    from grader.instructor.engine import prefix
+    from grader.instructor.engine.execute import execute
+    from grader.instructor.engine.pool import warm_up
+    from grader.instructor.engine.sandbox import Sandbox
 
-    engine.warm_up()
+    warm_up()
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen()
@@ -202,12 +197,12 @@ LIMITS_CHECK = textwrap.dedent('''
         "y = torch.zeros(1000)\\nprint('still here', y.sum().item())",
         f"import socket\\nsocket.create_connection(('127.0.0.1', {port}), timeout=2)",
     )]
-    out = engine.execute(nb, cwd=tempfile.mkdtemp(), timeout=20,
+    out = execute(nb, cwd=tempfile.mkdtemp(), timeout=20,
                          limits={"memory_mb": 4096, "cpu_seconds": 60, "network": False})
     free = nbformat.v4.new_notebook()
     free.cells = [nbformat.v4.new_code_cell(
         f"import socket\\nsocket.create_connection(('127.0.0.1', {port}), timeout=2).close()\\nprint('connected')")]
-    engine.execute(free, cwd=tempfile.mkdtemp(), timeout=20)
+    execute(free, cwd=tempfile.mkdtemp(), timeout=20)
     print(json.dumps({"confined": [[dict(o) for o in c.outputs] for c in out.cells],
                       "free": [dict(o) for o in free.cells[0].outputs]}))
 ''')
@@ -225,10 +220,12 @@ def test_a_notebook_is_confined_in_memory_and_network():
 PREFIX_CHECK = textwrap.dedent('''
     import json, os, shutil, sys, tempfile
     import nbformat
-    from grader import engine
-    from grader.sandbox import Sandbox
+    from grader.instructor.engine import prefix
+    from grader.instructor.engine.execute import execute
+    from grader.instructor.engine.pool import warm_up
+    from grader.instructor.engine.sandbox import Sandbox
 
-    engine.warm_up()
+    warm_up()
     root = tempfile.mkdtemp()
     code = nbformat.v4.new_code_cell
     released = nbformat.v4.new_notebook(cells=[
@@ -247,7 +244,7 @@ PREFIX_CHECK = textwrap.dedent('''
     os.makedirs(f"{root}/source")
     open(f"{root}/source/data.txt", "w").write("data")
     nbformat.write(released, f"{root}/source/nb.ipynb")
-    shared = engine.SharedPrefix.of(f"{root}/release/nb.ipynb", f"{root}/source", ["*.pyc"])
+    shared = prefix.SharedPrefix.of(f"{root}/release/nb.ipynb", f"{root}/source", ["*.pyc"])
 
     def submission(name, edit=None, files=None):
         folder = f"{root}/{name}"
@@ -269,7 +266,7 @@ PREFIX_CHECK = textwrap.dedent('''
         ("fay", None, None, None, 1),
     ]:
         nb, folder = submission(name, edit, files)
-        out = engine.execute(nb, cwd=folder, timeout=20, sandbox=box, shared=shared, threads=threads)
+        out = execute(nb, cwd=folder, timeout=20, sandbox=box, shared=shared, threads=threads)
         results[name] = {"shared": out.metadata["bce_grader"]["shared_cells"],
                          "attention": out.metadata["bce_grader"]["attention"],
                          "outputs": [[dict(o) for o in c.get("outputs", [])] for c in out.cells],
@@ -281,14 +278,14 @@ PREFIX_CHECK = textwrap.dedent('''
                                  "threading.Thread(target=time.sleep, args=(60,), daemon=True).start()")
     os.makedirs(f"{root}/threaded")
     nbformat.write(threaded, f"{root}/release/nb.ipynb")
-    again = engine.SharedPrefix.of(f"{root}/release/nb.ipynb", f"{root}/source", ["*.pyc"])
+    again = prefix.SharedPrefix.of(f"{root}/release/nb.ipynb", f"{root}/source", ["*.pyc"])
     threaded.cells[3].source = "answer = 42"
     open(f"{root}/threaded/data.txt", "w").write("data")
     nbformat.write(threaded, f"{root}/threaded/nb.ipynb")
-    out = engine.execute(threaded, cwd=f"{root}/threaded", timeout=20, sandbox=Sandbox(), shared=again)
+    out = execute(threaded, cwd=f"{root}/threaded", timeout=20, sandbox=Sandbox(), shared=again)
     results["gus"] = {"shared": out.metadata["bce_grader"]["shared_cells"],
                       "outputs": [[dict(o) for o in c.get("outputs", [])] for c in out.cells]}
-    engine.close_servers()
+    prefix.close_servers()
     print(json.dumps(results))
 ''')
 
@@ -346,10 +343,12 @@ def test_without_the_sandbox_the_beginning_leaves_its_files_in_the_folder(prefix
 FILES_CHECK = textwrap.dedent('''
     import json, os, tempfile
     import nbformat
-    from grader import engine
-    from grader.sandbox import Sandbox
+    from grader.instructor.engine import prefix
+    from grader.instructor.engine.execute import execute
+    from grader.instructor.engine.pool import warm_up
+    from grader.instructor.engine.sandbox import Sandbox
 
-    engine.warm_up()
+    warm_up()
     held = open(os.path.join(tempfile.mkdtemp(), "gradebook.lock"), "w")  # as a worker holds its lock
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
         "import os, json\\nlinks = []\\nfor fd in os.listdir('/proc/self/fd'):\\n    try:\\n"
@@ -357,7 +356,7 @@ FILES_CHECK = textwrap.dedent('''
         "os.write(1, b'written to the engine output\\\\n')\\nprint(json.dumps(links))")])
     results = {}
     for name, box in (("bare", None), ("sandboxed", Sandbox())):
-        out = engine.execute(nbformat.from_dict(nb), cwd=tempfile.mkdtemp(), timeout=20, sandbox=box)
+        out = execute(nbformat.from_dict(nb), cwd=tempfile.mkdtemp(), timeout=20, sandbox=box)
         results[name] = [dict(o) for o in out.cells[0].outputs]
     print(json.dumps(results))
 ''')
@@ -381,7 +380,7 @@ SCHEMA_CHECK = textwrap.dedent('''
     import nbformat
     from nbgrader.nbgraderformat import ValidationError
     from nbgrader.nbgraderformat.v3 import MetadataValidatorV3
-    from grader import engine
+    from grader.instructor import patches
 
     def verdicts():
         out = []
@@ -399,7 +398,7 @@ SCHEMA_CHECK = textwrap.dedent('''
         return out
 
     before = verdicts()
-    engine._check_nbgraders_schema_once()
+    patches.check_schemas_once()
     print(json.dumps({"before": before, "after": verdicts()}))
 ''')
 

@@ -18,7 +18,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-COURSE_DIR = Path(__file__).resolve().parent / "course"
+COURSE_DIR = Path(__file__).resolve().parent.parent / "course"
 SOURCE_DIR = COURSE_DIR / "source"
 REPO_ROOT = COURSE_DIR.parent.parent
 

@@ -1,0 +1,1 @@
+"""The battery's internals: private to the grader."""

@@ -1,0 +1,298 @@
+"""The capstone's checks (notebook 06): ``pos_weight`` from labels, and a trained model.
+
+Each is a judge in the sense of :mod:`grader._battery.checks`: it chooses the inputs (the
+labels; the training rows), asks the student's code for its outputs on them, and decides
+from those outputs with values it computes itself (negatives over positives; the model's
+recall on held-out digits it loads itself).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from .. import datasets
+from .checks import Ask, register
+from .wire import text
+
+_CASE_GROUPS = ("data", "edge")
+#: Seconds the student's pos_weight function may take on one case.
+POS_WEIGHT_TIME_LIMIT = 10.0
+#: Defaults of ``assert_trained``: the least recall and balanced accuracy of every label.
+TRAINED_DEFAULTS = {"recall": 0.75, "balanced_accuracy": 0.8}
+#: Seconds the student's training function may take.
+TRAINING_TIME_LIMIT = 120.0
+
+
+def _random_labels(seed: int, rows: int, rates_: list[float]) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(rows, len(rates_), generator=g) < torch.tensor(rates_)).float()
+
+
+def pos_weight_cases(group: str) -> list[tuple[str, torch.Tensor]]:
+    """The label tensors ``assert_pos_weight`` gives the student's function, by group:
+    ``"data"``, the training labels of the two data sets; ``"edge"``, seeded random label
+    matrices, a label with no positive, a label with no negative, an empty batch, float64."""
+    if group == "data":
+        digits, cancer = datasets.digits_split().y_train, datasets.breast_cancer_split().y_train
+        return [(f"the digits' training labels, shape {list(digits.shape)}", digits),
+                (f"the breast cancer training labels, shape {list(cancer.shape)} (one label)", cancer)]
+    if group == "edge":
+        no_positive = _random_labels(61, 40, [0.3, 0.0, 0.6])
+        no_negative = _random_labels(62, 25, [0.2, 1.0])
+        return [
+            ("a random label matrix of shape [37, 7]", _random_labels(57, 37, [0.05, 0.1, 0.2, 0.35, 0.5, 0.7, 0.9])),
+            ("a single column, shape [90, 1]", _random_labels(58, 90, [0.15])),
+            ("a label with no positive (column 1)", no_positive),
+            ("a label with no negative (column 1)", no_negative),
+            ("an empty batch, shape [0, 4]", torch.zeros(0, 4)),
+            ("float64 labels, shape [64, 3]", _random_labels(59, 64, [0.25, 0.5, 0.125]).double()),
+        ]
+    raise ValueError(f"cases must be one of {', '.join(map(repr, _CASE_GROUPS))}, not {group!r}")
+
+
+def pos_weight_groups(params: dict) -> list[str]:
+    unknown = set(params) - {"cases"}
+    if unknown:
+        raise ValueError(f"assert_pos_weight takes no argument {', '.join(sorted(unknown))}")
+    cases = params.get("cases")
+    if cases is None:
+        return list(_CASE_GROUPS)
+    if cases not in _CASE_GROUPS:
+        raise ValueError(f"cases must be one of {', '.join(map(repr, _CASE_GROUPS))}, not {cases!r}")
+    return [cases]
+
+
+def _a(noun: str) -> str:
+    return ("an " if noun[:1].lower() in "aeiou" else "a ") + noun
+
+
+def _show(t: torch.Tensor) -> str:
+    """A short text for a result: its values (4 significant digits) when there are few."""
+    if t.numel() > 8:
+        return f"a tensor of shape {list(t.shape)}"
+    if t.dim() == 0:
+        return f"{t.item():.4g} (a 0-d tensor)"
+    return "[" + ", ".join(f"{v:.4g}" for v in t.flatten().tolist()) + f"] (shape {list(t.shape)})"
+
+
+def _balance(labels: torch.Tensor) -> torch.Tensor:
+    from ..imbalance import _balance as balance  # the metrics live there; imported late (they import this)
+
+    return balance(labels)
+
+
+def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.shape == b.shape and bool(torch.isclose(a, b, rtol=1e-5, atol=1e-6, equal_nan=True).all())
+
+
+def _diagnose(labels: torch.Tensor, got: torch.Tensor, want: torch.Tensor) -> str:
+    """A student-friendly account of how ``got`` differs from the expected ``want``."""
+    rows = labels.shape[0]
+    shape = list(want.shape)
+    if list(got.shape) != shape:
+        said = f"your pos_weight has shape {list(got.shape)}; it should have shape {shape}, one value per label"
+        if labels.dim() == 2 and list(got.shape) == [rows] and rows != labels.shape[1]:
+            said += " (you have one value per row: count down each column, over dim=0)"
+        elif labels.dim() == 1 and shape == []:
+            said += " (a 1-D tensor of labels is one label: its pos_weight is a single number, a 0-d tensor)"
+        return said
+    if not got.dtype.is_floating_point:
+        return f"your pos_weight has dtype {got.dtype}; it should be a floating-point tensor"
+    if got.dtype != labels.dtype:
+        return f"your pos_weight has dtype {got.dtype}; it should have the labels' dtype, {labels.dtype}"
+    g = got.double()
+    positives = labels.double().sum(dim=0)
+    negatives = rows - positives
+    has = positives > 0
+    if bool((~has).any()) and bool(torch.isinf(g[~has]).any() | torch.isnan(g[~has]).any()):
+        return ("a label with no positive gets negatives / 0: inf (or nan when there are no rows at all). "
+                "torch's loss then returns nan for every negative of that label (inf x 0); give such a label "
+                "pos_weight 1")
+    if bool((~has).any()) and _close(g[has], want.double()[has]):
+        return f"a label with no positive should get pos_weight 1 (nothing to weight up), not {g[~has].tolist()}"
+    for guess, what in (
+        (_balance(labels.double()).reciprocal(), "positives over negatives: the ratio is upside down"),
+        (positives, "the number of positives, a count, not negatives over positives"),
+        (negatives, "the number of negatives, a count, not negatives over positives"),
+        (positives / max(rows, 1), "the share of positives, not negatives over positives"),
+        (negatives / max(rows, 1), "the share of negatives, not negatives over positives"),
+    ):
+        if _close(g[has], guess[has]):
+            return f"your values are {what}"
+    return "your values differ from negatives / positives"
+
+
+def _what_went_wrong(answer: Any, limit: float) -> str | None:
+    """What the student's call did instead of returning a value, or None."""
+    if not isinstance(answer, dict) or "refused" in answer:
+        return "gave the grader nothing it can read"
+    if answer.get("timed_out") is True:
+        return f"took longer than {limit:g} s"
+    error = answer.get("error")
+    if error is not None:
+        message = text(error.get("message") if isinstance(error, dict) else "", 500).strip()
+        kind = text((error.get("types") or ["an exception"])[0] if isinstance(error, dict) else "an exception", 100)
+        return f"raised {kind}" + (f": {message}" if message else "")
+    return None
+
+
+@register("assert_pos_weight")
+def judge_pos_weight(params: dict, subject: str | None, ask: Ask) -> list[str]:
+    """For every case, ask for the student's ``pos_weight`` of its labels, and compare it
+    with negatives over positives, computed here."""
+    groups = pos_weight_groups(params)
+    problems = []
+    for group in groups:
+        for name, labels in pos_weight_cases(group):
+            answer = ask({"op": "call", "args": {"labels": labels}, "positional": ["labels"], "record_ops": False,
+                          "time_limit": POS_WEIGHT_TIME_LIMIT})
+            wrong = _what_went_wrong(answer, POS_WEIGHT_TIME_LIMIT)
+            if wrong is None and "not a tensor" in answer:
+                wrong = f"returned {text(answer['not a tensor'], 200)}, not a tensor"
+            if wrong is None and not isinstance(answer.get("value"), torch.Tensor):
+                wrong = "gave the grader nothing it can read"
+            if wrong is not None:
+                problems.append(f"{name}: your function {wrong}")
+                continue
+            got, want = answer["value"], _balance(labels)
+            if not (_close(got.double(), want.double()) and got.dtype == labels.dtype):
+                problems.append(f"{name}: {_diagnose(labels, got, want)}. Expected {_show(want)}, "
+                                f"got {_show(got)}.")
+            elif "labels" in (answer.get("changed") or []):
+                problems.append(f"{name}: your function changed the labels it was given, in place; leave them as "
+                                "they are")
+    return problems
+
+
+def trained_settings(params: dict) -> dict:
+    unknown = set(params) - set(TRAINED_DEFAULTS)
+    if unknown:
+        raise ValueError(f"assert_trained takes no argument {', '.join(sorted(unknown))}; its arguments are "
+                         f"{', '.join(TRAINED_DEFAULTS)}")
+    settings = {**TRAINED_DEFAULTS, **params}
+    for key, value in settings.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+            raise ValueError(f"{key} must be a number in (0, 1], not {value!r}")
+    return settings
+
+
+def held_out_scores(weight: torch.Tensor, bias: torch.Tensor) -> dict[str, torch.Tensor]:
+    """What a logistic regression with this ``weight`` ([5, 64]) and ``bias`` ([5]) achieves on the
+    held-out digits at threshold 0.5: the confusion counts and :func:`rates` of each label,
+    computed in float64 from features this function loads itself."""
+    from ..imbalance import confusion, rates
+
+    data = datasets.digits_split()
+    logits = data.x_test.double() @ weight.double().T + bias.double()
+    counts = confusion(logits, data.y_test)
+    return {**counts, **rates(counts)}
+
+
+def _device() -> str:
+    """The device a notebook's setup cell chooses: CUDA when there is one."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def trained_model(ask: Ask) -> tuple[dict[str, torch.Tensor] | None, str | None]:
+    """Ask the student's ``fn(x_train, y_train)`` to train on the digits' training rows; the
+    weight and bias of the logistic regression it returns, or what went wrong."""
+    data = datasets.digits_split()
+    answer = ask({"op": "call", "args": {"x": data.x_train, "y": data.y_train}, "positional": ["x", "y"],
+                  "device": _device(), "record_ops": False, "time_limit": TRAINING_TIME_LIMIT, "extract": "linear"})
+    wrong = _what_went_wrong(answer, TRAINING_TIME_LIMIT)
+    if wrong is not None:
+        return None, f"your training function {wrong}"
+    value = answer.get("value")
+    if not isinstance(value, dict):
+        return None, "your training function gave the grader nothing it can read"
+    if "not linear" in value:
+        return None, (f"your training function returned {text(value['not linear'], 200)}, not a logistic "
+                      "regression (an nn.Linear)")
+    weight, bias = value.get("weight"), value.get("bias")
+    if not isinstance(weight, torch.Tensor):
+        return None, "your training function gave the grader nothing it can read"
+    if bias is None:
+        return None, ("your training function returned an nn.Linear without a bias (bias=False); a logistic "
+                      "regression needs one")
+    if not isinstance(bias, torch.Tensor):
+        return None, "your training function gave the grader nothing it can read"
+    return {"weight": weight, "bias": bias}, None
+
+
+def judge_trained_model(settings: dict, model: dict[str, torch.Tensor]) -> list[str]:
+    weight, bias = model["weight"], model["bias"]
+    features, labels = len(datasets.DIGIT_PIXELS), len(datasets.PROPERTIES)
+    if list(weight.shape) != [labels, features] or list(bias.shape) != [labels]:
+        return [f"the model's weight has shape {list(weight.shape)} and its bias {list(bias.shape)}; an "
+                f"nn.Linear({features}, {labels}) has [{labels}, {features}] and [{labels}]"]
+    if not (weight.double().isfinite().all() and bias.double().isfinite().all()):
+        return ["the model's weight or bias holds nan or inf: the training diverged (a label with "
+                "pos_weight inf?)"]
+    scores = held_out_scores(weight, bias)
+    problems = []
+    for j, name in enumerate(datasets.PROPERTIES):
+        tp, fn, fp = (int(scores[k][j]) for k in ("tp", "fn", "fp"))
+        recall, accuracy = scores["recall"][j].item(), scores["balanced_accuracy"][j].item()
+        if not recall >= settings["recall"]:
+            problems.append(f"label {name!r}: recall {recall:.3f} on the held-out digits ({tp} of {tp + fn} "
+                            f"found), below the {settings['recall']:g} asked. Train with pos_weight = negatives "
+                            "/ positives of the training labels, one weight per label.")
+        if not accuracy >= settings["balanced_accuracy"]:
+            problems.append(f"label {name!r}: balanced accuracy {accuracy:.3f} (recall {recall:.3f}, {fp} false "
+                            f"positives), below the {settings['balanced_accuracy']:g} asked: a model that says "
+                            "'positive' (almost) always finds every positive but tells nothing apart. Is it "
+                            "trained, and is pos_weight negatives / positives, not larger?")
+    return problems
+
+
+@register("assert_trained")
+def judge_trained(params: dict, subject: str | None, ask: Ask) -> list[str]:
+    settings = trained_settings(params)
+    model, wrong = trained_model(ask)
+    return [wrong] if wrong else judge_trained_model(settings, model)
+
+
+@dataclass
+class CheckReport:
+    """A check's verdict, as the student sees it: one line per case, then the first failure."""
+
+    title: str
+    lines: list[tuple[bool, str]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    unit: str = "cases"
+    run: bool = True
+    note: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems
+
+    def __str__(self) -> str:
+        failed = sum(not ok for ok, _ in self.lines)
+        if not self.run:
+            return f"{self.title}: {self.note or 'not run here'}"
+        if not self.lines:
+            head = f"{self.title}: {'passes' if self.passed else 'FAILS'}"
+        elif self.passed:
+            head = f"{self.title}: all {len(self.lines)} {self.unit} pass"
+        else:
+            head = f"{self.title}: {failed} of {len(self.lines)} {self.unit} fail"
+        body = [f"  {'passed' if ok else 'FAILED':8} {name}" for ok, name in self.lines]
+        if self.problems:
+            body += ["", "First failure, " + self.problems[0]]
+            # the other failures, unless they only repeat the first one's story
+            first = self.problems[0].split(": ", 1)[-1].split(". Expected")[0]
+            others = [p for p in self.problems[1:] if p.split(": ", 1)[-1].split(". Expected")[0] != first]
+            if others:
+                body += ["", "Other failures:"] + [f"  - {p}" for p in others]
+        return "\n".join([head, *body])
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_pretty_(self, printer, cycle) -> None:  # IPython shows the text itself
+        printer.text(str(self))
+

@@ -1,0 +1,100 @@
+"""The checks a test cell may call, by name, each as a judge that drives the student's code.
+
+A check is ``judge(params, subject, ask) -> problems``: ``params`` are the keyword
+arguments the test cell wrote (``categories=[...]``), ``subject`` the name of the
+student's code it passed first (``binary_cross_entropy``), and ``ask`` reaches that code
+(see :mod:`grader._battery.observe`); it returns what is wrong, in words, or nothing.
+
+The same judge serves a student's notebook, where ``ask`` calls the student's function in
+the same process (:func:`local`), and the autograding engine, where ``ask`` talks to the
+notebook's sandboxed process and the judge runs in the engine's own process, which no
+student code has run in. A test cell passes when every check it calls finds nothing wrong.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable
+
+from . import observe
+from .judge import MODULES, Ask, battery
+from .cases import CHECKABLE
+
+Judge = Callable[[dict, "str | None", Ask], list[str]]
+
+#: The judge of every check a test cell may call, by the name of the public function.
+JUDGES: dict[str, Judge] = {}
+#: Positional parameters after the first (the student's code), by check.
+POSITIONAL: dict[str, tuple[str, ...]] = {"assert_passes": ("function",)}
+
+#: Set in the process of a notebook being autograded: its checks run in the judge instead.
+JUDGED_ELSEWHERE = "BCE_GRADER_JUDGED"
+
+
+def judged_elsewhere() -> bool:
+    """Whether this process is a notebook being autograded, whose test cells the engine
+    judges from outside: the checks called here then do nothing."""
+    return os.environ.get(JUDGED_ELSEWHERE) == "1"
+
+
+def register(name: str, positional: tuple[str, ...] = ()) -> Callable[[Judge], Judge]:
+    def add(fn: Judge) -> Judge:
+        JUDGES[name] = fn
+        if positional:
+            POSITIONAL[name] = positional
+        return fn
+
+    return add
+
+
+def judges() -> dict[str, Judge]:
+    """Every check of the course, by name (importing the modules that define them)."""
+    from . import capstone  # noqa: F401 - registers the capstone's checks
+
+    return dict(JUDGES)
+
+
+def local(subject: Any) -> Ask:
+    """An ``ask`` that calls ``subject`` in this process."""
+    return lambda request: observe.answer(subject, request)
+
+
+def decide(name: str, params: dict, subject: str | None, ask: Ask) -> list[str]:
+    """Run the judge of check ``name``; whatever goes wrong reading the student's answers is
+    a problem of the check, never an error of the grader."""
+    judge = judges().get(name)
+    if judge is None:
+        return [f"the grader has no check called {name}"]
+    try:
+        return list(judge(params, subject, ask))
+    except ValueError as error:  # the test cell's own arguments, or an unreadable answer
+        return [str(error)]
+    except (KeyError, TypeError, IndexError, AttributeError, RuntimeError) as error:
+        return [f"the grader could not read the result of {name}: {type(error).__name__}: {error}"]
+
+
+@register("assert_passes", positional=("function",))
+def _assert_passes(params: dict, subject: str | None, ask: Ask) -> list[str]:
+    """The battery, with the test cell's arguments; ``function`` defaults to the name the cell
+    passed (``binary_cross_entropy``, ``BCELoss``), then to the function's own name."""
+    function = params.get("function") or (subject if subject in CHECKABLE else MODULES.get(subject or ""))
+    report = battery(ask, function, categories=params.get("categories"), arguments=params.get("arguments"),
+                     devices=params.get("devices"))
+    return [] if report.passed else [str(report)]
+
+
+def run(fn: Any, function: str | None = None, *, categories=None, arguments=None, devices=None,
+        time_limit: float | None = None, name: str | None = None):
+    """The battery on ``fn``, called in this process: :func:`grader.check`'s report.
+
+    What ``fn`` or torch writes to file descriptor 2 meanwhile is kept off stderr (nbgrader
+    gives no points to a test cell that wrote there) and noted in the report."""
+    from .guard import StderrCapture
+    from .judge import CASE_TIME_LIMIT
+
+    with StderrCapture() as fd2:
+        report = battery(local(fn), function, categories=categories, arguments=arguments, devices=devices,
+                         time_limit=time_limit or CASE_TIME_LIMIT, name=name)
+    if fd2.text.strip():
+        report.note_output("stderr", fd2.text)
+    return report

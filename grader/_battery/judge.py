@@ -1,0 +1,589 @@
+"""The judging half of a check: choose the inputs, compute torch's results, and decide.
+
+:func:`battery` drives the student's function through ``ask``, a function that takes a
+request (see :mod:`grader._battery.observe`) and returns what the student's code did
+with it, as plain data. In a notebook, ``ask`` calls :func:`observe.answer` directly;
+in autograding it sends the request to the sandboxed process of the notebook and reads
+the answer back (:mod:`grader.instructor.engine.driver`). Either way the judge chooses
+every input, computes every one of torch's results itself, and takes every verdict; an
+answer only supplies the student function's outputs for those inputs, and an answer
+that is not well formed fails the case it was for.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+import warnings
+from typing import Any, Callable, Iterable
+
+import torch
+
+from . import cases as _cases
+from .cases import BCE, BCE_WITH_LOGITS, CHECKABLE, GRADIENTS, HINTS, PARAMETERS, TOLERANCES, Case
+from .report import Failure, Report, describe_tensor
+from .wire import Unreadable, text
+
+#: What the judge calls to reach the student's code: a request in, an answer out.
+Ask = Callable[[dict], dict]
+
+#: Seconds one case may take before it counts as hanging.
+CASE_TIME_LIMIT = 5.0
+#: After this many cases ran out of time, the rest are not run.
+MAX_TIMEOUTS = 2
+#: Every device the battery knows; those absent are reported as skipped.
+KNOWN_DEVICES = ("cpu", "cuda", "mps")
+#: nn.Module classes whose name says which loss they implement.
+MODULES = {"BCELoss": BCE, "BCEWithLogitsLoss": BCE_WITH_LOGITS}
+
+# The vectorization probe: counts at two sizes, then a timing on a large tensor that
+# only a loop far slower than torch fails.
+_PROBE_SIZES = (4, 64)
+_TIMING_SIZE = 1 << 16
+_MAX_SLOWDOWN = 50.0
+_MIN_SLOW_SECONDS = 0.01
+
+
+def available_devices() -> list[str]:
+    """The devices torch can use here, CPU first."""
+    found = ["cpu"]
+    if torch.cuda.is_available():
+        found.append("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        found.append("mps")
+    return found
+
+
+def _device_skip_reason(device: str) -> str | None:
+    if device in available_devices():
+        return None
+    if device not in KNOWN_DEVICES:
+        return f"unknown device (choose from {', '.join(KNOWN_DEVICES)})"
+    return f"no {device.upper() if device != 'mps' else 'MPS'} device here"
+
+
+def reference(function: str, module: bool = False) -> Callable:
+    """torch's own function, or a call of its module form with the same arguments; for a
+    gradient, autograd through torch's loss."""
+    if function in GRADIENTS:
+        return _cases.gradient_reference(reference(_cases.base_loss(function)))
+    if not module:
+        return getattr(torch.nn.functional, function)
+    cls = torch.nn.BCELoss if function == BCE else torch.nn.BCEWithLogitsLoss
+    return lambda input, target, **kwargs: cls(**kwargs)(input, target)
+
+
+def reference_name(module: bool, function: str) -> str:
+    if function in GRADIENTS:
+        return f"autograd through torch.nn.functional.{_cases.base_loss(function)}"
+    if module:
+        return "torch.nn.BCELoss" if function == BCE else "torch.nn.BCEWithLogitsLoss"
+    return f"torch.nn.functional.{function}"
+
+
+def compare(actual: torch.Tensor, expected: torch.Tensor, rtol: float, atol: float) -> dict | None:
+    """None when ``actual`` matches ``expected`` within the tolerance (nan where torch has
+    nan, the same infinities), else what differs most."""
+    a = actual.detach().to("cpu", torch.float64)
+    e = expected.detach().to("cpu", torch.float64)
+    if a.shape != e.shape:
+        return {"reason": f"shape {tuple(a.shape)} instead of {tuple(e.shape)}"}
+    if a.numel() == 0:
+        return None
+    allowed = atol + rtol * e.abs()
+    nan_mismatch = a.isnan() != e.isnan()
+    both_inf = a.isinf() & e.isinf()
+    diff = (a - e).abs()
+    diff = torch.where(a.isnan() & e.isnan(), torch.zeros_like(diff), diff)
+    diff = torch.where(both_inf & (a == e), torch.zeros_like(diff), diff)
+    bad = nan_mismatch | (diff > allowed) | (diff.isnan())
+    if not bool(bad.any()):
+        return None
+    score = torch.where(bad, torch.where(diff.isnan(), torch.full_like(diff, float("inf")), diff),
+                        torch.full_like(diff, -1.0))
+    flat = int(score.flatten().argmax())
+    index = tuple(int(i) for i in torch.unravel_index(torch.tensor(flat), a.shape)) if a.dim() else ()
+    return {"index": index, "expected": e.flatten()[flat].item(), "actual": a.flatten()[flat].item(),
+            "difference": diff.flatten()[flat].item(), "mismatched": int(bad.sum()), "total": a.numel(),
+            "rtol": rtol, "atol": atol}
+
+
+# --- reading an answer ---------------------------------------------------------------------
+
+class Seen:
+    """One answer to a ``call`` request, read without trusting it."""
+
+    def __init__(self, answer: Any):
+        if not isinstance(answer, dict):
+            raise Unreadable("the answer is not a record")
+        if "refused" in answer:
+            raise Unreadable(text(answer["refused"], 200))
+        self.timed_out = answer.get("timed_out") is True
+        error = answer.get("error")
+        if error is not None and not isinstance(error, dict):
+            raise Unreadable("an error of the wrong form")
+        self.error = error
+        self.types = [t for t in (error or {}).get("types") or [] if isinstance(t, str)][:50]
+        self.forbidden = sorted({text(op, 100) for op in answer.get("forbidden") or []})[:20]
+        self.changed = [k for k in answer.get("changed") or [] if isinstance(k, str)][:10]
+        self.value = answer.get("value")
+        self.not_a_tensor = answer.get("not a tensor")
+        self.value_device = text(answer.get("value device", "cpu"), 50)
+        self.gradients = answer.get("gradients")
+        self.ops, self.lines = answer.get("ops"), answer.get("lines")
+        self.stdout, self.stderr = text(answer.get("stdout"), 4000), text(answer.get("stderr"), 4000)
+        self.warnings = [text(w, 300) for w in answer.get("warnings") or []][:20]
+        ok = not self.timed_out and error is None
+        if ok and self.not_a_tensor is None and "value" in answer and not isinstance(self.value, (torch.Tensor, dict)):
+            raise Unreadable("a value that is neither a tensor nor a description")
+        if ok and self.not_a_tensor is None and "value" not in answer:
+            raise Unreadable("no value")
+
+    @property
+    def ok(self) -> bool:
+        return not self.timed_out and self.error is None
+
+    def error_text(self) -> str:
+        return text((self.error or {}).get("text") or (self.types[:1] or ["an exception"])[0], 2000)
+
+    def frames(self) -> str:
+        return text((self.error or {}).get("frames"), 2000)
+
+    def raised(self, kind: type) -> bool:
+        return kind.__name__ in self.types
+
+    def in_place(self) -> bool:
+        return bool((self.error or {}).get("in place"))
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise Unreadable("a count that is not a whole number")
+    return value
+
+
+def _same_device(shown: str, device: torch.device) -> bool:
+    try:
+        seen = torch.device(shown)
+    except (RuntimeError, TypeError):
+        return False
+    return seen.type == device.type and (seen.index or 0) == (device.index or 0)
+
+
+# --- one case on one device ------------------------------------------------------------------
+
+def _prepare(case: Case, device: str) -> dict:
+    args = case.build(torch.Generator().manual_seed(case.seed))
+    out = {}
+    for key, value in args.items():
+        if isinstance(value, torch.Tensor):
+            if value.is_floating_point():
+                value = value.to(case.dtype)
+            value = value.to(device)
+        out[key] = value
+    return out
+
+
+class CaseJudgement:
+    """torch's result for one case on one device, and the verdict on the student's."""
+
+    def __init__(self, case: Case, device: str, torch_function: Callable, time_limit: float):
+        self.case, self.device, self.time_limit = case, device, time_limit
+        self.failures: list[Failure] = []
+        self.checked: set[str] = set()
+        self.args = _prepare(case, device)
+        ref_args = {k: (v.detach().clone().requires_grad_(
+            (k == "input" and case.grad_input) or (k == "target" and case.grad_target))
+            if isinstance(v, torch.Tensor) else v) for k, v in self.args.items()}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                self.expected = (case.reference or torch_function)(**ref_args)
+                self.ref_error: BaseException | None = None
+            except Exception as exc:  # noqa: BLE001 - torch's own verdict on these arguments
+                self.expected, self.ref_error = None, exc
+        self.ref_args = ref_args
+        self.wrt = [k for k, on in (("input", case.grad_input), ("target", case.grad_target)) if on]
+        self.seen: Seen | None = None
+
+    def skip_reason(self) -> str | None:
+        """Why torch's own result leaves nothing to compare with, or None."""
+        if self.case.expect_error and self.ref_error is None:
+            return f"torch {torch.__version__} does not raise here"
+        if not self.case.expect_error and self.ref_error is not None:
+            return f"torch itself cannot compute this on {self.device}: {self.ref_error}"
+        return None
+
+    def request(self) -> dict:
+        """What the student's code is asked to do for this case."""
+        request = {"op": "call", "device": self.device, "time_limit": self.time_limit,
+                   "args": {k: (v.detach().to("cpu") if isinstance(v, torch.Tensor) else v)
+                            for k, v in self.args.items()}}
+        if self.wrt and self.expected is not None:
+            self.upstream = torch.randn(self.expected.shape, generator=torch.Generator().manual_seed(self.case.seed),
+                                        dtype=torch.float64).to(self.expected.dtype)
+            request.update(grad=self.wrt, upstream=self.upstream)
+        return request
+
+    def fail(self, category: str, message: str, **detail) -> None:
+        self.failures.append(Failure(category=category, case=self.case.name, device=self.device,
+                                     dtype=str(self.case.dtype).replace("torch.", ""),
+                                     message=message, hint=detail.pop("hint", self.case.hint),
+                                     inputs=self._inputs_text(), **detail))
+
+    def _inputs_text(self) -> dict[str, str]:
+        return {k: (describe_tensor(v) if isinstance(v, torch.Tensor) else repr(v)) for k, v in self.args.items()}
+
+    def judge(self, answer: Any) -> None:
+        """Decide the case from the student's answer."""
+        case = self.case
+        try:
+            seen = self.seen = Seen(answer)
+        except Unreadable as error:
+            self.checked = {case.category}
+            self.fail(case.category, f"the grader has no usable result of your function here ({error})")
+            return
+        self.checked.update(("own work", "inputs unchanged"))
+        if seen.forbidden:
+            self.fail("own work", "your function called torch's own binary cross-entropy "
+                      f"({', '.join(seen.forbidden)}) instead of computing it", hint=HINTS["own work"])
+        for key in seen.changed:
+            if key in self.args:
+                self.fail("inputs unchanged", f"your function modified the argument {key!r} in place",
+                          hint=HINTS["in place"])
+        self.checked.add(case.category)
+        if seen.timed_out:
+            self.fail(case.category, f"your function took longer than {self.time_limit:g} s: is there an endless loop?")
+            return
+        if case.expect_error:
+            self._judge_error(seen)
+            return
+        if seen.error is not None:
+            not_implemented = seen.raised(NotImplementedError)
+            self.fail(case.category, f"your function raised {seen.error_text()}", traceback=seen.frames(),
+                      hint=HINTS["not implemented"] if not_implemented else case.hint)
+            if seen.in_place():
+                self.fail("inputs unchanged", f"your function changed an argument in place ({seen.error_text()})",
+                          hint=HINTS["in place"])
+            return
+        self.checked.add("output")
+        if not isinstance(seen.value, torch.Tensor):
+            self.fail("output", f"your function returned {text(seen.not_a_tensor, 300) or 'something else'}, "
+                                "not a torch.Tensor", hint=HINTS["not a tensor"])
+            self.fail(case.category, "could not compare: the result is not a tensor")
+            return
+        self._judge_output(seen)
+
+    def _judge_error(self, seen: Seen) -> None:
+        expected = type(self.ref_error)
+        torch_said = f"torch raises {expected.__name__}: {self.ref_error}"
+        if seen.error is None:
+            got = "a tensor" if isinstance(seen.value, torch.Tensor) else text(seen.not_a_tensor, 300) or "a value"
+            if isinstance(seen.value, torch.Tensor):
+                got = describe_tensor(seen.value)
+            self.fail(self.case.category, f"{torch_said}; your function returned {got} instead of raising")
+        elif seen.raised(NotImplementedError):  # a RuntimeError, but not the one torch means
+            self.fail(self.case.category, f"{torch_said}; your function raised NotImplementedError",
+                      hint=HINTS["not implemented"])
+        elif not seen.raised(expected):
+            self.fail(self.case.category, f"{torch_said}; your function raised {seen.error_text()} instead",
+                      traceback=seen.frames())
+
+    def _judge_output(self, seen: Seen) -> None:
+        case, expected, value = self.case, self.expected, seen.value
+        rtol, atol = TOLERANCES[case.dtype]
+        problems = []
+        if value.shape != expected.shape:
+            problems.append(f"shape {tuple(value.shape)} where torch gives {tuple(expected.shape)}")
+        if value.dtype != expected.dtype:
+            problems.append(f"dtype {value.dtype} where torch gives {expected.dtype}")
+        if not _same_device(seen.value_device, expected.device):
+            problems.append(f"device {seen.value_device} where torch gives {expected.device}")
+        if problems:
+            self.fail("output", "your result has " + " and ".join(problems),
+                      expected=describe_tensor(expected), actual=describe_tensor(value),
+                      hint=HINTS["output"] if value.dtype == expected.dtype else HINTS["dtype"])
+        if value.shape != expected.shape:
+            self.fail(case.category, "could not compare: " + problems[0],
+                      expected=describe_tensor(expected), actual=describe_tensor(value))
+            return
+        diff = compare(value, expected, rtol, atol)
+        if diff is not None:
+            self.fail(case.category, "your values differ from torch's",
+                      expected=describe_tensor(expected), actual=describe_tensor(value), difference=diff)
+            return
+        if self.wrt:
+            self._judge_gradients(seen)
+
+    def _judge_gradients(self, seen: Seen) -> None:
+        self.checked.add("gradients")
+        ref = torch.autograd.grad((self.expected * self.upstream.to(self.expected.device)).sum(),
+                                  [self.ref_args[k] for k in self.wrt], allow_unused=True)
+        got = seen.gradients
+        if not isinstance(got, dict):
+            self.fail("gradients", "the grader has no usable gradient of your function here")
+            return
+        if got.get("no graph"):
+            self.fail("gradients", "your result is not connected to the input, so no gradient "
+                                   "can flow back through it", hint=HINTS["gradients"])
+            return
+        if got.get("problem"):
+            self.fail("gradients", f"computing the gradient through your function {text(got['problem'], 300)}",
+                      hint=HINTS["gradients"])
+            return
+        values = got.get("values")
+        if not isinstance(values, list) or len(values) != len(self.wrt) or not all(
+                v is None or isinstance(v, torch.Tensor) for v in values):
+            self.fail("gradients", "the grader has no usable gradient of your function here")
+            return
+        rtol, atol = TOLERANCES[self.case.dtype]
+        for key, r, g in zip(self.wrt, ref, values):
+            if r is None:
+                continue
+            if g is None:
+                self.fail("gradients", f"no gradient reaches {key!r}: your result does not depend on it",
+                          hint=HINTS["gradients"])
+                continue
+            diff = compare(g, r, rtol, atol)
+            if diff is not None:
+                self.fail("gradients", f"the gradient with respect to {key!r} differs from torch's",
+                          expected=describe_tensor(r), actual=describe_tensor(g), difference=diff,
+                          hint=HINTS["gradients"])
+
+
+# --- the vectorization probe --------------------------------------------------------------------
+
+def _vector_failure(device: str, message: str) -> Failure:
+    return Failure(category="vectorized", case="the same function on 4, 64 and 65536 elements",
+                   device=device, dtype="float32", message=message, hint=HINTS["vectorized"])
+
+
+def _probe_args(function: str, n: int) -> dict:
+    args = _cases._maker(function, (n,))(torch.Generator().manual_seed(n))
+    return {"input": args["input"].float(), "target": args["target"].float()}
+
+
+def vectorization(ask: Ask, function: str, device: str, time_limit: float) -> Failure | None:
+    """Whether the student's function works on whole tensors. Decided by counts, which do
+    not depend on how busy the machine is: the torch operators and the Python lines a call
+    runs must not grow with the number of elements. A timing against torch backs them up
+    for loops that neither count sees."""
+    counts = []
+    for n in _PROBE_SIZES:
+        try:
+            seen = Seen(ask({"op": "call", "device": device, "args": _probe_args(function, n),
+                             "count": True, "time_limit": time_limit}))
+            if not seen.ok:
+                problem = "ran out of time" if seen.timed_out else f"raised {seen.error_text()}"
+                return _vector_failure(device, f"could not check: on a tensor of {n} elements your function "
+                                               f"{problem}")
+            ops, lines = _count(seen.ops), _count(seen.lines)
+        except Unreadable as error:
+            return _vector_failure(device, f"the grader has no usable measurement of your function ({error})")
+        counts.append((ops, lines))
+    (small_ops, small_lines), (big_ops, big_lines) = counts
+    n_small, n_big = _PROBE_SIZES
+    if big_ops > small_ops + 4:
+        return _vector_failure(device, f"your function ran {small_ops} torch operations on {n_small} elements but "
+                                       f"{big_ops} on {n_big}: it works element by element")
+    if big_lines > small_lines + 8:
+        return _vector_failure(device, f"your function ran {small_lines} lines of Python on {n_small} elements but "
+                                       f"{big_lines} on {n_big}: it loops over the elements in Python")
+    if device != "cpu":
+        return None
+    args = _probe_args(function, _TIMING_SIZE)
+    timed = ask({"op": "time", "device": device, "args": [args["input"], args["target"]], "repeat": 3,
+                 "reference": function, "time_limit": time_limit})
+    if not isinstance(timed, dict):
+        return _vector_failure(device, "the grader has no usable timing of your function")
+    if "problem" in timed:
+        return _vector_failure(device, f"on a tensor of {_TIMING_SIZE} elements your function "
+                                       f"{text(timed['problem'], 300)}")
+    try:
+        student_best, torch_best = float(timed["seconds"]), float(timed["torch seconds"])
+    except (KeyError, TypeError, ValueError):
+        return _vector_failure(device, "the grader has no usable timing of your function")
+    ratio = student_best / max(torch_best, 1e-9)
+    if ratio > _MAX_SLOWDOWN and student_best > _MIN_SLOW_SECONDS:
+        return _vector_failure(
+            device, f"on {_TIMING_SIZE} elements your function took {student_best * 1e3:.1f} ms, "
+                    f"{ratio:.0f} times as long as torch ({torch_best * 1e3:.2f} ms): it works element by element")
+    return None
+
+
+# --- the signature -----------------------------------------------------------------------------
+
+class _Shown:
+    """A default value the student's process described by its repr."""
+
+    def __init__(self, text_: str):
+        self.text = text_
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+class _Unreadable:
+    """A description of parameters the judge cannot read."""
+
+
+def _signature(parameters: Any) -> "inspect.Signature | _Unreadable | None":
+    if parameters is None:
+        return None
+    if not isinstance(parameters, list):
+        return _Unreadable()
+    made = []
+    try:
+        for p in parameters[:50]:
+            default = p.get("default", inspect.Parameter.empty)
+            if isinstance(default, dict):
+                default = _Shown(text(default.get("repr"), 200))
+            made.append(inspect.Parameter(str(p["name"]), inspect._ParameterKind(int(p["kind"])), default=default))
+        return inspect.Signature(made)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return _Unreadable()
+
+
+def signature_problem(described: dict, function: str, needed: set[str]) -> str | None:
+    """Why the student's subject cannot be called like torch's ``function``, or None."""
+    sig = _signature(described.get("parameters"))
+    name = text(described.get("name"), 100) or function
+    if isinstance(sig, _Unreadable):
+        return f"the grader could not read the parameters of {name}"
+    if described.get("module"):
+        module = "nn.BCELoss" if function == BCE else "nn.BCEWithLogitsLoss"
+        if sig is None:
+            return None
+        try:
+            sig.bind(**{k: PARAMETERS[function][k] for k in needed})
+        except TypeError:
+            wanted = ", ".join(f"{k}={PARAMETERS[function][k]!r}" for k in PARAMETERS[function])
+            return f"{name}(...) must accept ({wanted}) like {module}: {sig}"
+        return None
+    if not described.get("callable"):
+        return (f"{function} should be a function, but it is {text(described.get('shown'), 200)}. "
+                f"Define it with def {function}(input, target, ...):")
+    if sig is None:
+        return None  # a builtin or C function: nothing to inspect, let the cases decide
+    wanted = "input, target" + "".join(f", {k}={v!r}" for k, v in PARAMETERS[function].items())
+    try:
+        sig.bind(None, None, **{k: PARAMETERS[function][k] for k in needed})
+    except TypeError:
+        return f"{function} must accept ({wanted}) like torch.nn.functional.{function}; yours takes {sig}"
+    for key in needed:
+        param, expected = sig.parameters.get(key), PARAMETERS[function][key]
+        if param is None or param.default is inspect.Parameter.empty:
+            continue
+        if not (param.default is expected or (isinstance(param.default, str) and param.default == expected)):
+            return (f"the default of {key} should be {PARAMETERS[function][key]!r} as in torch, "
+                    f"not {param.default!r}: {function}({wanted})")
+    return None
+
+
+# --- the whole battery --------------------------------------------------------------------------
+
+def which_function(described: dict, function: str | None) -> str:
+    """The torch function a subject is compared with: ``function`` if given, else its name."""
+    name = function or (MODULES.get(described.get("name")) if described.get("module") else described.get("name"))
+    if name not in CHECKABLE:
+        shown = text(described.get("name"), 100) or "this"
+        if described.get("module"):
+            raise ValueError(f"cannot tell which loss {shown} implements: pass function='{BCE}' (like "
+                             f"nn.BCELoss) or '{BCE_WITH_LOGITS}' (like nn.BCEWithLogitsLoss)")
+        raise ValueError(f"cannot tell which function {shown!r} implements: pass "
+                         f"function= one of {', '.join(map(repr, CHECKABLE))}")
+    return name
+
+
+def selection(function: str, categories: Iterable[str] | None, arguments: Iterable[str] | None
+              ) -> tuple[list[str], list[Case]]:
+    """The categories a check covers and the cases it runs; ValueError for unknown names."""
+    applicable = _cases.categories_for(function)
+    if categories is None:
+        selected = list(applicable)
+    else:
+        categories = list(categories)
+        unknown = [c for c in categories if c not in applicable]
+        if unknown:
+            raise ValueError(f"unknown categories for {function}: {', '.join(map(repr, unknown))}; "
+                             f"choose from {', '.join(map(repr, applicable))}")
+        # The signature and the checks made on every call always apply.
+        wanted = {"signature", *categories, *_cases.PER_CALL_CATEGORIES}
+        selected = [c for c in applicable if c in wanted]
+    cases = list(_cases.battery(function))
+    if arguments is not None:
+        arguments = set(arguments)
+        unknown = arguments - set(PARAMETERS[function])
+        if unknown:
+            raise ValueError(f"{function} has no argument {', '.join(sorted(unknown))}; its optional "
+                             f"arguments are {', '.join(PARAMETERS[function]) or 'none'}")
+        cases = [c for c in cases if c.keywords <= arguments]
+    return selected, [c for c in cases if c.category in selected]
+
+
+def battery(ask: Ask, function: str | None = None, *, categories: Iterable[str] | None = None,
+            arguments: Iterable[str] | None = None, devices: Iterable[str] | None = None,
+            time_limit: float = CASE_TIME_LIMIT, name: str | None = None) -> Report:
+    """Compare the student's function, reached through ``ask``, with torch over the battery.
+
+    ``function`` says which torch function it implements (default: from its name);
+    ``categories`` limits the check to some categories (the signature, and the output,
+    inputs-unchanged and own-work checks of every call, always apply); ``arguments`` names
+    the optional arguments it takes (cases that pass others are left out); ``devices``
+    defaults to every device the battery knows, those absent being reported as skipped."""
+    described = ask({"op": "describe"})
+    if not isinstance(described, dict):
+        described = {"callable": False, "shown": "something the grader cannot read"}
+    function = which_function(described, function)
+    module = bool(described.get("module"))
+    selected, run_cases = selection(function, categories, arguments)
+    shown_name = text(name or described.get("name") or function, 100)
+    report = Report(function=shown_name, reference=reference_name(module, function),
+                    torch_version=torch.__version__, categories=selected)
+    started = time.perf_counter()
+    needed = set().union(*(c.keywords for c in run_cases)) if run_cases else set()
+    problem = signature_problem(described, function, needed)
+    report.record({"signature"}, [Failure(category="signature", case="the signature", device="-", dtype="-",
+                                          message=problem)] if problem else [])
+    if problem and not described.get("callable"):
+        report.note("Nothing else was checked: there is no function to call.")
+        report.seconds = time.perf_counter() - started
+        return report
+    torch_function = reference(function, module=module)
+    timeouts = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's own warnings (deprecations, the reference calls)
+        for device in dict.fromkeys(devices or KNOWN_DEVICES):
+            reason = _device_skip_reason(device)
+            if reason:
+                report.skip_device(device, reason)
+                continue
+            report.ran_device(device)
+            elementwise = None
+            if "vectorized" in selected:
+                elementwise = vectorization(ask, function, device, time_limit)
+                report.record({"vectorized"}, [elementwise] if elementwise else [])
+                timeouts += bool(elementwise and "out of time" in elementwise.message)
+            for case in run_cases:
+                if case.cpu_only and device != "cpu":
+                    report.skip_case(case, device, f"runs on the CPU only: torch checks this on {device} "
+                                                   "with a device-side assert")
+                    continue
+                if timeouts >= MAX_TIMEOUTS or (case.large and elementwise):
+                    why = ("earlier cases ran out of time" if timeouts >= MAX_TIMEOUTS else
+                           "your function works element by element, which takes too long on a large tensor")
+                    report.record({case.category}, [Failure(
+                        category=case.category, case=case.name, device=device,
+                        dtype=str(case.dtype).replace("torch.", ""), message=f"not run: {why}")])
+                    continue
+                judgement = CaseJudgement(case, device, torch_function, time_limit)
+                reason = judgement.skip_reason()
+                if reason:
+                    report.skip_case(case, device, reason)
+                    continue
+                judgement.judge(ask(judgement.request()))
+                timeouts += bool(judgement.seen and judgement.seen.timed_out)
+                report.record(judgement.checked, judgement.failures, judgement.seen)
+    report.seconds = time.perf_counter() - started
+    return report

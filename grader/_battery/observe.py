@@ -1,0 +1,228 @@
+"""The observing half of a check: call the student's code on inputs the judge chose, and
+write down what happened, as plain data.
+
+This is the only part of the grader that must run where the student's code lives: in
+the notebook itself for a live ``grader.check``, or in the sandboxed process of a
+notebook being autograded, where :mod:`grader.instructor.engine` passes it the judge's
+requests one at a time. It decides nothing: every verdict is taken by
+:mod:`grader._battery.judge` from what :func:`answer` returns, with torch's own results
+computed by the judge. What comes back is only data about the call: the value (or the
+exception, or that it ran out of time), the gradients through it, the arguments it
+changed, the torch operators it ran, and what it printed.
+
+A request is a dict with ``"op"``:
+
+``describe``
+    the subject itself: whether it can be called, its name, its parameters.
+``call``
+    call it on ``args`` (tensors are moved to ``device``; the names in ``positional``
+    are passed by position, the rest by keyword), within ``time_limit`` seconds; with
+    ``grad`` (argument names) and ``upstream``, also the gradient of
+    ``(value * upstream).sum()`` with respect to those arguments; with ``count``, the
+    torch operators and Python lines it ran; with ``extract`` = ``"linear"``, the
+    weight and bias of the ``nn.Linear`` it returned instead of the value.
+``time``
+    the best of ``repeat`` timed calls on ``args``, and of torch's own ``reference``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import time
+import traceback
+from typing import Any, Callable
+
+import torch
+
+from .guard import Call, call_guarded
+from .report import describe_value
+
+
+def is_module_class(subject: Any) -> bool:
+    return inspect.isclass(subject) and issubclass(subject, torch.nn.Module)
+
+
+def as_function(subject: Any) -> Callable:
+    """A callable with a function's signature: an ``nn.Module`` class is built with the
+    keyword arguments and called on the positional ones, as ``nn.BCELoss(**kw)(x, y)``."""
+    if is_module_class(subject):
+        def call(*args, **kwargs):
+            return subject(**kwargs)(*args)
+
+        return call
+    return subject
+
+
+def _parameter(p: inspect.Parameter) -> dict:
+    item: dict = {"name": p.name, "kind": int(p.kind)}
+    if p.default is not inspect.Parameter.empty:
+        default = p.default
+        item["default"] = default if default is None or isinstance(default, (bool, int, float, str)) \
+            else {"repr": repr(default)[:200]}
+    return item
+
+
+def describe(subject: Any) -> dict:
+    """What the subject is, for the judge: callable, an ``nn.Module`` class, its name and
+    its parameters (None when Python cannot tell them)."""
+    module = is_module_class(subject)
+    try:
+        parameters = [_parameter(p) for p in inspect.signature(subject).parameters.values()]
+    except (TypeError, ValueError):
+        parameters = None
+    return {"callable": callable(subject), "module": module, "name": str(getattr(subject, "__name__", ""))[:100],
+            "shown": describe_value(subject), "parameters": parameters}
+
+
+def _placed(args: dict, device: str, grad: list[str]) -> dict:
+    out = {}
+    for key, value in args.items():
+        if isinstance(value, torch.Tensor):
+            value = value.to(device)
+            if key in grad:
+                value.requires_grad_(True)
+        out[key] = value
+    return out
+
+
+def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.shape == b.shape and a.dtype == b.dtype and bool(
+        torch.equal(a.detach().nan_to_num(0.0), b.detach().nan_to_num(0.0))
+        and torch.equal(a.detach().isnan(), b.detach().isnan()))
+
+
+def exception_text(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def student_frames(exc: BaseException) -> str:
+    """The part of a traceback that is in the student's code (not the grader's or torch's)."""
+    grader_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    torch_dir = os.path.dirname(os.path.abspath(torch.__file__))
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if not os.path.abspath(f.filename).startswith((grader_dir, torch_dir))]
+    lines = [f"line {f.lineno}" + (f" in {f.name}" if f.name != "<module>" else "")
+             + (f": {f.line}" if f.line else "") for f in frames[-3:]]
+    return "\n".join(lines)
+
+
+def error_data(error: BaseException | None) -> dict | None:
+    if error is None:
+        return None
+    return {"types": [c.__name__ for c in type(error).__mro__], "text": exception_text(error)[:2000],
+            "message": str(error)[:2000], "frames": student_frames(error)[:2000],
+            "in place": isinstance(error, RuntimeError) and "in-place operation" in str(error)}
+
+
+def _call_data(call: Call) -> dict:
+    return {"timed_out": call.timed_out, "error": error_data(call.error), "seconds": call.seconds,
+            "ops": call.op_count, "lines": call.line_count, "forbidden": list(call.forbidden_ops)[:20],
+            "stdout": call.stdout[-4000:], "stderr": call.stderr[-4000:], "warnings": call.warnings[:20]}
+
+
+def _linear(value: Any) -> dict:
+    """The weight and bias of the single ``nn.Linear`` a module is (or is made of)."""
+    linear = value if isinstance(value, torch.nn.Linear) else None
+    if linear is None and isinstance(value, torch.nn.Module):
+        linears = [m for m in value.modules() if isinstance(m, torch.nn.Linear)]
+        if len(linears) == 1 and len(list(value.parameters())) == len(list(linears[0].parameters())):
+            linear = linears[0]
+    if linear is None:
+        return {"not linear": describe_value(value)}
+    return {"weight": linear.weight.detach().to("cpu"),
+            "bias": None if linear.bias is None else linear.bias.detach().to("cpu")}
+
+
+def _gradients(value: torch.Tensor, upstream: torch.Tensor, inputs: list[torch.Tensor], time_limit: float) -> dict:
+    if not value.requires_grad:
+        return {"no graph": True}
+    got = call_guarded(lambda: torch.autograd.grad((value * upstream.to(value.device)).sum(), inputs,
+                                                   allow_unused=True),
+                       time_limit=time_limit, record_ops=False)
+    if not got.ok:
+        return {"problem": "ran out of time" if got.timed_out else f"raised {exception_text(got.error)}"}
+    return {"values": [None if g is None else g.detach().to("cpu") for g in got.value]}
+
+
+def _call(subject: Any, request: dict) -> dict:
+    fn = as_function(subject)
+    grad = [k for k in request.get("grad") or [] if k in request["args"]]
+    args = _placed(request["args"], request.get("device", "cpu"), grad)
+    positional = list(request.get("positional", ("input", "target")))
+    before = {k: (v.detach().clone(), v._version) for k, v in args.items() if isinstance(v, torch.Tensor)}
+    call = call_guarded(fn, tuple(args[k] for k in positional), {k: v for k, v in args.items() if k not in positional},
+                        time_limit=float(request.get("time_limit", 5.0)), count_lines=bool(request.get("count")),
+                        record_ops=request.get("record_ops", True))
+    data = _call_data(call)
+    data["changed"] = [k for k, (copy, version) in before.items()
+                       if args[k]._version != version or not _same(args[k].detach(), copy)]
+    if not call.ok:
+        return data
+    value = call.value
+    if request.get("extract") == "linear":
+        data["value"] = _linear(value)
+    elif isinstance(value, torch.Tensor):
+        data["value"] = value.detach().to("cpu")
+        data["value device"] = str(value.device)
+        data["requires grad"] = bool(value.requires_grad)
+        if grad and request.get("upstream") is not None:
+            data["gradients"] = _gradients(value, request["upstream"], [args[k] for k in grad],
+                                           float(request.get("time_limit", 5.0)))
+    else:
+        data["not a tensor"] = describe_value(value)
+    return data
+
+
+def _timed(fn: Callable) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def _torch_reference(function: str) -> Callable:
+    from . import cases
+
+    if function in cases.GRADIENTS:
+        return cases.gradient_reference(getattr(torch.nn.functional, cases.base_loss(function)))
+    if function not in cases.FUNCTIONS:
+        raise ValueError(f"no torch function {function!r} to time")
+    return getattr(torch.nn.functional, function)
+
+
+def _time(subject: Any, request: dict) -> dict:
+    fn = as_function(subject)
+    device = request.get("device", "cpu")
+    args = tuple(a.to(device) for a in request["args"])
+    reference = _torch_reference(str(request["reference"]))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one thread each: contention for the cores skews parallel kernels most
+    try:
+        torch_best = min(_timed(lambda: reference(*args)) for _ in range(7))
+        best = float("inf")
+        for _ in range(int(request.get("repeat", 3))):
+            call = call_guarded(fn, args, time_limit=float(request.get("time_limit", 5.0)), record_ops=False)
+            if not call.ok:
+                return {"problem": "ran out of time" if call.timed_out else f"raised {exception_text(call.error)}"}
+            best = min(best, call.seconds)
+    finally:
+        torch.set_num_threads(threads)
+    return {"seconds": best, "torch seconds": torch_best}
+
+
+_OPS = {"describe": lambda subject, request: describe(subject), "call": _call, "time": _time}
+
+
+def answer(subject: Any, request: dict) -> dict:
+    """What ``subject`` (the student's function, or ``nn.Module`` class) did for ``request``:
+    plain data, tensors on the CPU. Never raises for anything the student's code does."""
+    op = request.get("op")
+    if op not in _OPS:
+        return {"refused": f"unknown request {op!r}"}
+    if op != "describe" and not callable(subject):
+        return {"refused": "not callable"}
+    try:
+        return _OPS[op](subject, request)
+    except (KeyError, TypeError, ValueError, AttributeError) as error:  # a request this cannot follow
+        return {"refused": f"a request the grader's observer cannot follow ({type(error).__name__}: {error})"}

@@ -1,0 +1,1 @@
+"""The instructor's side: everything that runs student notebooks or imports nbgrader."""

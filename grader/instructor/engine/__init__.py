@@ -1,0 +1,24 @@
+"""The warm autograding engine: nbgrader's Execute step, without a kernel per notebook.
+
+======================  ==================================================================
+module                  what it does
+======================  ==================================================================
+``pool``                the first process: warm up, start the root forker, grade in workers
+``forker``              forks every notebook's process from one that never saw a submission
+``prefix``              shared beginnings: the released cells before the first answer, run once
+``child``               a notebook's process: confine it, keep two pipes, run its job
+``session``             inside it (untrusted): IPython runs the cells and answers the judge
+``sandbox``             the confinement: namespaces, a file system view, a user id, limits
+``execute``             outside it (trusted): listen to the notebook, judge its test cells
+``preprocessor``        :class:`WarmExecute`, the step nbgrader's autograde runs
+======================  ==================================================================
+
+The trust boundary runs between ``session`` (and everything the student's code can reach
+in that process) and ``execute``: the notebook's process only ever sends cell outputs and
+the outputs of the student's functions for inputs the judge chose; every verdict is
+computed in the worker, by :mod:`grader.instructor.verdict` and :mod:`grader._battery`.
+"""
+
+from .preprocessor import WarmExecute
+
+__all__ = ["WarmExecute"]

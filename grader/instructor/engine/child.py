@@ -1,0 +1,145 @@
+"""Starting a notebook's process: confine it, keep only its two pipes open, run its cells.
+
+A notebook's process is forked from a process that has imported torch, IPython and the
+grader but has never seen a submission (:mod:`grader.instructor.engine.forker`), reads
+its job (the cells to run) only after the fork, and enters the sandbox before any cell
+runs. It talks to the engine through two pipes: its messages out (cell outputs, answers
+to the judge) and the judge's requests in.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import sys
+import traceback
+
+from ..._battery.checks import JUDGED_ELSEWHERE
+
+
+def _without_network() -> bool:
+    """Move this process into a network namespace of its own, with no interface but a
+    loopback that is down: connections fail. Needs root, or unprivileged user namespaces."""
+    clone_newnet, clone_newuser = 0x40000000, 0x10000000
+    libc = ctypes.CDLL(None, use_errno=True)
+    return libc.unshare(clone_newnet) == 0 or libc.unshare(clone_newuser | clone_newnet) == 0
+
+
+def confine(memory_mb: int | None, cpu_seconds: int | None, network: bool) -> list[str]:
+    """Limit this process (a notebook's, run without the sandbox): its address space, its CPU
+    time and, unless ``network``, its network. Returns what could not be limited."""
+    import resource
+
+    missing = []
+    if memory_mb:
+        size = memory_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (size, size))
+    if cpu_seconds:
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 5))
+    if not network and not _without_network():
+        missing.append("network (no network namespace could be made here)")
+    return missing
+
+
+def only_these_files_open(keep: tuple[int, ...]) -> None:
+    """Close every file descriptor this process inherited but ``keep`` and standard error;
+    standard input and output become /dev/null. What the engine holds open (its pipes to
+    other notebooks and to the workers, the gradebook's lock) is out of reach, and nothing
+    a notebook writes to file descriptor 1 reaches the engine's own output."""
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 0)
+    os.dup2(null, 1)
+    os.close(null)
+    os.closerange(3, min(keep))
+    for low, high in zip(sorted(keep), [*sorted(keep)[1:], 1 << 16]):
+        os.closerange(low + 1, high)
+    sys.stdin = open(os.devnull)
+
+
+def die_with_parent() -> None:
+    """Have the kernel kill this process when its parent ends."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+
+
+def threads() -> int:
+    """How many threads this process has."""
+    return len(os.listdir("/proc/self/task"))
+
+
+def _run(job: dict, out_fd: int, in_fd: int, session=None, count_processes: bool = False) -> None:
+    import torch
+
+    from .session import Session
+
+    os.environ[JUDGED_ELSEWHERE] = "1"
+    only_these_files_open((out_fd, in_fd))
+    torch.set_num_threads(job["threads"])
+    cells = [(int(i), str(source), list(subjects) if subjects else None) for i, source, subjects in job["cells"]]
+    (session or Session()).run(cells, out_fd, in_fd, job["timeout"], count_processes)
+
+
+def _say(out_fd: int, message: dict) -> None:
+    os.write(out_fd, (json.dumps(message) + "\n").encode())
+
+
+def _run_sandboxed(job: dict, out_fd: int, in_fd: int, session=None) -> int:
+    """New namespaces, then a grandchild -- process 1 of the new PID namespace -- enters the
+    sandbox and runs the cells. Returns the exit code to report (128 + the signal that
+    killed the grandchild)."""
+    from . import sandbox
+
+    box = sandbox.Sandbox(**job["sandbox"])
+    try:
+        sandbox.unshare(box.network)
+    except sandbox.SandboxError as error:
+        _say(out_fd, {"sandbox": str(error)})
+        return 3
+    uid = 100000 + os.getpid()
+    inner = os.fork()
+    if inner == 0:
+        code = 0
+        try:
+            try:
+                sandbox.enter(box, job["scratch"], uid)
+            except (sandbox.SandboxError, OSError) as error:
+                _say(out_fd, {"sandbox": str(error)})
+                os._exit(3)
+            _run(job, out_fd, in_fd, session, count_processes=True)
+        except BaseException:  # noqa: BLE001
+            traceback.print_exc(file=sys.__stderr__)
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(out_fd)
+    os.close(in_fd)
+    _, status = os.waitpid(inner, 0)
+    return 128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+
+
+def read_job(job_fd: int) -> dict:
+    """The job the engine wrote for this notebook, read after the fork."""
+    with os.fdopen(job_fd, "rb") as source:
+        return json.loads(source.read())
+
+
+def main(job_fd: int, out_fd: int, in_fd: int, session=None) -> None:
+    """In a notebook's freshly forked process: read the job, run its cells confined as it
+    says, answer the judge, and leave. Never returns."""
+    code = 0
+    try:
+        job = read_job(job_fd)
+        if job["cwd"]:
+            os.chdir(job["cwd"])
+        if job["sandbox"] is None:
+            if job["limits"]:
+                confine(**job["limits"])
+            _run(job, out_fd, in_fd, session)
+        else:
+            code = _run_sandboxed(job, out_fd, in_fd, session)
+    except BaseException:  # noqa: BLE001 - report, then leave without running the parent's code
+        traceback.print_exc(file=sys.__stderr__)
+        code = 1
+    finally:
+        os._exit(code)

@@ -1,0 +1,203 @@
+"""Where every notebook's process comes from: a process that has never seen a submission.
+
+A process forked from a worker would inherit everything the worker ever held: the
+notebook being graded and, in its memory, the notebooks, gradebook rows and file names
+of every student graded before (``inspect.stack()`` and ``gc`` reach them). So the
+engine forks notebooks from elsewhere. Before it reads which students to grade, the
+engine's first process starts the *root forker*; each worker then asks it for a forker
+of its own (a fresh copy of it, which never reads a submission either), and sends it
+requests: "fork a notebook's process, with these pipes" and "fork a process that runs
+this assignment's shared beginning" (:mod:`grader.instructor.engine.prefix`). A
+notebook's process reads its own job only after the fork, from a pipe, so nothing of
+it stays in the forker.
+
+All of these processes die with their parent (``PR_SET_PDEATHSIG``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sys
+import traceback
+from dataclasses import dataclass
+
+from . import child
+
+_BUFFER = 1 << 16
+
+
+@dataclass
+class Started:
+    """A notebook's process, as its parent sees it."""
+
+    pid: int
+    messages: int  # read end of its messages (cell outputs, answers to the judge)
+    requests: int  # write end of the judge's requests to it
+
+
+def serve(control: socket.socket, session=None) -> None:
+    """Answer ``spawn`` (and, without a session, ``prefix``) requests on ``control`` until
+    it closes. Each notebook's process is forked, its pid sent back, and its end waited for
+    and sent back too; requests are served one at a time. Never returns."""
+    from . import prefix
+
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    while True:
+        try:
+            message, fds, _, _ = socket.recv_fds(control, _BUFFER, 4)
+        except OSError:
+            os._exit(0)
+        if not message:
+            os._exit(0)
+        request = json.loads(message)
+        if request.get("op") == "spawn" and len(fds) == 3:
+            pid = os.fork()
+            if pid == 0:
+                control.close()
+                child.die_with_parent()
+                child.main(*fds, session=session)
+            for fd in fds:
+                os.close(fd)
+            control.send(json.dumps({"pid": pid}).encode())
+            _, status = os.waitpid(pid, 0)
+            control.send(json.dumps({"status": status}).encode())
+        elif request.get("op") == "prefix" and session is None and len(fds) == 2:
+            pid = os.fork()
+            if pid == 0:
+                control.close()
+                child.die_with_parent()
+                prefix.run_prefix(request, fds[0], socket.socket(fileno=fds[1]))
+            for fd in fds:
+                os.close(fd)
+            control.send(json.dumps({"pid": pid}).encode())
+        else:
+            for fd in fds:
+                os.close(fd)
+            control.send(json.dumps({"error": "unknown request"}).encode())
+
+
+class Forker:
+    """A worker's handle on its own forker."""
+
+    def __init__(self, control: socket.socket, pid: int | None = None):
+        self.control, self.pid = control, pid
+
+    def _ask(self, request: dict, fds: list[int]) -> dict | None:
+        try:
+            socket.send_fds(self.control, [json.dumps(request).encode()], fds)
+            reply = self.control.recv(_BUFFER)
+        except OSError:
+            return None
+        return json.loads(reply) if reply else None
+
+    def spawn(self, job: dict) -> Started | None:
+        """Fork a notebook's process for ``job`` (see :func:`child.main`); None if the forker is gone."""
+        job_r, job_w = os.pipe()
+        out_r, out_w = os.pipe()
+        in_r, in_w = os.pipe()
+        reply = self._ask({"op": "spawn"}, [job_r, out_w, in_r])
+        for fd in (job_r, out_w, in_r):
+            os.close(fd)
+        if not reply or "pid" not in reply:
+            for fd in (job_w, out_r, in_w):
+                os.close(fd)
+            return None
+        with os.fdopen(job_w, "wb") as pipe:
+            try:
+                pipe.write(json.dumps(job).encode())
+            except BrokenPipeError:
+                pass
+        return Started(reply["pid"], out_r, in_w)
+
+    def wait(self) -> int:
+        """The wait status of the notebook's process last spawned."""
+        try:
+            reply = self.control.recv(_BUFFER)
+        except OSError:
+            reply = b""
+        return json.loads(reply)["status"] if reply else signal.SIGKILL
+
+    def close(self) -> None:
+        try:
+            self.control.close()
+        except OSError:
+            pass
+        if self.pid:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+                os.waitpid(self.pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+            self.pid = None
+
+
+def _fork_server(target) -> tuple[socket.socket, int]:
+    mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            mine.close()
+            child.die_with_parent()
+            target(theirs)
+        except BaseException:  # noqa: BLE001
+            traceback.print_exc(file=sys.__stderr__)
+        finally:
+            os._exit(1)
+    theirs.close()
+    return mine, pid
+
+
+def _root(control: socket.socket) -> None:
+    """The root forker: for every socket a worker sends, fork a forker that serves it."""
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # its forkers are reaped by the kernel
+    while True:
+        try:
+            _, fds, _, _ = socket.recv_fds(control, _BUFFER, 1)
+        except OSError:
+            os._exit(0)
+        if not fds:
+            os._exit(0)
+        if os.fork() == 0:
+            control.close()
+            child.die_with_parent()
+            serve(socket.socket(fileno=fds[0]))
+        os.close(fds[0])
+
+
+#: This process's root forker's socket, once started (:func:`start_root`), and its own forker.
+_ROOT: socket.socket | None = None
+_MINE: Forker | None = None
+
+
+def start_root() -> None:
+    """Start the root forker from this process, which must not have seen a submission."""
+    global _ROOT
+    if _ROOT is None:
+        _ROOT, _ = _fork_server(_root)
+
+
+def mine() -> Forker:
+    """This process's forker: asked of the root forker when there is one (a worker of the
+    engine), else forked from this process (a notebook graded outside the engine's pool)."""
+    global _MINE
+    if _MINE is None:
+        if _ROOT is not None:
+            control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            socket.send_fds(_ROOT, [b"forker"], [theirs.fileno()])
+            theirs.close()
+            _MINE = Forker(control)
+        else:
+            control, pid = _fork_server(serve)
+            _MINE = Forker(control, pid)
+    return _MINE
+
+
+def forget() -> None:
+    """End this process's own forker (the next :func:`mine` starts another)."""
+    global _MINE
+    if _MINE is not None:
+        _MINE.close()
+        _MINE = None

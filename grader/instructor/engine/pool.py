@@ -1,0 +1,139 @@
+"""The engine's first process: warm up, start the root forker, then grade in parallel workers.
+
+Plain ``nbgrader autograde`` starts a kernel for every notebook and imports torch there:
+seconds each, most of a notebook's grading time. Here one process imports torch, IPython
+and the grader and runs the checks once, single-threaded (a process that has used
+OpenMP's thread team cannot fork safely: its children hang at their first parallel
+region). It then starts the root forker (:mod:`grader.instructor.engine.forker`) --
+before it has read which students to grade, so that no process that runs student code
+holds anything of anyone's submission -- and only then reads its job and forks
+``--jobs`` workers, each running nbgrader's own autograde with
+:class:`~grader.instructor.engine.preprocessor.WarmExecute` and taking turns to write to
+the gradebook.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import zlib
+from pathlib import Path
+
+from .. import patches
+from . import forker, prefix
+
+
+def warm_up() -> None:
+    """Import what notebooks use and run the battery once, on one thread."""
+    import torch
+
+    torch.set_num_threads(1)
+    import IPython  # noqa: F401
+    import matplotlib
+
+    matplotlib.use("module://matplotlib_inline.backend_inline")
+    import matplotlib.pyplot  # noqa: F401
+    import nbgrader.api  # noqa: F401
+    import torch.nn.functional as F
+    from IPython.core.inputtransformer2 import TransformerManager  # noqa: F401 - the verdict reads cells with it
+
+    import grader
+    from grader import datasets, explore, imbalance  # noqa: F401
+    from grader._battery import capstone, checks  # noqa: F401
+
+    from .. import scan, verdict  # noqa: F401
+    from . import sandbox, session  # noqa: F401
+
+    def binary_cross_entropy(input, target, weight=None, reduction="mean"):
+        return F.binary_cross_entropy(input, target, weight=weight, reduction=reduction)
+
+    grader.check(binary_cross_entropy, devices=["cpu"])
+    # The capstone's data, read and checked once here rather than in every notebook that uses it.
+    try:
+        datasets.breast_cancer_split(), datasets.digits_split()
+    except datasets.DataError:
+        pass  # a notebook that reads the data gets the loader's own message
+    _read_what_tracebacks_show()
+    patches.in_the_zygote()
+
+
+def _read_what_tracebacks_show() -> None:
+    """Format, once, a traceback as IPython formats a cell's error. IPython reads and parses
+    the source of every module a traceback passes through (stack_data, executing, inspect)
+    and keeps what it read; the processes forked from here find it read, and a notebook's
+    first error costs a few milliseconds instead of a few hundred."""
+    from IPython.core import ultratb
+
+    def binary_cross_entropy(input, target):
+        raise NotImplementedError
+
+    formatter = ultratb.AutoFormattedTB(mode="Context", tb_offset=1)
+    for fail in (lambda: binary_cross_entropy(None, None), lambda: 1 / 0):
+        try:
+            fail()
+        except Exception:  # noqa: BLE001 - the point: format what it raised
+            formatter.structured_traceback(*sys.exc_info())
+
+
+_API: dict = {}
+
+
+def _grade(task):
+    """In a worker: autograde one submission with nbgrader."""
+    workspace_root, db_url, assignment, student = task
+    from ..workspace import Workspace
+
+    api = _API.get((workspace_root, db_url))
+    if api is None:
+        api = _API[(workspace_root, db_url)] = Workspace(Path(workspace_root), db_url).api(warm=True)
+    result = api.autograde(assignment, student, force=True, create=True)
+    return student, assignment, bool(result.get("success")), (result.get("log") or "") + (result.get("error") or "")
+
+
+def _init_worker(lock_path: str, threads: int) -> None:
+    os.environ["BCE_ENGINE_THREADS"] = str(threads)
+    patches.in_a_worker(lock_path)
+
+
+def grade_all(workspace_root: str, db_url: str | None, tasks: list[tuple[str, str]], jobs: int,
+              progress: bool) -> list[tuple[str, str, bool, str]]:
+    """Autograde ``tasks`` ((student, assignment) pairs) in ``jobs`` workers. Warms up and
+    starts the root forker first, unless :func:`main` already has."""
+    import multiprocessing
+
+    if forker._ROOT is None:
+        warm_up()
+        forker.start_root()
+    threads = max(1, (os.cpu_count() or 1) // max(jobs, 1))
+    # one writer at a time per gradebook (SQLite allows one)
+    lock_path = os.path.join(workspace_root, f".gradebook-{zlib.crc32((db_url or '').encode()):08x}.lock")
+    context = multiprocessing.get_context("fork")
+    work = [(workspace_root, db_url, a, s) for s, a in tasks]
+    results = []
+    prefix.SERVER_DIR = tempfile.mkdtemp(prefix="bce-engine-")  # the workers' prefix processes keep their folders here
+    try:
+        with context.Pool(jobs, initializer=_init_worker, initargs=(lock_path, threads)) as pool:
+            iterator = pool.imap_unordered(_grade, work)
+            if progress:
+                from tqdm.auto import tqdm
+
+                iterator = tqdm(iterator, total=len(work), desc="autograde", unit="notebook")
+            for result in iterator:
+                results.append(result)
+    finally:
+        shutil.rmtree(prefix.SERVER_DIR, ignore_errors=True)
+    return results
+
+
+def main() -> None:
+    """``python -m grader.instructor.engine``: warm up, start the root forker, then read a job
+    from stdin and write the results to stdout (JSON)."""
+    warm_up()
+    forker.start_root()
+    job = json.loads(sys.stdin.read())
+    results = grade_all(job["workspace"], job["db_url"], [tuple(t) for t in job["tasks"]], job["jobs"],
+                        job["progress"])
+    sys.stdout.write(json.dumps(results))

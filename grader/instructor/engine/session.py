@@ -1,0 +1,226 @@
+"""Inside the notebook's process: an IPython session that runs cells and answers the judge.
+
+This is the untrusted side of the boundary. Everything here runs in the process that
+runs the student's code, confined by :mod:`grader.instructor.engine.sandbox`, and may be
+changed by that code: nothing it sends is believed. It runs the cells it is given
+(test cells with their hidden tests already removed), reports each cell's outputs, and,
+after each autograded test cell, answers the judge's requests about the student's code
+that cell names -- "call it on these inputs" -- with :func:`grader._battery.observe.answer`,
+until the judge says to go on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+
+from ..._battery import observe, wire
+
+#: Characters of output (as JSON) one cell may produce; the rest is dropped, with a note.
+OUTPUT_LIMIT = 1 << 20
+TRUNCATED = "output truncated"
+#: The longest request the judge sends (its inputs: a few large tensors).
+REQUEST_LIMIT = 64 << 20
+
+
+class CellTimeoutError(Exception):
+    """A cell ran longer than its time limit (the name nbgrader records)."""
+
+
+def _shell(record):
+    """An IPython shell whose outputs become nbformat outputs passed to ``record``."""
+    from IPython.core.displayhook import DisplayHook
+    from IPython.core.displaypub import DisplayPublisher
+    from IPython.core.interactiveshell import InteractiveShell
+    from traitlets.config import Config
+
+    class Publisher(DisplayPublisher):
+        def publish(self, data, metadata=None, source=None, *, transient=None, update=False, **kwargs):
+            record({"output_type": "display_data", "data": data, "metadata": metadata or {}})
+
+        def clear_output(self, wait=False):
+            record(None)
+
+    class Hook(DisplayHook):
+        def write_output_prompt(self):
+            pass
+
+        def write_format_data(self, format_dict, md_dict=None):
+            record({"output_type": "execute_result", "data": format_dict, "metadata": md_dict or {},
+                    "execution_count": self.shell.execution_count})
+
+    class Shell(InteractiveShell):
+        def _showtraceback(self, etype, evalue, stb):
+            record({"output_type": "error", "ename": etype.__name__, "evalue": str(evalue), "traceback": stb})
+
+        def enable_gui(self, gui=None):
+            pass
+
+    # The history (In, Out, _i, %history) lives in memory: no file of the grader's user is
+    # written, and no history thread runs in a process that will fork.
+    config = Config()
+    config.HistoryManager.hist_file = ":memory:"
+    # the singleton: IPython.display.display() and the inline backend find it by Shell.instance()
+    return Shell.instance(config=config, displayhook_class=Hook, display_pub_class=Publisher, colors="NoColor")
+
+
+class _Stream:
+    def __init__(self, name, record):
+        self.name, self.record = name, record
+
+    def write(self, text):
+        if text:
+            self.record({"output_type": "stream", "name": self.name, "text": text})
+        return len(text)
+
+    def writelines(self, lines):
+        for line in lines:
+            self.write(line)
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return False
+
+    @property
+    def encoding(self):
+        return "utf-8"
+
+
+class _Missing:
+    """A name a test cell passes to a check that the notebook had not defined."""
+
+    def __init__(self, why: str):
+        self.why = why
+
+    def __repr__(self) -> str:
+        return f"nothing ({self.why})"
+
+
+def processes() -> int:
+    """How many processes this PID namespace holds (this one included)."""
+    try:
+        return sum(name.isdigit() for name in os.listdir("/proc"))
+    except OSError:
+        return 0
+
+
+class Session:
+    """The notebook's side: an IPython shell, the outputs of the cell it is running, and the
+    student's code each test cell named, as it was when that cell ran.
+
+    A session runs cells and reports each one as a JSON line on a pipe. It can run some
+    cells, then fork: each child continues from the state those cells left
+    (:class:`grader.instructor.engine.prefix.PrefixServer`)."""
+
+    def __init__(self):
+        self.outputs: list = []
+        self.size = 0  # characters of output kept for the current cell
+        self.shell = _shell(self.record)
+        sys.stdout, sys.stderr = _Stream("stdout", self.record), _Stream("stderr", self.record)
+        try:
+            self.shell.enable_matplotlib("inline")
+        except Exception:  # noqa: BLE001 - no matplotlib: nothing to show
+            pass
+
+    def record(self, output):
+        if output is None:
+            self.outputs.clear()
+            self.size = 0
+            return
+        length = len(json.dumps(output, default=str))
+        if self.size + length > OUTPUT_LIMIT:
+            if self.size <= OUTPUT_LIMIT:
+                self.outputs.append({"output_type": "stream", "name": "stdout",
+                                     "text": f"\n[{TRUNCATED}: the rest of this cell's output was dropped]\n"})
+                self.size = OUTPUT_LIMIT + 1
+            return
+        self.size += length
+        outputs = self.outputs
+        if output["output_type"] == "stream" and outputs and outputs[-1]["output_type"] == "stream" \
+                and outputs[-1]["name"] == output["name"]:
+            outputs[-1]["text"] += output["text"]
+        else:
+            outputs.append(output)
+
+    def subject(self, expression: str):
+        """The object a dotted name (``binary_cross_entropy``, ``mine.bce``) stands for now."""
+        parts = expression.split(".")
+        if not parts or not all(p.isidentifier() for p in parts):
+            return _Missing(f"{expression!r} is not a name")
+        namespace = self.shell.user_ns
+        if parts[0] not in namespace:
+            return _Missing(f"{parts[0]} is not defined when the test cell runs")
+        value = namespace[parts[0]]
+        for part in parts[1:]:
+            try:
+                value = getattr(value, part)
+            except Exception as error:  # noqa: BLE001 - the student's object: anything may happen
+                return _Missing(f"{expression} cannot be read: {type(error).__name__}")
+        return value
+
+    def run(self, cells, out_fd: int, in_fd: int | None, timeout: int, count_processes: bool = False) -> None:
+        """Run ``cells`` ((index, source, subjects) triples); write one JSON line per cell to
+        ``out_fd``. Before a cell with ``subjects`` (the names its checks are given) runs, they
+        are looked up; after it, the judge's requests about them are answered from ``in_fd``."""
+
+        def on_alarm(signum, frame):
+            raise CellTimeoutError(f"the cell ran longer than its time limit of {timeout} s")
+
+        me = os.getpid()
+        with os.fdopen(out_fd, "wb", buffering=0) as pipe:
+            for index, source, subjects in cells:
+                self.record(None)
+                found = {name: self.subject(name) for name in subjects or ()}
+                signal.signal(signal.SIGALRM, on_alarm)
+                signal.alarm(timeout)
+                try:
+                    result = self.shell.run_cell(source, store_history=True)
+                finally:
+                    signal.alarm(0)
+                if os.getpid() != me:  # a process the cell forked: it must not answer for the notebook
+                    os._exit(0)
+                message = {"index": index, "outputs": self.outputs, "execution_count": result.execution_count}
+                if count_processes:
+                    message["processes"] = processes()
+                if subjects:
+                    message["serving"] = True
+                _write(pipe, json.dumps(message, default=str).encode() + b"\n")
+                if subjects and in_fd is not None:
+                    _serve(found, in_fd, pipe)
+
+
+def _write(pipe, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = pipe.write(view)
+        view = view[written:]
+
+
+def _serve(subjects: dict, in_fd: int, pipe) -> None:
+    """Answer the judge's requests about ``subjects`` until it says to go on."""
+    reader = os.fdopen(os.dup(in_fd), "rb", buffering=0)
+    buffer = b""
+    while True:
+        while b"\n" not in buffer:
+            chunk = reader.read(1 << 20)
+            if not chunk:
+                os._exit(0)  # the judge is gone
+            buffer += chunk
+            if len(buffer) > REQUEST_LIMIT:
+                os._exit(3)
+        line, buffer = buffer.split(b"\n", 1)
+        request = wire.loads(line)
+        if request.get("op") == "continue":
+            reader.close()
+            return
+        subject = subjects.get(request.get("subject"), _Missing("not a name this test cell passes"))
+        if isinstance(subject, _Missing):
+            found = ({"callable": False, "module": False, "name": "", "shown": repr(subject), "parameters": None}
+                     if request.get("op") == "describe" else {"refused": repr(subject)})
+        else:
+            found = observe.answer(subject, request)
+        _write(pipe, wire.dumps({"answer": found}))

@@ -1,0 +1,42 @@
+"""Preprocessors that nbgrader loads through the course's nbgrader_config.py."""
+
+from __future__ import annotations
+
+from nbgrader.preprocessors import ClearHiddenTests
+from nbgrader.utils import is_grade
+
+#: What replaces the hidden tests in a test cell that a student or the feedback sees.
+HIDDEN_NOTE = "# (and hidden tests, run by the autograder)"
+
+
+class HideHiddenTests(ClearHiddenTests):
+    """For feedback and for the autograded notebooks: remove hidden tests from the test
+    cells, and the tracebacks that would quote them.
+
+    nbgrader's generate_feedback renders the autograded notebook, whose test cells hold
+    the hidden tests again (nbgrader issues 917 and 1363). This removes every region
+    between the hidden-test delimiters (``c.ClearHiddenTests``'s, as when the assignment
+    was generated) from a graded cell's source, and keeps of each error output only its
+    type and message (the grader's report says what failed, in words), never its
+    traceback, which quotes the failing line of code.
+    """
+
+    def visible(self, source: str) -> tuple[str, bool]:
+        """``source`` without its hidden tests, and whether it had any."""
+        from nbformat import NotebookNode
+
+        cell = NotebookNode(source=source)
+        removed = self._remove_hidden_test_region(cell)
+        return cell.source, removed
+
+    def preprocess_cell(self, cell, resources, index):
+        if not is_grade(cell):
+            return cell, resources
+        source, removed = self.visible(cell.source)
+        if removed:
+            cell.source = source.rstrip() + "\n" + HIDDEN_NOTE
+        if cell.cell_type == "code":
+            for output in cell.get("outputs", []):
+                if output.get("output_type") == "error":
+                    output["traceback"] = [f"{output.get('ename', 'Error')}: {output.get('evalue', '')}"]
+        return cell, resources

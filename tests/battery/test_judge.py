@@ -1,0 +1,190 @@
+"""The judge on its own: it chooses the inputs, computes torch's results and decides, from
+answers that may be forged, missing, malformed or huge. Whatever an answer holds, the
+verdict is the live battery's for a real function, and never a pass for anything else."""
+
+import json
+
+import pytest
+import torch
+
+from grader._battery import checks, observe, wire
+from grader._battery.cases import BCE, BCE_WITH_LOGITS, GRADIENTS
+from grader._battery.judge import battery
+
+from implementations import CORRECT_BCE, CORRECT_LOGITS, MISTAKES, BCELossModule
+
+
+def over_the_wire(subject):
+    """An ``ask`` that answers as a notebook's process does: through JSON text."""
+    def ask(request):
+        request = wire.loads(wire.dumps(request))
+        return wire.loads(wire.dumps(observe.answer(subject, request)))
+
+    return ask
+
+
+IMPLEMENTATIONS = ([(fn, BCE) for fn in CORRECT_BCE] + [(fn, BCE_WITH_LOGITS) for fn in CORRECT_LOGITS]
+                   + [(BCELossModule, BCE)] + [(fn, function) for fn, function, _ in MISTAKES])
+
+
+@pytest.mark.parametrize("fn, function", IMPLEMENTATIONS, ids=lambda v: getattr(v, "__name__", str(v)))
+def test_judging_over_the_wire_agrees_with_the_live_battery(fn, function):
+    live = battery(checks.local(fn), function, devices=["cpu"])
+    remote = battery(over_the_wire(fn), function, devices=["cpu"])
+    assert remote.failed_categories() == live.failed_categories()
+    assert [(f.category, f.case) for f in remote.failures] == [(f.category, f.case) for f in live.failures]
+
+
+def test_a_gradient_is_judged_over_the_wire():
+    def binary_cross_entropy_grad(input, target):
+        return (input - target) / torch.clamp(input * (1 - input), min=1e-12) / input.numel()
+
+    def wrong_grad(input, target):  # forgets the mean's 1/N
+        return (input - target) / torch.clamp(input * (1 - input), min=1e-12)
+
+    function = next(g for g in GRADIENTS if g.startswith("binary_cross_entropy_grad"))
+    for fn, passes in ((binary_cross_entropy_grad, True), (wrong_grad, False)):
+        assert battery(over_the_wire(fn), function, devices=["cpu"]).passed is passes
+
+
+def tampered(mangle, fn=CORRECT_BCE[0]):
+    """A correct function's answers, changed by ``mangle(request, answer)`` on their way back."""
+    honest = checks.local(fn)
+
+    def ask(request):
+        return mangle(request, honest(request))
+
+    return ask
+
+
+def first_value_only(change):
+    """Apply ``change`` to the first answer that carries a value tensor."""
+    done = []
+
+    def mangle(request, answer):
+        if not done and isinstance(answer, dict) and isinstance(answer.get("value"), torch.Tensor) \
+                and not request.get("count"):
+            done.append(True)
+            return change(answer)
+        return answer
+
+    return mangle
+
+
+def judged(ask, function=BCE):
+    return checks.decide("assert_passes", {"devices": ["cpu"]}, function, ask)
+
+
+def test_an_honest_answer_passes():
+    assert judged(checks.local(CORRECT_BCE[0])) == []
+
+
+@pytest.mark.parametrize("change", [
+    lambda a: {**a, "value": a["value"] + 1},                        # a forged value
+    lambda a: {**a, "value": a["value"].double()},                   # the wrong dtype
+    lambda a: {**a, "value": a["value"].reshape(-1)[:0]},            # the wrong shape
+    lambda a: {**a, "value": torch.full((5000, 64), 0.5)},           # huge, and the wrong shape
+    lambda a: {**a, "value": "tensor(0.6931)"},                       # a string, not a tensor
+    lambda a: {**a, "value": None},
+    lambda a: {k: v for k, v in a.items() if k != "value"},          # missing
+    lambda a: {"refused": "the process stopped answering"},
+    lambda a: "not a record",
+    lambda a: None,
+    lambda a: {**a, "error": "not a record"},
+    lambda a: {**a, "forbidden": ["aten::binary_cross_entropy"]},   # it says it called torch's loss
+    lambda a: {**a, "value device": "cuda:7"},
+    lambda a: {**a, "changed": ["input"]},
+], ids=["forged", "dtype", "shape", "huge", "string", "none", "missing", "refused", "text", "null",
+        "error-text", "forbidden", "device", "changed"])
+def test_a_mangled_answer_never_passes_and_never_crashes(change):
+    problems = judged(tampered(first_value_only(change)))
+    assert problems and isinstance(problems[0], str)
+
+
+@pytest.mark.parametrize("describe", [
+    {"callable": False, "shown": "None"},
+    "garbage",
+    {"callable": True, "name": BCE, "parameters": [{"name": "input", "kind": "positional"}]},
+    {"callable": True, "name": BCE, "parameters": [{"name": "input", "kind": 1}]},
+])
+def test_a_mangled_description_never_passes(describe):
+    honest = checks.local(CORRECT_BCE[0])
+
+    def ask(request):
+        return describe if request["op"] == "describe" else honest(request)
+
+    assert judged(ask)
+
+
+def test_a_process_that_answers_nothing_fails_every_case():
+    report = battery(lambda request: {"refused": "gone"}, BCE, devices=["cpu"])
+    assert not report.passed
+    assert all("no usable" in f.message or "should be a function" in f.message or "not run" in f.message
+               or "could not check" in f.message or "no usable" in f.message for f in report.failures)
+
+
+def test_an_answer_for_another_function_does_not_pass():
+    """Answers are compared with torch's results for the inputs the judge chose: the easier
+    with-logits loss's answers do not pass a check of binary_cross_entropy."""
+    logits = CORRECT_LOGITS[0]
+    assert judged(checks.local(logits), BCE)
+
+
+def test_the_judge_chooses_the_inputs_and_computes_torchs_results_itself():
+    """Whatever the answers, the requests hold only inputs: never torch's results."""
+    seen = []
+
+    def ask(request):
+        seen.append(request)
+        return checks.local(CORRECT_BCE[0])(request)
+
+    assert judged(ask) == []
+    calls = [r for r in seen if r["op"] == "call"]
+    assert calls and all(set(r["args"]) <= {"input", "target", "weight", "pos_weight", "reduction"} for r in calls)
+    assert all(set(r) <= {"op", "device", "time_limit", "args", "grad", "upstream", "count"} for r in calls)
+
+
+def test_hiding_a_call_to_torch_is_not_enough():
+    """An answer may hide that it called torch's loss; its values must still be right, and
+    a wrong function whose process claims a clean trace still fails."""
+    def binary_cross_entropy(input, target, weight=None, reduction="mean"):
+        return torch.nn.functional.binary_cross_entropy(input, target, weight=weight, reduction=reduction)
+
+    assert "own work" in battery(checks.local(binary_cross_entropy), BCE, devices=["cpu"]).failed_categories()
+    wrong = MISTAKES[0][0]
+    clean = tampered(lambda request, answer: {**answer, "forbidden": []} if isinstance(answer, dict) else answer,
+                     fn=wrong)
+    assert judged(clean, MISTAKES[0][1])
+
+
+@pytest.mark.parametrize("message", [
+    b"not json",
+    b'{"tensor": "object", "shape": [1], "data": ""}',
+    b'{"tensor": "float32", "shape": [-1], "data": ""}',
+    b'{"tensor": "float32", "shape": [1000000000], "data": ""}',
+    b'{"tensor": "float32", "shape": [2], "data": "!!not base64!!"}',
+    b'{"tensor": "float32", "shape": [2], "data": "AAAA"}',
+    b"[" * 100000 + b"]" * 100000,
+])
+def test_malformed_messages_are_refused_as_unreadable(message):
+    with pytest.raises(wire.Unreadable):
+        wire.loads(message)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.float16, torch.bfloat16, torch.int64,
+                                   torch.bool])
+def test_tensors_survive_the_round_trip(dtype):
+    t = (torch.randn(3, 4, generator=torch.Generator().manual_seed(0)) * 100).to(dtype)
+    back = wire.loads(wire.dumps({"t": t}))["t"]
+    assert back.dtype == dtype and torch.equal(back, t)
+
+
+def test_a_described_signature_is_judged_like_the_real_one():
+    def binary_cross_entropy(input, target, weight=None, reduction="sum"):  # the wrong default
+        return CORRECT_BCE[0](input, target, weight=weight, reduction=reduction)
+
+    described = json.loads(json.dumps(observe.describe(binary_cross_entropy)))
+    report = battery(lambda r: described if r["op"] == "describe" else checks.local(binary_cross_entropy)(r),
+                     BCE, devices=["cpu"])
+    assert "signature" in report.failed_categories()
+    assert "the default of reduction should be 'mean'" in str(report)

@@ -1,0 +1,59 @@
+"""What several test modules share: the course's assignments, a class of synthetic
+submissions built from the released notebooks, and a fresh Python to run a script in."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import nbformat
+
+from grader.instructor import release
+
+A1, A5 = "01-bce-vector", "05-bce-with-logits"
+
+
+def solutions(assignment):
+    return release.master_solutions(assignment)
+
+
+def hidden_lines(assignment):
+    """Every non-empty line of the hidden tests of ``assignment``'s master."""
+    master = nbformat.read(release.master_path(assignment), as_version=4)
+    lines = []
+    for cell in master.cells:
+        if "### BEGIN HIDDEN TESTS" in cell.source:
+            block = cell.source.split("### BEGIN HIDDEN TESTS")[1].split("### END HIDDEN TESTS")[0]
+            lines += [line.strip() for line in block.splitlines() if line.strip()]
+    return lines
+
+
+class Class:
+    """Builds submissions from a released notebook."""
+
+    def __init__(self, workspace):
+        self.released = {a: nbformat.read(p, as_version=4) for a, p in workspace.released().items()}
+
+    def notebook(self, assignment, answers=None, edit=None, delete=()):
+        nb = nbformat.from_dict(json.loads(json.dumps(self.released[assignment])))
+        cells = []
+        for cell in nb.cells:
+            grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+            if grade_id in delete:
+                continue
+            if answers and grade_id in answers:
+                cell.source = answers[grade_id]
+            if edit and grade_id in edit:
+                cell.source = edit[grade_id]
+            cells.append(cell)
+        nb.cells = cells
+        return nbformat.writes(nb)
+
+
+def run_script(script: str, timeout: int = 300) -> tuple[dict, str]:
+    """Run ``script`` in a fresh Python (one that never used torch's thread pool, as the
+    engine's first process); what its last line of output says, as JSON, and all it printed."""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1]), done.stdout
