@@ -7,8 +7,8 @@ explanations, so that their notebooks run whole), grades it with `--engine nbgra
 copies of the same workspace, checks that both give the same score to every
 cell, and prints both times, notebooks per second, the ratio, the peak memory
 of one grading process, and what a class of 200 students would take. A third
-copy is graded by the warm engine without its sandbox (grader.sandbox, and the
-verdict taken outside the notebook's process, grader.verdict), to print what
+copy is graded by the warm engine without its sandbox (grader.instructor.engine.sandbox;
+the verdicts are still the judge's, taken outside the notebook's process), to print what
 the sandbox costs.
 
     python benchmarks/autograde.py [--students 40] [--jobs N] [--warm-only] [--no-sandbox-cost]
@@ -89,10 +89,11 @@ def grade(workspace: Workspace, engine: str, jobs: int | None) -> float:
 def sandbox_cost(workspace: Workspace, rounds: int = 4) -> tuple[float, float]:
     """The solved notebooks run by the engine with and without the sandbox, interleaved
     (so that load from elsewhere falls on both): the best time of each, in seconds."""
-    from grader import engine
-    from grader.sandbox import Sandbox
+    from grader.instructor.engine.execute import execute
+    from grader.instructor.engine.pool import warm_up
+    from grader.instructor.engine.sandbox import Sandbox
 
-    engine.warm_up()
+    warm_up()
     solved = []
     for assignment, path in workspace.released().items():
         nb = nbformat.read(path, as_version=4)
@@ -108,7 +109,7 @@ def sandbox_cost(workspace: Workspace, rounds: int = 4) -> tuple[float, float]:
         for name, box in (("bare", None), ("sandbox", Sandbox())):
             start = time.perf_counter()
             for nb in solved:
-                engine.execute(nbformat.from_dict(nb), cwd=folder, sandbox=box)
+                execute(nbformat.from_dict(nb), cwd=folder, sandbox=box)
             best[name] = min(best[name], time.perf_counter() - start)
     shutil.rmtree(folder, ignore_errors=True)
     return best["sandbox"], best["bare"]

@@ -27,6 +27,8 @@ from nbclient import NotebookClient
 
 from grader.instructor import release
 
+pytestmark = pytest.mark.slow  # grades a class, or builds an environment: minutes
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 NAMES = release.assignments()

@@ -4,7 +4,6 @@ Every expected number is recomputed here: from the CSV files with the csv module
 from the digits' definitions, or with torch.
 """
 
-import base64
 import csv
 import hashlib
 import io
@@ -26,7 +25,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from grader import datasets, evidence, imbalance
+from grader import datasets, imbalance
+from grader._battery import checks
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data"
@@ -392,7 +392,7 @@ WRONG = [
     (always_float32, "it should have the labels' dtype, torch.float64"),
     (in_place, "changed the labels it was given, in place"),
     (not_implemented, "your function raised NotImplementedError"),
-    (a_list, "your function returned a list, not a tensor"),
+    (a_list, "your function returned a list (["),  # a glimpse of the values, then "), not a tensor"
 ]
 
 
@@ -421,83 +421,202 @@ def test_bad_arguments_are_refused_clearly():
         imbalance.assert_pos_weight(correct, cases="all")
     with pytest.raises(ValueError, match="takes no argument colour"):
         imbalance.assert_pos_weight(correct, colour="red")
-    assert imbalance._judge_pos_weight({"cases": "some"}, {"results": {}}) == [
+    ask = answering(right)
+    assert checks.decide("assert_pos_weight", {"cases": "some"}, None, ask) == [
         "cases must be one of 'data', 'edge', not 'some'"]
+    assert checks.decide("assert_pos_weight", {"colour": "red"}, None, ask) == [
+        "assert_pos_weight takes no argument colour"]
+    assert ask.sent == []  # refused before the student's function is asked anything
 
 
-def observe(fn, **params):
-    return imbalance._observe_pos_weight(fn, params)
+# --- the judge of exercise 1, given hand-built answers ---------------------------------------------------
+# The judge chooses the labels, asks the student's function for its pos_weight of them (in the notebook
+# through checks.local, in the autograder through the notebook's sandboxed process) and decides from the
+# answers alone. Here the answers are built by hand, as a hostile or broken notebook process could send them.
+
+def answering(make):
+    """An ``ask`` that answers each of the judge's calls with ``make(labels)`` for the labels it chose,
+    keeping the requests it was sent in ``ask.sent``."""
+    def ask(request):
+        ask.sent.append(request)
+        return make(request["args"]["labels"])
+
+    ask.sent = []
+    return ask
 
 
-def test_the_judge_recomputes_instead_of_trusting_the_observation():
-    good = observe(correct)
-    assert evidence.decide("assert_pos_weight", {}, good) == []
-    # the engine adds the name of the student's function; the judge takes it
-    assert evidence.decide("assert_pos_weight", {"subject": "pos_weight_from_labels"}, good) == []
-    forged = json.loads(json.dumps(good))
-    forged["passed"] = True
-    name = next(iter(forged["results"]))
-    value = evidence.decode_tensor(forged["results"][name]["value"])
-    forged["results"][name]["value"] = evidence.encode_tensor(value * 1.01)
-    problems = evidence.decide("assert_pos_weight", {}, forged)
-    assert len(problems) == 1 and problems[0].startswith(name)
-    missing = json.loads(json.dumps(good))
-    del missing["results"][name]
-    assert evidence.decide("assert_pos_weight", {}, missing) == [f"{name}: no result was recorded"]
+def right(labels):
+    """What the observer answers for a correct function: negatives over positives, counted here."""
+    return {"value": reference(labels), "changed": [], "timed_out": False, "error": None}
 
 
-@pytest.mark.parametrize("observation", [
-    {},
-    {"results": "all passed"},
-    {"results": {"the digits' training labels": 1}},
-])
-def test_the_judge_rejects_malformed_observations(observation):
-    problems = evidence.decide("assert_pos_weight", {"cases": "data"}, observation)
-    assert problems and all("could not read" in p or "no result" in p for p in problems)
+def wrong_on(fn, cases):
+    """The names of the cases where ``fn`` differs from the loop's reference."""
+    return [name for name, labels in cases if not torch.allclose(fn(labels), reference(labels), equal_nan=True)]
 
 
-def test_the_judge_rejects_tensors_that_are_not_tensors():
-    good = observe(correct, cases="data")
-    name = next(iter(good["results"]))
-    for broken in ({"tensor": "float32", "shape": [5], "data": "not base64!"},
-                   {"tensor": "float32", "shape": [5], "data": base64.b64encode(b"1234").decode()},
-                   {"tensor": "complex", "shape": [5], "data": ""}, [1.0, 1.0]):
-        bad = json.loads(json.dumps(good))
-        bad["results"][name]["value"] = broken
-        problems = evidence.decide("assert_pos_weight", {"cases": "data"}, bad)
-        assert problems and "could not read the result of assert_pos_weight" in problems[0], broken
+def failing(problems, cases):
+    """The names of the cases some problem is about."""
+    return [name for name, _ in cases if any(p.startswith(f"{name}: ") for p in problems)]
 
 
-def test_the_evidence_is_recorded_and_judged_again_in_a_fresh_process(tmp_path, monkeypatch):
-    path = tmp_path / "evidence.jsonl"
-    monkeypatch.setenv(evidence.ENV, str(path))
-    imbalance.assert_pos_weight(correct, cases="data")
-    with pytest.raises(AssertionError):
-        imbalance.assert_pos_weight(inverse, cases="data")
-    records = evidence.read(str(path))
-    assert [r["check"] for r in records] == ["assert_pos_weight"] * 2
-    assert all(r["params"] == {"cases": "data"} for r in records)
-    judge = textwrap.dedent("""
-        import json, sys
-        import grader.imbalance  # registers the judges
-        from grader import evidence
-        print(json.dumps([evidence.decide(r["check"], r["params"], r["observation"])
-                          for r in evidence.read(sys.argv[1])]))
-    """)
-    env = {k: v for k, v in os.environ.items() if k != evidence.ENV}
-    done = subprocess.run([sys.executable, "-c", judge, str(path)], capture_output=True, text=True, env=env,
-                          timeout=300, cwd=ROOT)
+def all_cases(*groups):
+    return [case for group in groups or ("data", "edge") for case in imbalance.pos_weight_cases(group)]
+
+
+@pytest.mark.parametrize("params", [{}, {"cases": "data"}, {"cases": "edge"}])
+def test_the_judge_passes_a_right_answer_to_every_case_it_asks(params):
+    ask = answering(right)
+    assert checks.decide("assert_pos_weight", params, None, ask) == []
+    # the engine names the student's function the cell passed; the judge takes it
+    assert checks.decide("assert_pos_weight", params, "pos_weight_from_labels", answering(right)) == []
+    cases = all_cases(*([params["cases"]] if params else []))
+    assert len(ask.sent) == len(cases)
+    for request, (name, labels) in zip(ask.sent, cases):
+        assert request["op"] == "call" and request["positional"] == ["labels"], name
+        assert torch.equal(request["args"]["labels"], labels), name
+    # the same judge, calling the functions in this process
+    assert checks.decide("assert_pos_weight", params, None, checks.local(correct)) == []
+    problems = checks.decide("assert_pos_weight", params, None, checks.local(inverse))
+    assert failing(problems, cases) == wrong_on(inverse, cases) and all("upside down" in p for p in problems)
+
+
+def test_the_judge_recomputes_instead_of_trusting_the_answers():
+    name, _ = all_cases()[0]
+    # a claim beside the value changes nothing; the value does
+    forged = answering(lambda labels: dict(right(labels), passed=True, problems=[],
+                                           value=reference(labels) * (1.01 if labels.shape == (1438, 5) else 1)))
+    assert name.startswith("the digits' training labels, shape [1438, 5]")
+    problems = checks.decide("assert_pos_weight", {}, None, forged)
+    assert len(problems) == 1 and problems[0].startswith(f"{name}: your values differ"), problems
+    # a case left unanswered is a problem of that case
+    missing = answering(lambda labels: {} if labels.shape == (1438, 5) else right(labels))
+    assert checks.decide("assert_pos_weight", {}, None, missing) == [
+        f"{name}: your function gave the grader nothing it can read"]
+
+
+NOTHING = "your function gave the grader nothing it can read"
+MALFORMED_ANSWERS = [
+    # (what the notebook's process sent, what the judge must say of each case)
+    ("no answer", lambda labels: None, NOTHING),
+    ("an empty answer", lambda labels: {}, NOTHING),
+    ("a refusal", lambda labels: {"refused": "not callable"}, NOTHING),
+    ("a refusal beside a right value", lambda labels: dict(right(labels), refused="no"), NOTHING),
+    ("a string for an answer", lambda labels: "all passed", NOTHING),
+    ("a string for a value", lambda labels: {"value": "1.0"}, NOTHING),
+    ("a list for a value", lambda labels: {"value": reference(labels).tolist()}, NOTHING),
+    ("a dict for a value", lambda labels: {"value": {"tensor": "float32"}}, NOTHING),
+    ("not a tensor", lambda labels: {"not a tensor": "a list"}, "your function returned a list, not a tensor"),
+    ("an exception", lambda labels: {"error": {"types": ["ZeroDivisionError"], "message": "division by zero"}},
+     "your function raised ZeroDivisionError: division by zero"),
+    ("an exception that is a string", lambda labels: {"error": "boom"}, "your function raised an exception"),
+    ("a timeout", lambda labels: {"timed_out": True}, "your function took longer than 10 s"),
+    ("labels changed", lambda labels: dict(right(labels), changed=["labels"]),
+     "your function changed the labels it was given, in place"),
+    ("an integer tensor", lambda labels: {"value": reference(labels).long()}, "it should be a floating-point tensor"),
+    ("a bool tensor", lambda labels: {"value": reference(labels).bool()}, "it should be a floating-point tensor"),
+    ("a complex tensor", lambda labels: {"value": reference(labels).to(torch.complex64)},
+     "it should be a floating-point tensor"),
+    ("another float dtype", lambda labels: {"value": reference(labels).double()},
+     "it should have the labels' dtype, torch.float32"),
+    ("nan", lambda labels: {"value": torch.full_like(reference(labels), math.nan)},
+     "your values differ from negatives / positives"),
+    ("one value per row", lambda labels: {"value": torch.ones(labels.shape[0])}, "it should have shape"),
+    ("a huge tensor", lambda labels: {"value": torch.ones(5000, 64)},
+     "your pos_weight has shape [5000, 64]; it should have shape"),
+]
+
+
+@pytest.mark.filterwarnings("ignore:Casting complex values to real")
+@pytest.mark.parametrize("make, message", [m[1:] for m in MALFORMED_ANSWERS], ids=[m[0] for m in MALFORMED_ANSWERS])
+def test_the_judge_fails_every_case_of_a_malformed_answer(make, message):
+    problems = checks.decide("assert_pos_weight", {"cases": "data"}, "pos_weight_from_labels", answering(make))
+    names = [name for name, _ in all_cases("data")]
+    assert len(problems) == len(names), problems
+    for problem, name in zip(problems, names):
+        assert isinstance(problem, str) and problem.startswith(f"{name}: ") and message in problem, problem
+
+
+@pytest.mark.parametrize("make", [
+    lambda labels: {"value": reference(labels).to("meta")},  # a tensor that holds no numbers
+    lambda labels: dict(right(labels), changed=5),
+], ids=["a meta tensor", "a number for the changed arguments"])
+def test_an_answer_the_judge_cannot_read_is_a_problem_not_an_error(make):
+    problems = checks.decide("assert_pos_weight", {"cases": "data"}, None, answering(make))
+    assert len(problems) == 1 and problems[0].startswith("the grader could not read the result of assert_pos_weight")
+
+
+SCRIPT_FUNCTIONS = '''
+import torch
+
+def correct(labels):
+    positives = labels.sum(dim=0)
+    return torch.where(positives > 0, (labels.shape[0] - positives) / positives, torch.ones_like(positives))
+
+def inverse(labels):
+    positives = labels.sum(dim=0)
+    return torch.where(positives > 0, positives / (labels.shape[0] - positives), torch.ones_like(positives))
+
+def weighted(x, y):
+    torch.manual_seed(0)
+    model = torch.nn.Linear(x.shape[1], y.shape[1]).to(x.device)
+    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=correct(y))
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
+    for _ in range(300):
+        optimizer.zero_grad()
+        loss_fn(model(x), y).backward()
+        optimizer.step()
+    return model
+
+def untrained(x, y):
+    torch.manual_seed(0)
+    return torch.nn.Linear(x.shape[1], y.shape[1])
+'''
+
+
+def run_fresh(script, tmp_path, *args):
+    """``script`` in a fresh Python process at the checkout's root; its last line of output, as JSON."""
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    env.pop(checks.JUDGED_ELSEWHERE, None)
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(script), *map(str, args)], capture_output=True,
+                          text=True, env=env, cwd=ROOT, timeout=300)
     assert done.returncode == 0, done.stderr
-    verdicts = json.loads(done.stdout.strip().splitlines()[-1])
-    assert verdicts[0] == [] and verdicts[1] and "upside down" in verdicts[1][0]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_a_fresh_judge_knows_and_judges_both_capstone_checks(tmp_path):
+    """The engine's judge runs in a process where no notebook ran: it must know the capstone's checks
+    from grader._battery.checks alone, without grader.imbalance having been imported first."""
+    script = SCRIPT_FUNCTIONS + '''
+import json, sys
+from grader._battery import checks
+assert "grader.imbalance" not in sys.modules
+known = checks.judges()
+
+def judge(name, params, fn):
+    return checks.decide(name, params, None, checks.local(fn))
+
+print(json.dumps({"known": sorted(known), "verdicts": {
+    "correct": judge("assert_pos_weight", {}, correct),
+    "inverse": judge("assert_pos_weight", {"cases": "data"}, inverse),
+    "weighted": judge("assert_trained", {"recall": 0.75, "balanced_accuracy": 0.8}, weighted),
+    "untrained": judge("assert_trained", {}, untrained),
+}}))
+'''
+    seen = run_fresh(script, tmp_path)
+    assert {"assert_pos_weight", "assert_trained"} <= set(seen["known"])
+    verdicts = seen["verdicts"]
+    assert verdicts["correct"] == [] and verdicts["weighted"] == []
+    assert failing(verdicts["inverse"], all_cases("data")) == [name for name, _ in all_cases("data")]
+    assert all("upside down" in p for p in verdicts["inverse"])
+    assert verdicts["untrained"] and all(p.startswith("label ") for p in verdicts["untrained"])
 
 
 def test_the_engine_reads_the_masters_test_cells():
-    """The engine re-decides a test cell from the checks it calls with literal arguments."""
+    """The judge runs the checks a test cell calls, with its literal arguments, on the function it names."""
     import nbformat
 
-    from grader import verdict
-    from grader.instructor import release
+    from grader.instructor import release, scan, verdict
 
     nb = nbformat.read(release.master_path("06-class-imbalance"), as_version=4)
     calls = [call for cell in nb.cells if cell.metadata.get("nbgrader", {}).get("grade") and cell.cell_type == "code"
@@ -507,36 +626,48 @@ def test_the_engine_reads_the_masters_test_cells():
     trained = [c for c in calls if c[0] == "assert_trained"]
     assert len(trained) == 1 and trained[0][2] == "train_digits_model"
     assert set(trained[0][1]) == {"recall", "balanced_accuracy"}
-    assert verdict.suspicious(nb) == []
+    assert scan.suspicious(nb) == []
 
 
-def test_a_process_that_never_imported_the_capstone_still_judges_its_cells():
-    """The engine's worker decides verdicts with grader.verdict alone: the capstone's judges must
-    be known there, or a notebook that replaced its checks would keep the passes it showed."""
-    script = textwrap.dedent("""
-        import json, sys
-        import nbformat
-        from grader import verdict
-        assert "grader.imbalance" not in sys.modules
-        nb = nbformat.read(sys.argv[1], as_version=4)
-        tests = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"
-                 and c.metadata.get("nbgrader", {}).get("grade")]
-        for i in tests:
-            nb.cells[i].outputs = []  # each showed a pass, and left no evidence
-        attention = verdict.judge_notebook(nb, records=[])
-        print(json.dumps({"calls": [verdict.checks_in(nb.cells[i].source) for i in tests],
-                          "failed": [[o.get("ename") for o in nb.cells[i].outputs] for i in tests],
-                          "attention": attention}))
-    """)
+def test_a_process_that_never_imported_the_capstone_still_judges_its_cells(tmp_path):
+    """The engine's judge reads the master's test cells with grader.instructor.verdict alone: the capstone's
+    checks must be known there, or their calls would not be found and the cells would pass unjudged."""
+    script = SCRIPT_FUNCTIONS + '''
+import json, sys
+import nbformat
+from grader._battery import checks
+from grader.instructor import verdict
+assert "grader.imbalance" not in sys.modules
+nb = nbformat.read(sys.argv[1], as_version=4)
+cells = [verdict.checks_in(cell.source) for cell in nb.cells if verdict.is_test_cell(cell)]
+asked = []
+
+def judged(calls, fn):
+    def ask_about(subject):
+        asked.append(subject)
+        return checks.local(fn)
+    return verdict.judge_test_cell(calls, ask_about)
+
+pos_weight = [calls for calls in cells if calls and {c[0] for c in calls} == {"assert_pos_weight"}]
+trained = [calls for calls in cells if calls and {c[0] for c in calls} == {"assert_trained"}]
+print(json.dumps({"cells": cells,
+                  "correct": [judged(calls, correct) for calls in pos_weight],
+                  "inverse": [judged(calls, inverse) for calls in pos_weight],
+                  "untrained": [judged(calls, untrained) for calls in trained],
+                  "subjects": asked}))
+'''
     from grader.instructor import release
 
-    done = subprocess.run([sys.executable, "-c", script, str(release.master_path("06-class-imbalance"))],
-                          capture_output=True, text=True, timeout=300, cwd=ROOT)
-    assert done.returncode == 0, done.stderr
-    seen = json.loads(done.stdout.strip().splitlines()[-1])
-    assert [[c[0] for c in calls] for calls in seen["calls"]] == [["assert_pos_weight"] * 2, ["assert_trained"]]
-    assert seen["failed"] == [["AssertionError"], ["AssertionError"]]
-    assert len(seen["attention"]) == 2 and all("did not confirm" in a for a in seen["attention"])
+    seen = run_fresh(script, tmp_path, release.master_path("06-class-imbalance"))
+    assert [[c[0] for c in calls] for calls in seen["cells"]] == [["assert_pos_weight"] * 2, ["assert_trained"]]
+    assert [c[1] for c in seen["cells"][0]] == [{"cases": "data"}, {"cases": "edge"}]
+    assert seen["subjects"] == ["pos_weight_from_labels"] * 4 + ["train_digits_model"]
+    assert seen["correct"] == [[]]
+    (upside_down,) = seen["inverse"]
+    assert failing(upside_down, all_cases()) == wrong_on(inverse, all_cases())
+    assert all("upside down" in p for p in upside_down)
+    (untrained,) = seen["untrained"]
+    assert untrained and all(p.startswith("label ") for p in untrained)
 
 
 @pytest.mark.parametrize("source", [
@@ -545,28 +676,29 @@ def test_a_process_that_never_imported_the_capstone_still_judges_its_cells():
     "from grader.imbalance import TRAINED_DEFAULTS\nTRAINED_DEFAULTS['recall'] = 0.0",
     "import grader.datasets as d\nd.PROPERTIES = ('zero',)",
     "import grader\ndel grader.imbalance.assert_trained",
-    "import grader\ngrader.evidence.ENV += 'x'",
+    "import grader\ngrader.check.__defaults__ = None",
+    "import grader\ngrader._battery.checks.JUDGES.clear()",
 ])
 def test_assigning_to_any_part_of_the_grader_is_tampering(source):
     import nbformat
 
-    from grader import verdict
+    from grader.instructor import scan
 
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
-    found = verdict.suspicious(nb)
+    found = scan.suspicious(nb)
     assert found and found[0].startswith("cell 1, line 2:"), found
 
 
 def test_using_the_grader_is_not_tampering():
     import nbformat
 
-    from grader import verdict
+    from grader.instructor import scan
 
     source = ("import grader.imbalance\nfrom grader.datasets import digits_split\nsplit = digits_split()\n"
               "counts = grader.imbalance.confusion(split.y_test, split.y_test)\nsplit_copy = split.to('cpu')\n"
               "digits = {}\ndigits['x'] = 1")
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
-    assert verdict.suspicious(nb) == []
+    assert scan.suspicious(nb) == []
 
 
 # --- exercise 2: training with pos_weight ----------------------------------------------------------------
@@ -682,33 +814,114 @@ def test_a_linear_inside_a_sequential_counts():
     imbalance.assert_trained(lambda x, y: nn.Sequential(weighted(x, y)))
 
 
-def test_the_training_judge_recomputes_from_the_weights():
-    good = imbalance._observe_trained(weighted)
-    assert evidence.decide("assert_trained", {"recall": 0.75}, good) == []
-    assert evidence.decide("assert_trained", {"recall": 0.75, "subject": "train_digits_model"}, good) == []
-    # a claim in the observation changes nothing; the weights do
-    forged = dict(good, recall=1.0, passed=True)
-    weight = evidence.decode_tensor(good["weight"])
-    forged["weight"] = evidence.encode_tensor(torch.zeros_like(weight))
-    assert evidence.decide("assert_trained", {"recall": 0.75}, forged)
-    nan = dict(good, weight=evidence.encode_tensor(torch.full_like(weight, math.nan)))
-    assert evidence.decide("assert_trained", {}, nan) == [
-        "the model's weight or bias holds nan or inf: the training diverged (a label with pos_weight inf?)"]
-    for broken in ({}, {"weight": good["weight"]}, {"weight": [[0.0]], "bias": good["bias"]}, "weights"):
-        problems = evidence.decide("assert_trained", {}, broken)
-        assert problems and "could not read the result of assert_trained" in problems[0], broken
+# --- the judge of exercise 2, given hand-built answers ---------------------------------------------------
+
+@pytest.fixture(scope="module")
+def good_model():
+    """The weight and bias of a logistic regression trained with pos_weight, as the observer sends them."""
+    data = datasets.digits_split()
+    model = weighted(data.x_train, data.y_train)
+    return model.weight.detach().cpu(), model.bias.detach().cpu()
 
 
-def test_the_training_judge_asks_for_what_the_cell_says():
-    good = imbalance._observe_trained(weighted)
-    scores = imbalance.held_out_scores(evidence.decode_tensor(good["weight"]), evidence.decode_tensor(good["bias"]))
+def sending(answer):
+    """An ``ask`` that answers the judge's request with ``answer``, keeping the requests in ``ask.sent``."""
+    def ask(request):
+        ask.sent.append(request)
+        return answer
+
+    ask.sent = []
+    return ask
+
+
+def model_answer(weight, bias, **extra):
+    return {"value": {"weight": weight, "bias": bias}, "timed_out": False, "error": None, "changed": [], **extra}
+
+
+def test_the_training_judge_passes_a_good_model_and_asks_for_one_training(good_model):
+    ask = sending(model_answer(*good_model))
+    assert checks.decide("assert_trained", {}, None, ask) == []
+    assert checks.decide("assert_trained", {"recall": 0.75, "balanced_accuracy": 0.8}, "train_digits_model",
+                         ask) == []
+    data = datasets.digits_split()
+    assert len(ask.sent) == 2
+    for request in ask.sent:
+        assert request["op"] == "call" and request["extract"] == "linear" and request["positional"] == ["x", "y"]
+        assert torch.equal(request["args"]["x"], data.x_train) and torch.equal(request["args"]["y"], data.y_train)
+        assert request["device"] == ("cuda" if torch.cuda.is_available() else "cpu")
+        assert request["time_limit"] == imbalance.TRAINING_TIME_LIMIT
+
+
+def test_the_training_judge_recomputes_from_the_weights(good_model):
+    weight, bias = good_model
+    # a claim in the answer changes nothing; the weights do
+    forged = model_answer(torch.zeros_like(weight), bias, recall=1.0, passed=True, problems=[])
+    problems = checks.decide("assert_trained", {"recall": 0.75}, None, sending(forged))
+    assert problems and all(p.startswith("label ") for p in problems)
+    for nan in (model_answer(torch.full_like(weight, math.nan), bias),
+                model_answer(weight, torch.full_like(bias, math.inf))):
+        assert checks.decide("assert_trained", {}, None, sending(nan)) == [
+            "the model's weight or bias holds nan or inf: the training diverged (a label with pos_weight inf?)"]
+
+
+TRAINED_NOTHING = "your training function gave the grader nothing it can read"
+MALFORMED_MODELS = [
+    # (what the notebook's process sent, what the judge must say)
+    ("no answer", lambda w, b: None, TRAINED_NOTHING),
+    ("an empty answer", lambda w, b: {}, TRAINED_NOTHING),
+    ("a refusal", lambda w, b: {"refused": "not callable"}, TRAINED_NOTHING),
+    ("a refusal beside good weights", lambda w, b: dict(model_answer(w, b), refused="no"), TRAINED_NOTHING),
+    ("a string for an answer", lambda w, b: "weights", TRAINED_NOTHING),
+    ("a string for a value", lambda w, b: {"value": "weights"}, TRAINED_NOTHING),
+    ("no weight", lambda w, b: {"value": {"bias": b}}, TRAINED_NOTHING),
+    ("a list for a weight", lambda w, b: model_answer(w.tolist(), b), TRAINED_NOTHING),
+    ("a string for a bias", lambda w, b: model_answer(w, "b"), TRAINED_NOTHING),
+    ("no bias", lambda w, b: {"value": {"weight": w}}, "an nn.Linear without a bias"),
+    ("not an nn.Linear", lambda w, b: {"value": {"not linear": "a str"}},
+     "your training function returned a str, not a logistic regression (an nn.Linear)"),
+    ("an exception", lambda w, b: {"error": {"types": ["RuntimeError"], "message": "CUDA out of memory"}},
+     "your training function raised RuntimeError: CUDA out of memory"),
+    ("a timeout", lambda w, b: {"timed_out": True}, "your training function took longer than 120 s"),
+    ("fewer labels", lambda w, b: model_answer(w[:3], b[:3]), "the model's weight has shape [3, 64] and its bias [3]"),
+    ("a huge weight", lambda w, b: model_answer(w.repeat(1000, 1), b),
+     "the model's weight has shape [5000, 64] and its bias [5]"),
+    ("a 0-d weight", lambda w, b: model_answer(w[0, 0], b[0]), "the model's weight has shape [] and its bias []"),
+    ("a meta tensor", lambda w, b: model_answer(w.to("meta"), b.to("meta")),
+     "the grader could not read the result of assert_trained"),
+]
+
+
+@pytest.mark.parametrize("make, message", [m[1:] for m in MALFORMED_MODELS], ids=[m[0] for m in MALFORMED_MODELS])
+def test_the_training_judge_fails_a_malformed_answer(good_model, make, message):
+    problems = checks.decide("assert_trained", {}, "train_digits_model", sending(make(*good_model)))
+    assert len(problems) == 1 and isinstance(problems[0], str) and message in problems[0], problems
+
+
+@pytest.mark.filterwarnings("ignore:Casting complex values to real")
+@pytest.mark.parametrize("dtype", [torch.complex64, torch.int64], ids=str)
+def test_the_training_judge_fails_weights_that_are_not_real_floats(good_model, dtype):
+    """A logistic regression's weight and bias are real floating-point numbers: a complex one (whose
+    imaginary part a cast to float64 throws away) or an integer one (here the good model scaled by 1000,
+    which predicts exactly as it does) is not one, whatever its real values would score."""
+    weight, bias = good_model
+    scale = 1000 if not dtype.is_complex else 1
+    problems = checks.decide("assert_trained", {}, None, sending(model_answer((weight * scale).to(dtype),
+                                                                              (bias * scale).to(dtype))))
+    assert problems, f"a {dtype} model passed"
+
+
+def test_the_training_judge_asks_for_what_the_cell_says(good_model):
+    scores = imbalance.held_out_scores(*good_model)
     lowest = scores["recall"].min().item()
-    assert evidence.decide("assert_trained", {"recall": lowest}, good) == []
-    assert evidence.decide("assert_trained", {"recall": min(1.0, lowest + 1e-3)}, good)
+    assert checks.decide("assert_trained", {"recall": lowest}, None, sending(model_answer(*good_model))) == []
+    assert checks.decide("assert_trained", {"recall": min(1.0, lowest + 1e-3)}, None,
+                         sending(model_answer(*good_model)))
     for bad in ({"recall": 1.5}, {"recall": 0}, {"balanced_accuracy": "high"}, {"recall": True}):
-        (problem,) = evidence.decide("assert_trained", bad, good)
-        assert "must be a number in (0, 1]" in problem
-    assert "takes no argument precision" in evidence.decide("assert_trained", {"precision": 0.9}, good)[0]
+        ask = sending(model_answer(*good_model))
+        (problem,) = checks.decide("assert_trained", bad, None, ask)
+        assert "must be a number in (0, 1]" in problem and ask.sent == []  # refused before any training
+    assert "takes no argument precision" in checks.decide("assert_trained", {"precision": 0.9}, None,
+                                                          sending(model_answer(*good_model)))[0]
     with pytest.raises(ValueError, match="recall must be a number"):
         imbalance.assert_trained(weighted, recall=2)
 
@@ -905,7 +1118,7 @@ def test_the_widget_under_ipywidgets_7_7_as_in_colab():
 def test_the_checks_do_not_run_while_grader_check_loads_a_notebook(monkeypatch):
     """`python -m grader check` runs a notebook's cells to find its functions; the capstone's
     checks must not train models meanwhile."""
-    from grader import loading
+    from grader._battery import loading
 
     calls = []
     monkeypatch.setattr(loading, "_checks_suppressed", True)
@@ -915,6 +1128,25 @@ def test_the_checks_do_not_run_while_grader_check_loads_a_notebook(monkeypatch):
     assert "not run" in str(imbalance.check_trained(lambda x, y: calls.append(x)))
     assert calls == []
     monkeypatch.setattr(loading, "_checks_suppressed", False)
+    with pytest.raises(AssertionError):
+        imbalance.assert_pos_weight(lambda labels: calls.append(labels), cases="data")
+    assert calls
+
+
+def test_the_checks_do_not_run_in_a_notebook_the_autograder_judges(monkeypatch):
+    """In a notebook being autograded the engine's judge drives the student's functions from outside;
+    the checks its cells call must do nothing there."""
+    calls = []
+    monkeypatch.setenv("BCE_GRADER_JUDGED", "1")
+    assert checks.judged_elsewhere()
+    imbalance.assert_pos_weight(lambda labels: calls.append(labels))
+    imbalance.assert_pos_weight(lambda labels: calls.append(labels), cases="edge")
+    imbalance.assert_trained(lambda x, y: calls.append(x), recall=0.9, balanced_accuracy=0.9)
+    for report in (imbalance.check_pos_weight(lambda labels: calls.append(labels)),
+                   imbalance.check_trained(lambda x, y: calls.append(x))):
+        assert not report.run and "checked by the autograder" in str(report), str(report)
+    assert calls == []
+    monkeypatch.setenv("BCE_GRADER_JUDGED", "0")
     with pytest.raises(AssertionError):
         imbalance.assert_pos_weight(lambda labels: calls.append(labels), cases="data")
     assert calls

@@ -70,7 +70,30 @@ def test_the_wheel_holds_the_grader_and_nothing_else(root, tmp_path):
     files = zipfile.ZipFile(wheel).namelist()
     packaged = {f.split("/")[0] for f in files if not f.split("/")[0].endswith(".dist-info")}
     assert packaged == {"grader"}
-    assert "grader/cli.py" in files and "grader/cases.py" in files
+    assert {"grader/instructor/cli.py", "grader/_battery/cases.py", "grader/instructor/engine/session.py"} <= set(files)
     assert not [f for f in files if "test" in f.split("/")[-1]]
     # the nbgrader course (masters with solutions and hidden tests) never ships
     assert not [f for f in files if f.startswith("grader/course")]
+
+
+def test_no_module_of_the_package_is_over_500_lines(root):
+    long = {str(p.relative_to(root)): n for p in (root / "grader").rglob("*.py")
+            if (n := len(p.read_text().splitlines())) > 500}
+    assert long == {}
+
+
+def test_only_what_notebooks_import_is_flat_in_the_package(root):
+    """grader/ holds what a notebook imports; the battery's internals and the instructor's side
+    live in their own subpackages, and nothing there imports nbgrader outside instructor/."""
+    flat = sorted(p.name for p in (root / "grader").glob("*.py"))
+    assert flat == ["__init__.py", "__main__.py", "datasets.py", "explore.py", "imbalance.py", "seeds.py"]
+    outside = [str(p.relative_to(root)) for p in (root / "grader").rglob("*.py")
+               if "instructor" not in p.parts and re.search(r"^\s*(from|import) nbgrader", p.read_text(), re.M)]
+    assert outside == []
+
+
+def test_tests_never_import_each_other(root):
+    """Shared helpers live in tests/helpers.py or conftest.py, never in another test module."""
+    importing = [str(p.relative_to(root)) for p in (root / "tests").rglob("test_*.py")
+                 if re.search(r"^\s*(from|import) test_", p.read_text(), re.M)]
+    assert importing == []

@@ -224,6 +224,9 @@ def trained_model(ask: Ask) -> tuple[dict[str, torch.Tensor] | None, str | None]
 
 def judge_trained_model(settings: dict, model: dict[str, torch.Tensor]) -> list[str]:
     weight, bias = model["weight"], model["bias"]
+    if not (weight.is_floating_point() and bias.is_floating_point()):
+        return [f"the model's weight is {str(weight.dtype).replace('torch.', '')} and its bias "
+                f"{str(bias.dtype).replace('torch.', '')}; a trained nn.Linear holds floating-point numbers"]
     features, labels = len(datasets.DIGIT_PIXELS), len(datasets.PROPERTIES)
     if list(weight.shape) != [labels, features] or list(bias.shape) != [labels]:
         return [f"the model's weight has shape {list(weight.shape)} and its bias {list(bias.shape)}; an "

@@ -1,6 +1,6 @@
 """The battery: every case on which a student's BCE is compared with torch's.
 
-A :class:`Case` only describes its inputs; :mod:`grader.checks` runs it on each
+A :class:`Case` only describes its inputs; :mod:`grader._battery.judge` runs it on each
 device and compares the student's function with torch there. Expected values
 are never stored: they are whatever torch computes in the same run.
 

@@ -7,10 +7,10 @@ Every call into student code goes through :func:`call_guarded`, which
 * captures what the call prints, at the Python level and on file descriptor 2,
   so that nothing reaches stderr (nbgrader gives 0 points to a cell that wrote
   to stderr) and the report can mention it instead,
-* records every ATen operator the call runs, through a
-  ``TorchDispatchMode``: how many there were (to tell a vectorized
-  implementation from a loop) and whether torch's own BCE kernels were among
-  them, whichever Python path reached them.
+* records every ATen operator the call runs on its thread, through a
+  ``TorchDispatchMode`` (how many there were, to tell a vectorized
+  implementation from a loop), and torch's own BCE kernels that run meanwhile
+  on any thread of the process (:mod:`grader._battery.ownwork`).
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from torch.utils._python_dispatch import TorchDispatchMode
+
+from . import ownwork
 
 #: ATen operators that compute binary cross-entropy; a student's function must
 #: not run any of them (``F.binary_cross_entropy``, ``nn.BCELoss``,
@@ -153,6 +155,7 @@ def call_guarded(
     call = Call()
     out, err = io.StringIO(), io.StringIO()
     recorder = _OpRecorder() if record_ops else contextlib.nullcontext()
+    kernels = ownwork.Watch() if record_ops else contextlib.nullcontext()
     lines = _LineCounter() if count_lines else contextlib.nullcontext()
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
@@ -160,7 +163,7 @@ def call_guarded(
         try:
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
                 with _time_limit(time_limit):
-                    with recorder, lines:
+                    with kernels, recorder, lines:
                         call.value = fn(*args, **(kwargs or {}))
         except KeyboardInterrupt:
             raise
@@ -171,7 +174,9 @@ def call_guarded(
     call.seconds = time.perf_counter() - start
     if record_ops:
         call.op_count = recorder.count
-        call.forbidden_ops = recorder.forbidden
+        # the operators seen on this thread, and torch's BCE kernels run on any thread
+        seen_here = ["aten::" + name.split(".")[1] if name.startswith("aten.") else name for name in recorder.forbidden]
+        call.forbidden_ops = list(dict.fromkeys([*seen_here, *kernels.calls]))
     if count_lines:
         call.line_count = lines.count
     call.stdout, call.stderr = out.getvalue(), err.getvalue()

@@ -12,7 +12,6 @@ that is not well formed fails the case it was for.
 
 from __future__ import annotations
 
-import inspect
 import time
 import warnings
 from typing import Any, Callable, Iterable
@@ -21,7 +20,9 @@ import torch
 
 from . import cases as _cases
 from .cases import BCE, BCE_WITH_LOGITS, CHECKABLE, GRADIENTS, HINTS, PARAMETERS, TOLERANCES, Case
+from .answers import Seen, _count, _same_device, compare
 from .report import Failure, Report, describe_tensor
+from .signature import signature_problem
 from .wire import Unreadable, text
 
 #: What the judge calls to reach the student's code: a request in, an answer out.
@@ -80,95 +81,6 @@ def reference_name(module: bool, function: str) -> str:
     if module:
         return "torch.nn.BCELoss" if function == BCE else "torch.nn.BCEWithLogitsLoss"
     return f"torch.nn.functional.{function}"
-
-
-def compare(actual: torch.Tensor, expected: torch.Tensor, rtol: float, atol: float) -> dict | None:
-    """None when ``actual`` matches ``expected`` within the tolerance (nan where torch has
-    nan, the same infinities), else what differs most."""
-    a = actual.detach().to("cpu", torch.float64)
-    e = expected.detach().to("cpu", torch.float64)
-    if a.shape != e.shape:
-        return {"reason": f"shape {tuple(a.shape)} instead of {tuple(e.shape)}"}
-    if a.numel() == 0:
-        return None
-    allowed = atol + rtol * e.abs()
-    nan_mismatch = a.isnan() != e.isnan()
-    both_inf = a.isinf() & e.isinf()
-    diff = (a - e).abs()
-    diff = torch.where(a.isnan() & e.isnan(), torch.zeros_like(diff), diff)
-    diff = torch.where(both_inf & (a == e), torch.zeros_like(diff), diff)
-    bad = nan_mismatch | (diff > allowed) | (diff.isnan())
-    if not bool(bad.any()):
-        return None
-    score = torch.where(bad, torch.where(diff.isnan(), torch.full_like(diff, float("inf")), diff),
-                        torch.full_like(diff, -1.0))
-    flat = int(score.flatten().argmax())
-    index = tuple(int(i) for i in torch.unravel_index(torch.tensor(flat), a.shape)) if a.dim() else ()
-    return {"index": index, "expected": e.flatten()[flat].item(), "actual": a.flatten()[flat].item(),
-            "difference": diff.flatten()[flat].item(), "mismatched": int(bad.sum()), "total": a.numel(),
-            "rtol": rtol, "atol": atol}
-
-
-# --- reading an answer ---------------------------------------------------------------------
-
-class Seen:
-    """One answer to a ``call`` request, read without trusting it."""
-
-    def __init__(self, answer: Any):
-        if not isinstance(answer, dict):
-            raise Unreadable("the answer is not a record")
-        if "refused" in answer:
-            raise Unreadable(text(answer["refused"], 200))
-        self.timed_out = answer.get("timed_out") is True
-        error = answer.get("error")
-        if error is not None and not isinstance(error, dict):
-            raise Unreadable("an error of the wrong form")
-        self.error = error
-        self.types = [t for t in (error or {}).get("types") or [] if isinstance(t, str)][:50]
-        self.forbidden = sorted({text(op, 100) for op in answer.get("forbidden") or []})[:20]
-        self.changed = [k for k in answer.get("changed") or [] if isinstance(k, str)][:10]
-        self.value = answer.get("value")
-        self.not_a_tensor = answer.get("not a tensor")
-        self.value_device = text(answer.get("value device", "cpu"), 50)
-        self.gradients = answer.get("gradients")
-        self.ops, self.lines = answer.get("ops"), answer.get("lines")
-        self.stdout, self.stderr = text(answer.get("stdout"), 4000), text(answer.get("stderr"), 4000)
-        self.warnings = [text(w, 300) for w in answer.get("warnings") or []][:20]
-        ok = not self.timed_out and error is None
-        if ok and self.not_a_tensor is None and "value" in answer and not isinstance(self.value, (torch.Tensor, dict)):
-            raise Unreadable("a value that is neither a tensor nor a description")
-        if ok and self.not_a_tensor is None and "value" not in answer:
-            raise Unreadable("no value")
-
-    @property
-    def ok(self) -> bool:
-        return not self.timed_out and self.error is None
-
-    def error_text(self) -> str:
-        return text((self.error or {}).get("text") or (self.types[:1] or ["an exception"])[0], 2000)
-
-    def frames(self) -> str:
-        return text((self.error or {}).get("frames"), 2000)
-
-    def raised(self, kind: type) -> bool:
-        return kind.__name__ in self.types
-
-    def in_place(self) -> bool:
-        return bool((self.error or {}).get("in place"))
-
-
-def _count(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise Unreadable("a count that is not a whole number")
-    return value
-
-
-def _same_device(shown: str, device: torch.device) -> bool:
-    try:
-        seen = torch.device(shown)
-    except (RuntimeError, TypeError):
-        return False
-    return seen.type == device.type and (seen.index or 0) == (device.index or 0)
 
 
 # --- one case on one device ------------------------------------------------------------------
@@ -409,75 +321,6 @@ def vectorization(ask: Ask, function: str, device: str, time_limit: float) -> Fa
         return _vector_failure(
             device, f"on {_TIMING_SIZE} elements your function took {student_best * 1e3:.1f} ms, "
                     f"{ratio:.0f} times as long as torch ({torch_best * 1e3:.2f} ms): it works element by element")
-    return None
-
-
-# --- the signature -----------------------------------------------------------------------------
-
-class _Shown:
-    """A default value the student's process described by its repr."""
-
-    def __init__(self, text_: str):
-        self.text = text_
-
-    def __repr__(self) -> str:
-        return self.text
-
-
-class _Unreadable:
-    """A description of parameters the judge cannot read."""
-
-
-def _signature(parameters: Any) -> "inspect.Signature | _Unreadable | None":
-    if parameters is None:
-        return None
-    if not isinstance(parameters, list):
-        return _Unreadable()
-    made = []
-    try:
-        for p in parameters[:50]:
-            default = p.get("default", inspect.Parameter.empty)
-            if isinstance(default, dict):
-                default = _Shown(text(default.get("repr"), 200))
-            made.append(inspect.Parameter(str(p["name"]), inspect._ParameterKind(int(p["kind"])), default=default))
-        return inspect.Signature(made)
-    except (KeyError, TypeError, ValueError, AttributeError):
-        return _Unreadable()
-
-
-def signature_problem(described: dict, function: str, needed: set[str]) -> str | None:
-    """Why the student's subject cannot be called like torch's ``function``, or None."""
-    sig = _signature(described.get("parameters"))
-    name = text(described.get("name"), 100) or function
-    if isinstance(sig, _Unreadable):
-        return f"the grader could not read the parameters of {name}"
-    if described.get("module"):
-        module = "nn.BCELoss" if function == BCE else "nn.BCEWithLogitsLoss"
-        if sig is None:
-            return None
-        try:
-            sig.bind(**{k: PARAMETERS[function][k] for k in needed})
-        except TypeError:
-            wanted = ", ".join(f"{k}={PARAMETERS[function][k]!r}" for k in PARAMETERS[function])
-            return f"{name}(...) must accept ({wanted}) like {module}: {sig}"
-        return None
-    if not described.get("callable"):
-        return (f"{function} should be a function, but it is {text(described.get('shown'), 200)}. "
-                f"Define it with def {function}(input, target, ...):")
-    if sig is None:
-        return None  # a builtin or C function: nothing to inspect, let the cases decide
-    wanted = "input, target" + "".join(f", {k}={v!r}" for k, v in PARAMETERS[function].items())
-    try:
-        sig.bind(None, None, **{k: PARAMETERS[function][k] for k in needed})
-    except TypeError:
-        return f"{function} must accept ({wanted}) like torch.nn.functional.{function}; yours takes {sig}"
-    for key in needed:
-        param, expected = sig.parameters.get(key), PARAMETERS[function][key]
-        if param is None or param.default is inspect.Parameter.empty:
-            continue
-        if not (param.default is expected or (isinstance(param.default, str) and param.default == expected)):
-            return (f"the default of {key} should be {PARAMETERS[function][key]!r} as in torch, "
-                    f"not {param.default!r}: {function}({wanted})")
     return None
 
 

@@ -182,7 +182,8 @@ ATTACKS = {
     "inspect_stack": (["import inspect\nframes = inspect.stack()"], [(0, 2, "walks the call stack (inspect.stack)")]),
     "currentframe": (["import inspect\ninspect.currentframe().f_back.f_globals"],
                      [(0, 2, "inspect.currentframe"), (0, 2, ".f_back"), (0, 2, ".f_globals")]),
-    "stack_alias": (["from inspect import stack as s\nframes = s()"], [(0, 1, "inspect.stack"), (0, 2, "inspect.stack")]),
+    "stack_alias": (["from inspect import stack as s\nframes = s()"],
+                    [(0, 1, "inspect.stack"), (0, 2, "inspect.stack")]),
     "getframe": (["import sys\nsys._getframe(1).f_locals"], [(0, 2, "sys._getframe"), (0, 2, ".f_locals")]),
     "traceback_frame": (["try:\n    1 / 0\nexcept Exception as e:\n    f = e.__traceback__.tb_frame"],
                         [(0, 4, "__traceback__"), (0, 4, ".tb_frame")]),
@@ -245,7 +246,8 @@ HONEST = [
     "import matplotlib.pyplot as plt\nplt.rcParams['figure.figsize'] = (6, 4)",
     "from grader.explore import probability_explorer\nprobability_explorer(target=0.3)",
     "grader.check(binary_cross_entropy)",
-    "import torch\nimport grader\nimport grader.imbalance\nimport os\nimport sys\nprint(sys.version)\nsys.path.append('.')",
+    "import torch\nimport grader\nimport grader.imbalance\nimport os\nimport sys\n"
+    "print(sys.version)\nsys.path.append('.')",
     "with torch.no_grad():\n    w = torch.zeros(3)\n    w += 1",
     "def cast(x, dtype=torch.float32):\n    return x.to(dtype)\n\nfor dtype in (torch.float32, torch.float64):\n"
     "    print(cast(torch.ones(1), dtype))",
@@ -271,6 +273,23 @@ HONEST = [
     "import torch.nn.functional as F\nF.binary_cross_entropy_with_logits(torch.zeros(2), torch.ones(2))",
     "text = 'getattr(grader, \"x\")'\nprint(text)",
     "x = 1 # %time not a magic in a comment\ns = '''\n%run inside a string\n'''",
+    "cfg = {'dtype': torch.float64, 'device': device}\ncfg['requires_grad'] = True\nx = torch.ones(2, **cfg)",
+    "pairs = [(torch.float32, 'f32')]\npairs.append((torch.float16, 'f16'))\npairs[0] = None\npairs.clear()",
+    "props = list(grader.datasets.PROPERTIES)\nprops.append('x')\nprops[0] = 'y'",
+    "from collections import defaultdict\nd = defaultdict(list)\nd['a'].append(1)",
+    "from functools import partial\nsummed = partial(F.binary_cross_entropy, reduction='sum')",
+    "import copy\nmodel = nn.Linear(1, 1)\ncopy.deepcopy(model).weight.data.zero_()",
+    "layer = nn.Linear(2, 1)\nnn.init.zeros_(layer.weight)\nlayer.weight = nn.Parameter(torch.ones(1, 2))",
+    "import os\nos.environ['OMP_NUM_THREADS'] = '1'",
+    "import warnings\nwarnings.filterwarnings('ignore')",
+    "torch.testing.assert_close(torch.ones(1), torch.ones(1))\nassert isinstance(torch.ones(1), torch.Tensor)",
+    "fns = {'torch': F.binary_cross_entropy}\nfor name, fn in fns.items():\n    print(name, fn.__name__)",
+    "F.binary_cross_entropy?",
+    "%%html\n<b>BCE</b>",
+    "import random\nrandom.seed(0)\nimport numpy as np\nnp.random.seed(0)",
+    "class Net(nn.Module):\n    def __init__(self):\n        super(Net, self).__init__()\n"
+    "        self.fc = nn.Linear(2, 1)\n\n    def forward(self, x: torch.Tensor) -> torch.Tensor:\n"
+    "        return torch.sigmoid(self.fc(x))\n\nnet = Net()\nnet.fc = nn.Linear(2, 1)",
 ]
 
 
@@ -328,10 +347,10 @@ def test_scan_source_reads_one_cell():
     assert scan.scan_source("def f(:\n    torch.x = 1") == []  # cannot run either
 
 
-def test_a_deeply_nested_cell_does_not_stop_the_scan():
-    source = "x = " + "-" * 5000 + "1\ntorch.x = 1"
-    assert any("torch.x" in what or "nested" in what for _, what in scan.scan_source(source)) or \
-        scan.scan_source(source) == []
+@pytest.mark.parametrize("nested", ["-" * 1000 + "1", "a" + ".b" * 1200, "f" + "(x)" * 1200])
+def test_a_cell_nested_too_deeply_to_read_is_named_and_stops_nothing(nested):
+    found = scan.suspicious(notebook("y = 1", f"x = {nested}\ntorch.x = 1", "torch.y = 1"))
+    assert flagged_at(found, 4, 1, "nested too deeply") and flagged_at(found, 5, 1, "torch.y"), found
 
 
 #: Hostile notebooks that tamper, with a word of what must be named (every cell is the student's).
@@ -342,9 +361,8 @@ TAMPERING = {
     "redefines_assertion_error": "builtins.AssertionError",
     "hides_torch_from_the_recorder": "FORBIDDEN_OPS",
     "calls_private_torch": "._C",
-    "writes_into_the_grader": "grader's files",
 }
-#: Others of the corpus, when they are there.
+#: The others of the corpus that tamper.
 MORE_TAMPERING = {
     "empties_the_forbidden_list": "FORBIDDEN_OPS",
     "tampers_inside_a_cell_magic": "inspect.getmodule",
@@ -353,16 +371,18 @@ MORE_TAMPERING = {
     "walks_inherited_frames": "call stack",
     "hides_errors": "showtraceback",
     "segfaults": "raw memory",
-    "reads_the_masters": "grader's files",
-    "prints_the_history": "%history",
     "reads_inherited_memory": "/proc/self/mem",
 }
+#: Hostile notebooks that attack the sandbox or the judge with ordinary Python: the scan must
+#: leave them to those (they test them).
+ORDINARY = ("allocates_too_much", "exits_early", "floods_the_output", "fork_bomb", "hangs", "prints_the_history",
+            "reads_the_masters", "uses_the_network", "writes_into_the_grader", "calls_functional", "calls_module",
+            "calls_torch_in_a_thread", "calls_torch_in_a_pool", "deletes_a_test_cell", "edits_a_test_cell")
 
 
 def _hostile(case: str):
     path = HOSTILE / f"{case}.ipynb"
-    if not path.exists():
-        pytest.skip(f"{path.name} is not in the corpus")
+    assert path.exists(), f"{path.name} is not in the corpus"
     nb = nbformat.read(path, as_version=4)
     for cell in nb.cells:
         cell.metadata = {}  # every cell of a hostile notebook is the student's
@@ -376,6 +396,32 @@ def test_the_hostile_notebooks_that_tamper_are_named(case):
     assert any(word in f for f in found), found
 
 
+@pytest.mark.parametrize("case", ORDINARY)
+def test_the_hostile_notebooks_that_attack_with_ordinary_python_are_left_to_the_sandbox_and_the_judge(case):
+    assert scan.suspicious(_hostile(case)) == []
+
+
+def test_every_hostile_notebook_is_in_one_list_here():
+    corpus = {p.stem for p in HOSTILE.glob("*.ipynb")}
+    listed = set(TAMPERING) | set(MORE_TAMPERING) | set(ORDINARY)
+    assert corpus - listed == set() and listed - corpus == set()
+
+
 def test_a_tampering_inside_a_cell_magic_is_named_on_its_line():
     found = scan.suspicious(_hostile("tampers_inside_a_cell_magic"))
     assert flagged_at(found, 1, 7, "inspect.getmodule") and flagged_at(found, 1, 10, "FORBIDDEN_OPS"), found
+
+
+@pytest.mark.parametrize("meta", [
+    {"nbgrader": {"solution": False, "grade": False, "locked": True, "schema_version": 3}},   # no grade_id
+    {"nbgrader": {"solution": False, "grade": False, "grade_id": "mine", "locked": False, "schema_version": 3}},
+    {"nbgrader": {"solution": False, "grade": True, "points": 0, "schema_version": 3}},
+    {"nbgrader": "not a dict"},
+], ids=["locked-without-id", "unlocked", "grade-without-id", "malformed"])
+def test_nbgrader_metadata_a_student_writes_does_not_hide_a_cell(meta):
+    """nbgrader removes the grade_id of a cell it does not know, and restores the source of
+    locked cells it knows: only a locked cell with a grade_id is the instructor's."""
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import torch\ntorch.allclose = print",
+                                                                    metadata=meta)])
+    found = scan.suspicious(nb)
+    assert found and found[0].startswith("cell 1, line 2:"), found

@@ -51,13 +51,16 @@ class Channel:
     def __init__(self, messages: int, requests: int | None, pid: int):
         self.reader = os.fdopen(messages, "rb", buffering=0)
         self.requests = requests
+        if requests is not None:
+            os.set_blocking(requests, False)  # a process that reads a little, then stops, must not block the judge
         self.pid = pid
         self.buffer = b""
         self.dead: str | None = None
 
-    def next(self, deadline: float, limit: int = MESSAGE_LIMIT) -> bytes | None:
+    def next(self, deadline: float, limit: int | None = None) -> bytes | None:
         """The next line the process writes, None at its end; ``_Stop`` past ``deadline``
-        or ``limit``."""
+        or ``limit`` bytes (default :data:`MESSAGE_LIMIT`)."""
+        limit = limit or MESSAGE_LIMIT
         while b"\n" not in self.buffer:
             wait = deadline - time.monotonic()
             ready, _, _ = select.select([self.reader], [], [], max(wait, 0))
@@ -77,11 +80,15 @@ class Channel:
     def send(self, request: dict) -> None:
         data = wire.dumps(request)
         view = memoryview(data)
+        deadline = time.monotonic() + 30
         while view:
-            _, ready, _ = select.select([], [self.requests], [], 30)
+            _, ready, _ = select.select([], [self.requests], [], max(deadline - time.monotonic(), 0))
             if not ready:
                 raise _Stop("it stopped reading the grader's requests")
-            view = view[os.write(self.requests, view[: 1 << 16]):]
+            try:
+                view = view[os.write(self.requests, view[: 1 << 16]):]
+            except BlockingIOError:
+                continue
 
     def ask(self, request: dict) -> dict:
         """Send one request and read its answer; a dead or misbehaving process answers

@@ -139,8 +139,11 @@ def _fork_server(target) -> tuple[socket.socket, int]:
     pid = os.fork()
     if pid == 0:
         try:
-            mine.close()
             child.die_with_parent()
+            # a forker holds nothing but its socket: no pipe, file or lock of whoever started it
+            keep = theirs.fileno()
+            os.closerange(3, keep)
+            os.closerange(keep + 1, 1 << 16)
             target(theirs)
         except BaseException:  # noqa: BLE001
             traceback.print_exc(file=sys.__stderr__)

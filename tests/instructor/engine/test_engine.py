@@ -12,6 +12,8 @@ from grader.instructor.cli import main
 from grader.instructor.workspace import Workspace
 from helpers import A1, Class, run_script, solutions
 
+pytestmark = pytest.mark.slow  # grades a class, or builds an environment: minutes
+
 
 ENGINE_CHECK = textwrap.dedent('''
     import json, os, sys, tempfile

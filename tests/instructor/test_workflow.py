@@ -20,43 +20,9 @@ from grader.instructor.grading import edited_test_cells
 from grader.instructor.results import grades
 from grader.instructor.workspace import Workspace
 
-A1, A5 = "01-bce-vector", "05-bce-with-logits"
+from helpers import A1, A5, Class, hidden_lines, solutions
 
-
-def solutions(assignment):
-    return release.master_solutions(assignment)
-
-
-def hidden_lines(assignment):
-    master = nbformat.read(release.master_path(assignment), as_version=4)
-    lines = []
-    for cell in master.cells:
-        if "### BEGIN HIDDEN TESTS" in cell.source:
-            block = cell.source.split("### BEGIN HIDDEN TESTS")[1].split("### END HIDDEN TESTS")[0]
-            lines += [line.strip() for line in block.splitlines() if line.strip()]
-    return lines
-
-
-class Class:
-    """Builds submissions from a released notebook."""
-
-    def __init__(self, workspace: Workspace):
-        self.released = {a: nbformat.read(p, as_version=4) for a, p in workspace.released().items()}
-
-    def notebook(self, assignment, answers=None, edit=None, delete=()):
-        nb = nbformat.from_dict(json.loads(json.dumps(self.released[assignment])))
-        cells = []
-        for cell in nb.cells:
-            grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-            if grade_id in delete:
-                continue
-            if answers and grade_id in answers:
-                cell.source = answers[grade_id]
-            if edit and grade_id in edit:
-                cell.source = edit[grade_id]
-            cells.append(cell)
-        nb.cells = cells
-        return nbformat.writes(nb)
+pytestmark = pytest.mark.slow  # grades a class, or builds an environment: minutes
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,106 @@
+"""The judge's side of the pipes to a notebook's process: whatever that process writes (too
+much, too late, junk, nothing), the judge gets a refusal it can count as a failed case, and
+the process is stopped; the judge never blocks and never crashes."""
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+import torch
+
+from grader._battery import wire
+from grader.instructor.engine import execute
+
+
+def process(body: str):
+    """A stand-in for a notebook's process: reads requests on stdin, runs ``body`` for each."""
+    script = textwrap.dedent("""
+        import sys, json
+        for line in sys.stdin.buffer:
+            request = json.loads(line)
+    """) + textwrap.indent(textwrap.dedent(body), "    ")
+    proc = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    channel = execute.Channel(os.dup(proc.stdout.fileno()), os.dup(proc.stdin.fileno()), proc.pid)
+    proc.stdout.close()
+    proc.stdin.close()
+    return proc, channel
+
+
+@pytest.fixture(autouse=True)
+def quick(monkeypatch):
+    monkeypatch.setattr(execute, "ANSWER_GRACE_S", 1.0)
+    monkeypatch.setattr(execute, "ANSWER_LIMIT", 1 << 16)
+
+
+def finish(proc, channel):
+    channel.close()
+    proc.kill()
+    proc.wait(timeout=10)
+
+
+def test_a_well_formed_answer_comes_through_with_its_tensors():
+    proc, channel = process("""
+        out = {"answer": {"value": {"tensor": "float32", "shape": [2], "device": "cpu",
+                                    "data": "AACAPwAAAEA="}, "echo": request["op"]}}
+        sys.stdout.write(json.dumps(out) + "\\n"); sys.stdout.flush()
+    """)
+    got = channel.ask({"op": "call", "time_limit": 1.0})
+    assert got["echo"] == "call" and torch.equal(got["value"], torch.tensor([1.0, 2.0]))
+    assert channel.dead is None
+    finish(proc, channel)
+
+
+@pytest.mark.parametrize("body, why", [
+    ("sys.stdout.write('x' * (1 << 17)); sys.stdout.flush()", "more than"),
+    ("sys.stdout.write('x' * (1 << 17) + '\\n'); sys.stdout.flush()", "more than"),
+    ("sys.stdout.write('not json\\n'); sys.stdout.flush()", "not an answer"),
+    ("sys.stdout.write('[1, 2]\\n'); sys.stdout.flush()", "not an answer"),
+    ("sys.stdout.write(json.dumps({'answer': {'value': {'tensor': 'float32', 'shape': [9], 'data': ''}}}) + '\\n')"
+     "; sys.stdout.flush()", "not an answer"),
+    ("sys.exit(0)", "ended"),
+    ("import time; time.sleep(60)", "timeout"),
+], ids=["endless-line", "huge-line", "junk", "not-a-record", "bad-tensor", "exits", "silent"])
+def test_a_misbehaving_process_is_refused_and_stopped(body, why):
+    proc, channel = process(body)
+    started = time.monotonic()
+    got = channel.ask({"op": "call", "time_limit": 0.2})
+    assert "refused" in got and why in got["refused"], got
+    assert time.monotonic() - started < 10
+    assert proc.wait(timeout=10) is not None                        # stopped (or gone)
+    started = time.monotonic()
+    assert "refused" in channel.ask({"op": "call", "time_limit": 0.2})  # and not asked again
+    assert time.monotonic() - started < 0.5
+    finish(proc, channel)
+
+
+def test_a_process_that_stops_reading_does_not_block_the_judge(monkeypatch):
+    proc, channel = process("import time; time.sleep(60)")
+    os.kill(proc.pid, 19)  # SIGSTOP: it reads nothing, the pipe fills
+    big = {"op": "call", "time_limit": 0.2, "args": {"input": torch.zeros(1 << 20)}}
+    monkeypatch.setattr(execute.select, "select", _short_select(execute.select.select))
+    started = time.monotonic()
+    got = channel.ask(big)
+    assert "refused" in got and time.monotonic() - started < 20
+    finish(proc, channel)
+
+
+def _short_select(select):
+    def quicker(r, w, x, timeout=None):
+        return select(r, w, x, min(timeout, 0.5) if timeout is not None else 0.5)
+
+    return quicker
+
+
+def test_listen_stops_a_process_that_floods_one_message(monkeypatch):
+    monkeypatch.setattr(execute, "MESSAGE_LIMIT", 1 << 16)
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdout.write('x' * (1 << 20)); "
+                             "sys.stdout.flush(); import time; time.sleep(60)"], stdout=subprocess.PIPE)
+    seen = []
+    stopped = execute.listen(os.dup(proc.stdout.fileno()), proc.pid, 30, None, lambda m, c: seen.append(m))
+    proc.stdout.close()
+    assert seen == [] and "more than" in stopped
+    assert proc.wait(timeout=10) is not None
+    assert wire.Unreadable  # the answers' reader is the wire's
