@@ -13,7 +13,7 @@ The same battery runs from a terminal: ``python -m grader check FILE``.
 
 What a notebook imports lives here, flat: these two functions, the explorers
 (:mod:`grader.explore`), the data (:mod:`grader.datasets`), the capstone's helpers
-(:mod:`grader.imbalance`) and the articles' examples (:mod:`grader.seeds`). The
+(:mod:`grader.imbalance`) and the articles' examples (:mod:`grader.articles`). The
 battery's internals are in :mod:`grader._battery`; the instructor's side (release,
 collect, the autograding engine) in :mod:`grader.instructor`.
 """

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from . import seeds
+from . import articles
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 REDUCTIONS = ("mean", "sum", "none")
@@ -328,7 +328,7 @@ class BatchHeatmap(Explorer):
             raise ValueError(f"reduction must be one of {', '.join(REDUCTIONS)}, not {reduction!r}")
         if weight not in WEIGHTS:
             raise ValueError(f"weight must be one of {', '.join(map(repr, WEIGHTS))}, not {weight!r}")
-        args = seeds.example(example).build()
+        args = articles.example(example).build()
         w = WEIGHTS[weight]
         return {
             "per_element": F.binary_cross_entropy(args["input"], args["target"], weight=w, reduction="none"),

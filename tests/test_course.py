@@ -12,7 +12,7 @@ import pytest
 import torch
 from nbclient import NotebookClient
 
-from grader import seeds
+from grader import articles
 from grader.instructor import release
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -146,21 +146,21 @@ def _printed_tensor(cell, label: str) -> list[float] | None:
 def _torch_input_grad(key: str) -> torch.Tensor:
     """input.grad after the article's call and backward(); for the examples that
     apply a sigmoid first, the article's input is the logits."""
-    ex = seeds.example(key)
-    args = seeds.logits_of(key) if key in ("002-1", "002-2") else ex.build()
+    ex = articles.example(key)
+    args = articles.logits_of(key) if key in ("002-1", "002-2") else ex.build()
     x = args["input"].clone().requires_grad_(True)
     probabilities = torch.sigmoid(x) if key in ("002-1", "002-2") else x
     ex.criterion(args)(probabilities, args["target"]).backward()
     return x.grad
 
 
-def test_every_printed_seed_example_matches_torch(executed_student_copy):
+def test_every_printed_article_example_matches_torch(executed_student_copy):
     name, nb = executed_student_copy
     tagged = [(tag.split(":", 1)[1], cell) for cell in nb.cells
               for tag in cell.get("metadata", {}).get("tags", []) if tag.startswith("seed:")]
     assert tagged, f"{name} reproduces no source example"
     for key, cell in tagged:
-        expected = seeds.torch_value(seeds.example(key)).item()
+        expected = articles.torch_value(articles.example(key)).item()
         printed = _printed_loss(cell)
         # torch prints four decimals
         assert abs(printed - expected) <= 5e-5 + 1e-4 * abs(expected), (name, key, printed, expected)
@@ -178,7 +178,7 @@ def test_every_source_example_is_reproduced_somewhere():
         nb = nbformat.read(release.master_path(name), as_version=4)
         keys |= {t.split(":", 1)[1] for c in nb.cells for t in c.get("metadata", {}).get("tags", [])
                  if t.startswith("seed:")}
-    assert keys == {ex.key for ex in seeds.EXAMPLES}
+    assert keys == {ex.key for ex in articles.EXAMPLES}
 
 
 def test_release_check_reports_up_to_date():

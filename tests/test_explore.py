@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from grader import explore, seeds
+from grader import articles, explore
 
 ROOT = Path(__file__).resolve().parent.parent
 IPYWIDGETS7 = ROOT / ".venv" / "ipywidgets7"
@@ -88,7 +88,7 @@ def test_naive_with_a_positive_target_fails_on_the_other_side():
 @pytest.mark.parametrize("weight", list(explore.WEIGHTS))
 def test_heatmap_is_torch_per_element_loss_and_reduction(example, reduction, weight):
     e = explore.BatchHeatmap(example, reduction, weight)
-    args = seeds.example(example).build()
+    args = articles.example(example).build()
     w = explore.WEIGHTS[weight]
     expected = F.binary_cross_entropy(args["input"], args["target"], weight=w, reduction="none")
     torch.testing.assert_close(torch.as_tensor(np.asarray(e.image.get_array())), expected)

@@ -20,8 +20,8 @@ from typing import Callable
 
 import torch
 
-from .. import seeds
-from ..seeds import BCE, BCE_WITH_LOGITS
+from .. import articles
+from ..articles import BCE, BCE_WITH_LOGITS
 
 #: The losses a student implements, with torch.nn.functional's signatures.
 FUNCTIONS = (BCE, BCE_WITH_LOGITS)
@@ -51,7 +51,7 @@ def base_loss(function: str) -> str:
 #: Every category, in the order a report lists them, with what passing it means.
 CATEGORIES: dict[str, str] = {
     "signature": "takes torch's arguments, with torch's defaults",
-    "seed examples": "the examples of the source articles",
+    "article examples": "the examples of the source articles",
     "shapes": "0-d, 1-d, 2-d, 3-d, empty and large tensors",
     "reductions": "reduction='mean', 'sum' and 'none'",
     "weight": "a weight of every shape that broadcasts to the input",
@@ -227,9 +227,9 @@ HINTS = {
 }
 
 
-def _seed_cases(function) -> list[Case]:
+def _article_cases(function) -> list[Case]:
     cases = []
-    for ex in seeds.EXAMPLES:
+    for ex in articles.EXAMPLES:
         if ex.function != function:
             continue
 
@@ -242,7 +242,7 @@ def _seed_cases(function) -> list[Case]:
 
         cases.append(Case(
             name=f"article {ex.key}: {ex.title}",
-            category="seed examples",
+            category="article examples",
             build=build,
             grad_target=True,
             reference=reference,
@@ -443,12 +443,12 @@ def _gradient_cases(function: str) -> list[Case]:
     cases: dict[str, Case] = {}
     if function == GRAD_BCE_WITH_LOGITS:
         for key in ("002-1", "002-2"):
-            ex = seeds.example(key)
+            ex = articles.example(key)
             name = f"article {key}: the logits of {ex.title}"
-            cases[name] = Case(name, "seed examples", lambda g, key=key: seeds.logits_of(key),
+            cases[name] = Case(name, "article examples", lambda g, key=key: articles.logits_of(key),
                                grad_input=False, hint=hint, reference=gradient_reference(torch_loss))
     for case in _battery(loss):
-        if case.category not in ("seed examples", "shapes", "edge values", "dtypes") or \
+        if case.category not in ("article examples", "shapes", "edge values", "dtypes") or \
                 case.keywords - {"reduction"}:
             continue
 
@@ -469,7 +469,7 @@ def _battery(function: str) -> tuple[Case, ...]:
     if function in GRADIENTS:
         return tuple(_gradient_cases(function))
     return (
-        *_seed_cases(function),
+        *_article_cases(function),
         *_shape_cases(function),
         *_reduction_cases(function),
         *_weight_cases(function),

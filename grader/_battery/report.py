@@ -200,6 +200,8 @@ class Report:
 
     def summary(self) -> str:
         """One line: the verdict."""
+        if not self.categories:
+            return f"{self.function}: not checked here"
         failed = self.failed_categories()
         if failed:
             return f"{self.function}: FAILED in {', '.join(failed)}"
@@ -208,6 +210,8 @@ class Report:
         return f"{self.function}: all checks passed"
 
     def __str__(self) -> str:
+        if not self.categories:  # a check that did not run here: what it says instead
+            return "\n".join([self.summary(), *self.notes])
         lines = [f"{self.function} compared with {self.reference} (torch {self.torch_version})"]
         ran = [d for d, r in self.devices.items() if r is None]
         skipped = [f"{d} ({r})" for d, r in self.devices.items() if r is not None]

@@ -29,7 +29,7 @@ def test_wrong_signature_is_named_and_the_rest_still_runs():
     report = check(binary_cross_entropy)
     assert "signature" in report.failed_categories()
     assert "must accept (input, target, weight=None, reduction='mean')" in str(report)
-    assert report.categories["seed examples"].status == "passed"
+    assert report.categories["article examples"].status == "passed"
 
 
 def test_wrong_default_is_named():
@@ -45,7 +45,7 @@ def test_unexpected_exception_shows_the_students_line():
     def binary_cross_entropy(input, target, weight=None, reduction="mean"):
         return input[100]
 
-    report = check(binary_cross_entropy, categories=["seed examples"])
+    report = check(binary_cross_entropy, categories=["article examples"])
     first = report.first_failure()
     assert "raised IndexError" in first.message
     assert "input[100]" in first.traceback
@@ -62,8 +62,8 @@ def test_returning_something_other_than_a_tensor(returned, words):
     def binary_cross_entropy(input, target, weight=None, reduction="mean"):
         return returned
 
-    report = check(binary_cross_entropy, categories=["seed examples"])
-    assert report.failed_categories() == ["seed examples", "output"]
+    report = check(binary_cross_entropy, categories=["article examples"])
+    assert report.failed_categories() == ["article examples", "output"]
     assert words in report.categories["output"].failures[0].message
 
 
@@ -71,8 +71,8 @@ def test_wrong_shape_is_reported_as_output_and_not_compared():
     def binary_cross_entropy(input, target, weight=None, reduction="mean"):
         return impl.bce_direct(input, target, weight, "none")
 
-    report = check(binary_cross_entropy, categories=["seed examples"])
-    assert set(report.failed_categories()) == {"seed examples", "output"}
+    report = check(binary_cross_entropy, categories=["article examples"])
+    assert set(report.failed_categories()) == {"article examples", "output"}
     assert "shape (5,) where torch gives ()" in report.categories["output"].failures[0].message
 
 
@@ -97,7 +97,7 @@ def test_a_student_cannot_swallow_the_timeout():
             except Exception:
                 pass
 
-    report = check(binary_cross_entropy, categories=["seed examples"], time_limit=0.2)
+    report = check(binary_cross_entropy, categories=["article examples"], time_limit=0.2)
     assert "took longer" in str(report)
 
 
@@ -122,7 +122,7 @@ def test_sys_exit_inside_the_function_is_a_failure_not_an_exit():
     def binary_cross_entropy(input, target, weight=None, reduction="mean"):
         raise SystemExit(3)
 
-    report = check(binary_cross_entropy, categories=["seed examples"])
+    report = check(binary_cross_entropy, categories=["article examples"])
     assert "raised SystemExit" in str(report)
 
 

@@ -69,17 +69,17 @@ def test_battery_covers_what_the_course_promises(function):
     assert {c.category for c in cases} | {"signature", "output", "inputs unchanged", "own work",
                                           "vectorized"} == set(categories_for(function))
     assert len({c.name for c in cases}) == len(cases), "case names identify cases"
-    seeds = [c for c in cases if c.category == "seed examples"]
-    assert len(seeds) == (5 if function == BCE else 2)
+    examples = [c for c in cases if c.category == "article examples"]
+    assert len(examples) == (5 if function == BCE else 2)
 
 
 def test_only_selected_categories_run():
     def binary_cross_entropy(input, target):  # an early exercise: no weight, no reduction
         return -(target * input.log().clamp_min(-100) + (1 - target) * (1 - input).log().clamp_min(-100)).mean()
 
-    report = grader.check(binary_cross_entropy, categories=["seed examples", "shapes"])
+    report = grader.check(binary_cross_entropy, categories=["article examples", "shapes"])
     assert report.passed, str(report)
-    assert list(report.categories) == ["signature", "seed examples", "shapes", "output",
+    assert list(report.categories) == ["signature", "article examples", "shapes", "output",
                                        "inputs unchanged", "own work"]
     with pytest.raises(ValueError, match="pos_weight"):
         grader.check(binary_cross_entropy, categories=["pos_weight"])
@@ -119,7 +119,7 @@ def test_report_is_json_serialisable():
     data = json.loads(json.dumps(grader.check(impl.bce_epsilon, BCE).to_dict()))
     assert data["passed"] is False
     statuses = {c["name"]: c["status"] for c in data["categories"]}
-    assert statuses["edge values"] == "failed" and statuses["seed examples"] == "passed"
+    assert statuses["edge values"] == "failed" and statuses["article examples"] == "passed"
     assert data["failures"][0]["category"] in statuses
 
 
@@ -169,7 +169,7 @@ def test_hand_derived_gradients_are_compared_with_autograd(fn, function):
     report = grader.check(fn, function)
     assert report.passed, str(report)
     assert report.reference.startswith("autograd through torch.nn.functional.")
-    assert report.categories["seed examples"].passed > 0
+    assert report.categories["article examples"].passed > 0
     # the gradient battery keeps the loss's cases, their reduction dropped
     for category in ("shapes", "dtypes"):
         assert report.categories[category].passed >= 3, str(report)
@@ -179,10 +179,10 @@ def test_hand_derived_gradients_are_compared_with_autograd(fn, function):
 
 
 @pytest.mark.parametrize("fn, function, category", [
-    (lambda input, target: (input - target) / input.numel(), "binary_cross_entropy_grad", "seed examples"),
-    (lambda input, target: torch.sigmoid(input) - target, "binary_cross_entropy_with_logits_grad", "seed examples"),
+    (lambda input, target: (input - target) / input.numel(), "binary_cross_entropy_grad", "article examples"),
+    (lambda input, target: torch.sigmoid(input) - target, "binary_cross_entropy_with_logits_grad", "article examples"),
     (lambda input, target: (input - target) / (input * (1 - input)) / input.numel(),
-     "binary_cross_entropy_with_logits_grad", "seed examples"),
+     "binary_cross_entropy_with_logits_grad", "article examples"),
 ])
 def test_wrong_gradients_fail(fn, function, category):
     assert category in grader.check(fn, function).failed_categories()
@@ -195,7 +195,7 @@ def test_an_input_target_only_exercise_is_still_tested_on_every_category():
 
     report = grader.check(binary_cross_entropy, arguments=[])
     assert report.passed, str(report)
-    for category in ("seed examples", "shapes", "edge values", "dtypes", "gradients", "errors", "vectorized"):
+    for category in ("article examples", "shapes", "edge values", "dtypes", "gradients", "errors", "vectorized"):
         assert report.categories[category].passed >= 1, category
     detached = grader.check(lambda input, target: impl.bce_direct(input.detach(), target.detach()),
                             "binary_cross_entropy", arguments=[], categories=["gradients"])

@@ -42,7 +42,7 @@ def test_a_result_left_on_the_cpu_fails_output_on_cuda():
     def binary_cross_entropy(input, target, weight=None, reduction="mean"):
         return impl.bce_direct(input, target, weight, reduction).cpu()
 
-    report = grader.check(binary_cross_entropy, devices=["cuda"], categories=["seed examples"])
+    report = grader.check(binary_cross_entropy, devices=["cuda"], categories=["article examples"])
     assert "output" in report.failed_categories()
     assert "device cpu" in report.categories["output"].failures[0].message
 

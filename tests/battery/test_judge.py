@@ -188,3 +188,25 @@ def test_a_described_signature_is_judged_like_the_real_one():
                      BCE, devices=["cpu"])
     assert "signature" in report.failed_categories()
     assert "the default of reduction should be 'mean'" in str(report)
+
+
+def test_where_the_autograder_judges_the_checks_run_nothing(monkeypatch):
+    """In a notebook's process being autograded, the judge runs the test cells' checks from
+    outside: the student's function is not called there, and a check cell says why."""
+    import grader
+
+    called = []
+
+    def binary_cross_entropy(input, target):
+        called.append(True)
+        return torch.zeros(())
+
+    monkeypatch.setenv(checks.JUDGED_ELSEWHERE, "1")
+    assert grader.assert_passes(binary_cross_entropy) is None
+    report = grader.check(binary_cross_entropy)
+    assert "the autograder checks your function" in str(report) and called == []
+    monkeypatch.setenv(checks.JUDGED_ELSEWHERE, "0")
+    with pytest.raises(AssertionError):
+        grader.assert_passes(binary_cross_entropy, categories=["article examples"] if "article examples"
+                             in grader.CATEGORIES else ["seed examples"], devices=["cpu"])
+    assert called

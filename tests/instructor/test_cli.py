@@ -122,8 +122,8 @@ def test_absent_device_is_skipped_not_failed(tmp_path, capsys):
 
 def test_python_dash_m_entry_point(tmp_path):
     path = write(tmp_path, "bce.py", CORRECT)
-    done = subprocess.run([sys.executable, "-m", "grader", "check", str(path), "--category", "seed examples"],
+    done = subprocess.run([sys.executable, "-m", "grader", "check", str(path), "--category", "article examples"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "seed examples" in done.stdout
+    assert "article examples" in done.stdout
     assert done.stderr == ""

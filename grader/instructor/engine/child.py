@@ -63,7 +63,7 @@ def die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
 
 
-def threads() -> int:
+def thread_count() -> int:
     """How many threads this process has."""
     return len(os.listdir("/proc/self/task"))
 

@@ -114,13 +114,13 @@ def run_prefix(request: dict, out_fd: int, control: socket.socket) -> None:
         os.chdir(request["folder"])
         torch.set_num_threads(1)
         session = Session()
-        before = child.threads()
+        before = child.thread_count()
         cells = [(i, source, None) for i, source in zip(request["indices"], request["sources"])]
         session.run(cells, out_fd, None, request["timeout"])
         # A thread the prefix started (a progress bar's monitor, OpenMP's team after
         # torch.set_num_threads(4), ...) would not exist in the children, and a lock it
         # held would stay locked there: such a prefix is not shared.
-        started = child.threads() - before
+        started = child.thread_count() - before
         control.send(json.dumps({"threads started": started}).encode())
         if started > 0:
             os._exit(0)

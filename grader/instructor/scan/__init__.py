@@ -43,7 +43,7 @@ What it names (each as ``cell N, line L: what``, for the instructor)
     * The grader's internals: anything of ``grader`` beyond what a notebook is
       given (``check``, ``assert_passes``, ``CATEGORIES``, ``Report``,
       ``available_devices``, ``explore``, ``datasets``, ``imbalance``,
-      ``seeds``), and where its files are (``grader.__file__``,
+      ``articles``), and where its files are (``grader.__file__``,
       ``inspect.getfile(grader...)``).
     * Private attributes (``torch._C``, ``x._version``; not on ``self``/``cls``,
       and ``os._exit`` is allowed) and the dunders that reach into objects

@@ -22,7 +22,7 @@ from .syntax import _plain
 #: What of the grader a notebook is given; anything else of it is its internals.
 STUDENT_FACING = {
     "check", "assert_passes", "CATEGORIES", "Report", "available_devices",
-    "explore", "datasets", "imbalance", "seeds",
+    "explore", "datasets", "imbalance", "articles",
     "__version__", "__doc__", "__name__", "__all__",
 }
 

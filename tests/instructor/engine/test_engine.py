@@ -409,3 +409,41 @@ def test_nbgraders_metadata_is_validated_as_before_with_its_schema_checked_once(
     result, _ = run_script(SCHEMA_CHECK, timeout=120)
     assert result["before"][0] == "valid" and all(v.startswith("invalid") for v in result["before"][1:])
     assert result["after"] == result["before"]
+
+
+def test_no_notebooks_process_holds_anything_of_another_students_submission(tmp_path):
+    """Every notebook's process is forked from one that never saw a submission, and reads its
+    own job after the fork: even unconfined (it may then read its own memory), a notebook
+    finds nothing of the student graded before it in the same worker. The same scan finds
+    the student's own marker, so it would find another's."""
+    import json
+
+    import nbformat
+
+    scanner = nbformat.read(Path(__file__).parents[2] / "hostile" / "reads_inherited_memory.ipynb", as_version=4)
+    scan = next(c.source for c in scanner.cells if "after" in c.metadata["hostile"])
+    marker = "zq-marker-of-alice" + "-9f31c7"
+    ws = Workspace.at(tmp_path / "course")
+    assert main(["release", "--out", str(tmp_path / "notebooks"), "--workspace", str(ws.root)]) == 0
+    with ws.config_file.open("a") as f:
+        f.write("c.WarmExecute.sandbox = False\n")
+    build = Class(ws)
+    folder = tmp_path / "downloads"
+    folder.mkdir()
+    s1 = solutions(A1)
+    marked = {**s1, "bce_vector_solution": s1["bce_vector_solution"] + f"\n# {marker}\n"}
+    for student, answers, scans in (("alice", marked, False), ("amy", marked, True), ("zed", s1, True)):
+        nb = nbformat.reads(build.notebook(A1, answers), as_version=4)
+        if scans:
+            at = next(i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("grade_id") == "bce_vector_grad")
+            nb.cells.insert(at + 1, nbformat.v4.new_code_cell(scan))
+        (folder / f"{student}_{A1}.ipynb").write_text(nbformat.writes(nb))
+    assert main(["collect", str(folder), "--workspace", str(ws.root)]) == 0
+    assert main(["autograde", "--quiet", "--jobs", "1", "--workspace", str(ws.root)]) == 0
+
+    def printed(student):
+        nb = json.loads((ws.root / "autograded" / student / A1 / f"{A1}.ipynb").read_text())
+        return "".join("".join(o.get("text", "")) for c in nb["cells"] for o in c.get("outputs", []))
+
+    assert "LEAK" in printed("amy")                                           # her own marker is found
+    assert "clean: nothing of other students\n" in printed("zed"), printed("zed")[-500:]  # alice's is not

@@ -24,7 +24,7 @@ BCE_WITH_LOGITS = "binary_cross_entropy_with_logits"
 
 
 @dataclass(frozen=True)
-class SeedExample:
+class ArticleExample:
     """One example of a source article.
 
     ``build()`` returns the arguments the article passes to the loss, as fresh
@@ -120,25 +120,25 @@ def _002_4() -> dict:
     }
 
 
-EXAMPLES: tuple[SeedExample, ...] = (
-    SeedExample("001-1", "001", "BCELoss on a 1-D tensor of 5 probabilities", BCE,
-                _001_1, lambda a: torch.nn.BCELoss()),
-    SeedExample("001-2", "001", "BCELoss on a 3x3 tensor", BCE,
-                _001_2, lambda a: torch.nn.BCELoss()),
-    SeedExample("000", "000", "BCELoss on a 3x3 tensor, then backward()", BCE,
-                _000, lambda a: torch.nn.BCELoss()),
-    SeedExample("002-1", "002", "nn.Sigmoid, then BCELoss, on a 2x3 batch", BCE,
-                _002_1, lambda a: torch.nn.BCELoss()),
-    SeedExample("002-2", "002", "F.binary_cross_entropy of torch.sigmoid(randn(3, 2))", BCE,
-                _002_2, lambda a: torch.nn.functional.binary_cross_entropy),
-    SeedExample("002-3", "002", "BCEWithLogitsLoss on 3 logits with 0/1 targets", BCE_WITH_LOGITS,
-                _002_3, lambda a: torch.nn.BCEWithLogitsLoss()),
-    SeedExample("002-4", "002", "BCEWithLogitsLoss with pos_weight on a 10x64 batch", BCE_WITH_LOGITS,
-                _002_4, lambda a: torch.nn.BCEWithLogitsLoss(pos_weight=a["pos_weight"])),
+EXAMPLES: tuple[ArticleExample, ...] = (
+    ArticleExample("001-1", "001", "BCELoss on a 1-D tensor of 5 probabilities", BCE,
+                   _001_1, lambda a: torch.nn.BCELoss()),
+    ArticleExample("001-2", "001", "BCELoss on a 3x3 tensor", BCE,
+                   _001_2, lambda a: torch.nn.BCELoss()),
+    ArticleExample("000", "000", "BCELoss on a 3x3 tensor, then backward()", BCE,
+                   _000, lambda a: torch.nn.BCELoss()),
+    ArticleExample("002-1", "002", "nn.Sigmoid, then BCELoss, on a 2x3 batch", BCE,
+                   _002_1, lambda a: torch.nn.BCELoss()),
+    ArticleExample("002-2", "002", "F.binary_cross_entropy of torch.sigmoid(randn(3, 2))", BCE,
+                   _002_2, lambda a: torch.nn.functional.binary_cross_entropy),
+    ArticleExample("002-3", "002", "BCEWithLogitsLoss on 3 logits with 0/1 targets", BCE_WITH_LOGITS,
+                   _002_3, lambda a: torch.nn.BCEWithLogitsLoss()),
+    ArticleExample("002-4", "002", "BCEWithLogitsLoss with pos_weight on a 10x64 batch", BCE_WITH_LOGITS,
+                   _002_4, lambda a: torch.nn.BCEWithLogitsLoss(pos_weight=a["pos_weight"])),
 )
 
 
-def example(key: str) -> SeedExample:
+def example(key: str) -> ArticleExample:
     """The example with this key ("001-1", "001-2", "000", "002-1" ... "002-4")."""
     for ex in EXAMPLES:
         if ex.key == key:
@@ -146,7 +146,7 @@ def example(key: str) -> SeedExample:
     raise KeyError(f"no source example {key!r}; the examples are {', '.join(e.key for e in EXAMPLES)}")
 
 
-def torch_value(ex: SeedExample) -> torch.Tensor:
+def torch_value(ex: ArticleExample) -> torch.Tensor:
     """What torch computes for the example, called the way the article calls it."""
     args = ex.build()
     criterion = ex.criterion(args)
