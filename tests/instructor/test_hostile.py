@@ -123,8 +123,8 @@ def test_no_autograded_notebook_and_no_feedback_holds_a_line_of_a_hidden_test(gr
     inspects can show them; nbgrader's autograded copies and the feedback do not hold them either."""
     workspace, _, _ = graded
     released = nbformat.read(workspace.released()[A1], as_version=4)
-    visible = {line.strip() for cell in released.cells for line in cell.source.splitlines()}
-    secret = [line for line in hidden_lines(A1) if line not in visible]  # not also in a visible test
+    visible = "\n".join(cell.source for cell in released.cells)
+    secret = [line for line in hidden_lines(A1) if line not in visible]  # not also in what students got
     assert secret
     autograded = sorted((workspace.root / "autograded").rglob("*.ipynb"))
     feedback = sorted((workspace.root / "feedback").rglob("*.html"))
