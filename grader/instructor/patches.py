@@ -39,11 +39,15 @@ def check() -> None:
     """Fail loudly if an attribute a patch replaces is gone."""
     missing = []
     for module, path in PATCHED:
+        *parents, name = path.split(".")
         try:
-            found = importlib.import_module(module)
-            for part in path.split("."):
-                found = getattr(found, part)
+            owner = importlib.import_module(module)
+            for part in parents:
+                owner = getattr(owner, part)
         except (ImportError, AttributeError):
+            missing.append(f"{module}.{path}")
+            continue
+        if name not in vars(owner):  # its own, not one inherited from a class the patch does not mean
             missing.append(f"{module}.{path}")
     if missing:
         import nbgrader

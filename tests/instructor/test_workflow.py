@@ -11,7 +11,6 @@ import zipfile
 from html.parser import HTMLParser
 from pathlib import Path
 
-import nbformat
 import pytest
 
 from grader.instructor import release
