@@ -46,6 +46,7 @@ def serve(control: socket.socket, session=None) -> None:
 
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     while True:
+        _reap()
         try:
             message, fds, _, _ = socket.recv_fds(control, _BUFFER, 4)
         except OSError:
@@ -77,6 +78,17 @@ def serve(control: socket.socket, session=None) -> None:
             for fd in fds:
                 os.close(fd)
             control.send(json.dumps({"error": "unknown request"}).encode())
+
+
+def _reap() -> None:
+    """Collect the processes of shared beginnings that have ended since (nobody waits for them)."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
 
 
 class Forker:
