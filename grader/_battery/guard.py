@@ -67,17 +67,21 @@ class _OpRecorder(TorchDispatchMode):
 
 
 class _LineCounter:
-    """Counts the Python lines executed outside torch and the grader (a
-    ``sys.settrace`` tracer): a loop over the elements in Python runs more lines
-    on more elements, a vectorized function the same number."""
+    """Counts the Python lines the student's own code executes (a ``sys.settrace``
+    tracer): a loop over the elements in Python runs more lines on more elements, a
+    vectorized function the same number. Lines of the grader, of torch, and of Python's
+    and the installed packages' own code are not counted; neither are finalizers of
+    unrelated objects, since the garbage collector does not run meanwhile."""
 
     def __init__(self) -> None:
         import torch
 
         self.count = 0
-        self._skip = (os.path.dirname(os.path.abspath(torch.__file__)),
-                      os.path.dirname(os.path.abspath(__file__)))
+        grader_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        installed = {os.path.abspath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+        self._skip = tuple({os.path.dirname(os.path.abspath(torch.__file__)), grader_dir, *installed})
         self._previous = None
+        self._gc = False
 
     def _global(self, frame, event, arg):
         if os.path.abspath(frame.f_code.co_filename).startswith(self._skip):
@@ -91,12 +95,20 @@ class _LineCounter:
         return self._local
 
     def __enter__(self):
+        import gc
+
+        self._gc = gc.isenabled()
+        gc.disable()
         self._previous = sys.gettrace()
         sys.settrace(self._global)
         return self
 
     def __exit__(self, *exc_info):
+        import gc
+
         sys.settrace(self._previous)
+        if self._gc:
+            gc.enable()
 
 
 @dataclass

@@ -203,3 +203,24 @@ def test_an_input_target_only_exercise_is_still_tested_on_every_category():
     epsilon = grader.check(lambda input, target: impl.bce_epsilon(input, target),
                            "binary_cross_entropy", arguments=[], categories=["edge values"])
     assert epsilon.failed_categories() == ["edge values"]
+
+
+def test_only_the_students_own_lines_are_counted():
+    """The vectorization probe counts the lines of the student's code, not those of Python's or
+    the installed packages' (a library looping internally, or finalizing objects an earlier
+    test left behind, as jupyter_client's do, is not the student looping)."""
+    import os
+    import sys
+
+    from grader._battery.guard import call_guarded
+
+    library = {}
+    exec(compile("def work(n):\n    total = 0\n    for i in range(n):\n        total += i\n    return total\n",
+                 os.path.join(sys.prefix, "lib", "a_library.py"), "exec"), library)
+    mine = {}
+    exec(compile("def work(n):\n    total = 0\n    for i in range(n):\n        total += i\n    return total\n",
+                 "/tmp/my_own_code.py", "exec"), mine)
+    small, big = (call_guarded(library["work"], (n,), count_lines=True).line_count for n in (4, 64))
+    assert small == big
+    small, big = (call_guarded(mine["work"], (n,), count_lines=True).line_count for n in (4, 64))
+    assert big > small + 100
