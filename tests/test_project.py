@@ -1,16 +1,21 @@
 """The project's promises about itself: two commands, loose run-time requirements,
 a pinned development environment, and a package that carries no tests."""
 
+import os
 import re
+import shutil
 import subprocess
 import sys
+import tarfile
 import tomllib
 import zipfile
+from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
 
 RUNTIME = {"torch", "numpy", "matplotlib", "ipywidgets", "nbformat"}
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -63,17 +68,43 @@ def test_readme_gives_the_two_commands_and_ci_runs_the_test_one(root):
     assert re.search(r"^test:.*\n\t.*pytest", makefile, re.M)
 
 
-def test_the_wheel_holds_the_grader_and_nothing_else(root, tmp_path):
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(tmp_path), str(root)],
-                   check=True, capture_output=True, timeout=300)
-    (wheel,) = tmp_path.glob("*.whl")
-    files = zipfile.ZipFile(wheel).namelist()
+@pytest.fixture(scope="module")
+def distributions(tmp_path_factory):
+    """The sdist and the wheel, built as PyPI would build them (isolated, from a copy of the
+    repository's tracked files, so nothing a developer left in the checkout is in them)."""
+    out = tmp_path_factory.mktemp("dist")
+    source = tmp_path_factory.mktemp("source") / "checkout"
+    files = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                           check=True, capture_output=True, timeout=60).stdout.decode().split("\0")
+    for name in filter(None, files):
+        if (ROOT / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, source / name)
+    done = subprocess.run([sys.executable, "-m", "build", "--sdist", "--wheel", "--outdir", str(out), str(source)],
+                          capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "TMPDIR": str(tmp_path_factory.mktemp("tmp"))})
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    (sdist,) = out.glob("*.tar.gz")
+    (wheel,) = out.glob("*.whl")
+    with tarfile.open(sdist) as archive:
+        in_sdist = [name.split("/", 1)[1] for name in archive.getnames() if "/" in name]
+    return in_sdist, zipfile.ZipFile(wheel).namelist()
+
+
+def test_the_wheel_holds_the_grader_and_nothing_else(distributions):
+    _, files = distributions
     packaged = {f.split("/")[0] for f in files if not f.split("/")[0].endswith(".dist-info")}
     assert packaged == {"grader"}
     assert {"grader/instructor/cli.py", "grader/_battery/cases.py", "grader/instructor/engine/session.py"} <= set(files)
     assert not [f for f in files if "test" in f.split("/")[-1]]
     # the nbgrader course (masters with solutions and hidden tests) never ships
     assert not [f for f in files if f.startswith("grader/course")]
+
+
+def test_the_sdist_holds_no_master_and_no_hidden_test(distributions):
+    files, _ = distributions
+    assert "grader/__init__.py" in files and "pyproject.toml" in files
+    assert not [f for f in files if f.startswith("grader/course") or f.endswith(".ipynb")], files
 
 
 def test_no_module_of_the_package_is_over_500_lines(root):
