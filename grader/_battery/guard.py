@@ -119,6 +119,7 @@ class Call:
     error: BaseException | None = None
     timed_out: bool = False
     seconds: float = 0.0
+    cpu_seconds: float = 0.0
     op_count: int = 0
     line_count: int = 0
     forbidden_ops: list[str] = field(default_factory=list)
@@ -135,8 +136,16 @@ def _alarm_available() -> bool:
     return hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
 
 
+#: How many times a call's time limit, in wall-clock time, it may take when it is not using
+#: the processor (sleeping, waiting): a backstop, since the limit itself is on CPU time.
+WALL_CLOCK_FACTOR = 4
+
+
 @contextlib.contextmanager
 def _time_limit(seconds: float | None):
+    """Raise :class:`CaseTimeout` in the call once it has used ``seconds`` of CPU time (so a
+    machine busy with other work never makes an honest function run out of time), or
+    :data:`WALL_CLOCK_FACTOR` times as much wall-clock time (a call that sleeps)."""
     if not seconds or not _alarm_available():
         yield
         return
@@ -144,13 +153,16 @@ def _time_limit(seconds: float | None):
     def on_alarm(signum, frame):
         raise CaseTimeout(f"took longer than {seconds:g} s")
 
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    previous = signal.signal(signal.SIGPROF, on_alarm), signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_PROF, seconds)
+    signal.setitimer(signal.ITIMER_REAL, seconds * WALL_CLOCK_FACTOR)
     try:
         yield
     finally:
+        signal.setitimer(signal.ITIMER_PROF, 0)
         signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        signal.signal(signal.SIGPROF, previous[0])
+        signal.signal(signal.SIGALRM, previous[1])
 
 
 def call_guarded(
@@ -169,7 +181,7 @@ def call_guarded(
     recorder = _OpRecorder() if record_ops else contextlib.nullcontext()
     kernels = ownwork.Watch() if record_ops else contextlib.nullcontext()
     lines = _LineCounter() if count_lines else contextlib.nullcontext()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -184,6 +196,7 @@ def call_guarded(
         except BaseException as exc:  # noqa: BLE001 - student code may raise anything, SystemExit included
             call.error = exc
     call.seconds = time.perf_counter() - start
+    call.cpu_seconds = time.process_time() - cpu_start
     if record_ops:
         call.op_count = recorder.count
         # the operators seen on this thread, and torch's BCE kernels run on any thread

@@ -414,7 +414,8 @@ def battery(ask: Ask, function: str | None = None, *, categories: Iterable[str] 
                                                    "with a device-side assert")
                     continue
                 if timeouts >= MAX_TIMEOUTS or (case.large and elementwise):
-                    why = ("earlier cases ran out of time" if timeouts >= MAX_TIMEOUTS else
+                    why = ("earlier cases ran out of time" if timeouts >= MAX_TIMEOUTS or "out of time" in
+                           elementwise.message else
                            "your function works element by element, which takes too long on a large tensor")
                     report.record({case.category}, [Failure(
                         category=case.category, case=case.name, device=device,

@@ -22,7 +22,7 @@ A request is a dict with ``"op"``:
     torch operators and Python lines it ran; with ``extract`` = ``"linear"``, the
     weight and bias of the ``nn.Linear`` it returned instead of the value.
 ``time``
-    the best of ``repeat`` timed calls on ``args``, and of torch's own ``reference``.
+    the least CPU time of ``repeat`` calls on ``args``, and of torch's own ``reference``.
 """
 
 from __future__ import annotations
@@ -176,9 +176,10 @@ def _call(subject: Any, request: dict) -> dict:
 
 
 def _timed(fn: Callable) -> float:
-    start = time.perf_counter()
+    """The CPU time ``fn()`` takes: what other work on the machine does not change."""
+    start = time.process_time()
     fn()
-    return time.perf_counter() - start
+    return time.process_time() - start
 
 
 def _torch_reference(function: str) -> Callable:
@@ -205,7 +206,7 @@ def _time(subject: Any, request: dict) -> dict:
             call = call_guarded(fn, args, time_limit=float(request.get("time_limit", 5.0)), record_ops=False)
             if not call.ok:
                 return {"problem": "ran out of time" if call.timed_out else f"raised {exception_text(call.error)}"}
-            best = min(best, call.seconds)
+            best = min(best, call.cpu_seconds)
     finally:
         torch.set_num_threads(threads)
     return {"seconds": best, "torch seconds": torch_best}

@@ -17,6 +17,7 @@ import sys
 import traceback
 
 from ..._battery.checks import JUDGED_ELSEWHERE
+from . import cpu
 
 
 def _without_network() -> bool:
@@ -44,13 +45,14 @@ def confine(memory_mb: int | None, cpu_seconds: int | None, network: bool) -> li
 
 
 def only_these_files_open(keep: tuple[int, ...]) -> None:
-    """Close every file descriptor this process inherited but ``keep`` and standard error;
-    standard input and output become /dev/null. What the engine holds open (its pipes to
-    other notebooks and to the workers, the gradebook's lock) is out of reach, and nothing
-    a notebook writes to file descriptor 1 reaches the engine's own output."""
+    """Close every file descriptor this process inherited but ``keep``; standard input,
+    output and error become /dev/null. What the engine holds open (its pipes to other
+    notebooks and to the workers, the gradebook's lock, the instructor's terminal) is out
+    of reach, and nothing a notebook writes to file descriptors 1 and 2 reaches anyone."""
     null = os.open(os.devnull, os.O_RDWR)
     os.dup2(null, 0)
     os.dup2(null, 1)
+    os.dup2(null, 2)
     os.close(null)
     os.closerange(3, min(keep))
     for low, high in zip(sorted(keep), [*sorted(keep)[1:], 1 << 16]):
@@ -129,7 +131,11 @@ def main(job_fd: int, out_fd: int, in_fd: int, session=None) -> None:
     says, answer the judge, and leave. Never returns."""
     code = 0
     try:
+        # a session of its own: no controlling terminal, so nothing it does can type into the
+        # instructor's (TIOCSTI needs the terminal to be the caller's)
+        os.setsid()
         job = read_job(job_fd)
+        cpu.confine(job.get("cores") or 1, f"notebook-{os.getpid()}")
         if job["cwd"]:
             os.chdir(job["cwd"])
         if job["sandbox"] is None:

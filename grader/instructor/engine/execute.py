@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from ..._battery import wire
 from .. import scan, verdict
-from . import forker, prefix
+from . import cpu, forker, prefix
 from .session import OUTPUT_LIMIT, TRUNCATED
 
 if TYPE_CHECKING:
@@ -233,7 +233,7 @@ def execute(nb, *, cwd: str, timeout: int = 30, threads: int | None = None, limi
             if server is not None:
                 server.copy_what_it_wrote(os.path.join(scratch, "work") if scratch else cwd)
             job = {"cells": cells[reused:], "cwd": None if sandbox is not None else cwd, "scratch": scratch,
-                   "timeout": timeout, "threads": threads, "limits": limits,
+                   "timeout": timeout, "threads": threads, "cores": threads, "limits": limits,
                    "sandbox": dataclasses.asdict(sandbox) if sandbox is not None else None}
             spawner = server if server is not None else forker.mine()
             started = spawner.spawn(job)
@@ -276,6 +276,7 @@ def execute(nb, *, cwd: str, timeout: int = 30, threads: int | None = None, limi
 
         stopped = listen(started.messages, started.pid, timeout, notebook_timeout, answer, started.requests)
         status = spawner.wait()
+        cpu.release(cpu.folder_of(f"notebook-{started.pid}"))
         pending = [i for i, _, _ in cells if i not in done]
         if pending:
             how = stopped or _ended(status)
@@ -338,6 +339,7 @@ _LIMITS_HIT = (
      "tried to use the network"),
     (("Read-only file system",), "tried to write outside its folder"),
     (("File too large",), "wrote a file larger than the limit"),
+    (("No space left on device",), "filled its disk quota"),
     (("Resource temporarily unavailable", "can't start new thread"), "hit the limit on processes"),
 )
 

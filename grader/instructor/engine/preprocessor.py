@@ -26,6 +26,8 @@ class WarmExecute(Execute):
     notebook_time_limit = Integer(900, help="Seconds a whole notebook may run (0: no limit)").tag(config=True)
     process_limit = Integer(64, help="Processes and threads a sandboxed notebook may have at once").tag(config=True)
     file_size_limit = Integer(256, help="MiB the largest file a sandboxed notebook writes may have").tag(config=True)
+    disk_limit = Integer(512, help="MiB a sandboxed notebook may write in all (its folder, /tmp and /dev/shm "
+                                   "share them)").tag(config=True)
     readable = List(Unicode(), help="More paths a sandboxed notebook may read (data the course needs)").tag(config=True)
     share_prefix = Bool(True, help="Run the code cells every student received before their first answer once "
                                    "per worker, and fork each notebook that begins with them unchanged from "
@@ -40,7 +42,8 @@ class WarmExecute(Execute):
             from .sandbox import Sandbox
 
             box = Sandbox(memory_mb=self.memory_limit or None, cpu_seconds=self.cpu_time_limit or None,
-                          processes=self.process_limit, file_mb=self.file_size_limit, network=self.network,
+                          processes=self.process_limit, file_mb=self.file_size_limit, disk_mb=self.disk_limit,
+                          network=self.network,
                           readable=list(self.readable), hidden=_hidden_paths(self.config))
         limits = {"memory_mb": self.memory_limit or None, "cpu_seconds": self.cpu_time_limit or None,
                   "network": self.network}

@@ -13,8 +13,10 @@ What the child gets (:class:`Sandbox`):
 * its own mount namespace whose root is an empty tmpfs holding, read-only, the
   system directories, the Python installation, the ``grader`` package (without
   its ``course`` folder: masters and hidden tests) and the course data;
-  ``/notebook`` (its own copy of the notebook's folder) is writable, ``/tmp`` and
-  ``/dev/shm`` are small private tmpfs. The host's other files -- the course's masters, the gradebook, the
+  ``/notebook`` (its own copy of the notebook's folder), ``/tmp`` and ``/dev/shm``
+  are writable and share one private tmpfs of ``disk_mb`` (the notebook's whole disk
+  quota); ``/dev`` holds only null, zero, full, random and urandom (and NVIDIA's
+  nodes where there is a GPU): no terminal. The host's other files -- the course's masters, the gradebook, the
   other submissions -- are not in it, at any path.
 * its own PID namespace, in which it is process 1: when it ends, the kernel
   kills every process it started;
@@ -82,7 +84,9 @@ class Sandbox:
     processes: int = 64
     file_mb: int = 256
     open_files: int = 256
-    tmp_mb: int = 256
+    #: MiB that /notebook, /tmp and /dev/shm hold together, and how many files
+    disk_mb: int = 512
+    files: int = 16384
     network: bool = False
     #: paths (besides the system's, Python's and the grader's) the notebook may read
     readable: list[str] = field(default_factory=list)
@@ -153,9 +157,19 @@ def enter(box: Sandbox, scratch: str, uid: int) -> None:
     root = os.path.join(scratch, "root")
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=16m,mode=755")
+    # Everything the notebook may write -- /notebook, /tmp, /dev/shm -- shares one tmpfs of
+    # box.disk_mb: a notebook that fills it fails to write ("No space left on device"), and
+    # nobody else's disk is touched. It lives in this mount namespace only.
+    space = os.path.join(scratch, "space")
+    os.makedirs(space, exist_ok=True)
+    _mount("tmpfs", space, "tmpfs", MS_NOSUID | MS_NODEV,
+           f"size={box.disk_mb}m,nr_inodes={box.files},mode=755")
+    for name, mode in (("notebook", 0o755), ("tmp", 0o1777), ("shm", 0o1777)):
+        os.makedirs(os.path.join(space, name))
+        os.chmod(os.path.join(space, name), mode)
+    _copy_tree(os.path.join(scratch, "work"), os.path.join(space, "notebook"))
     # /tmp first: a readable path under /tmp (a checkout there) is bound inside it, not hidden by it
-    os.makedirs(root + "/tmp", exist_ok=True)
-    _mount("tmpfs", root + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={box.tmp_mb}m,mode=1777")
+    _bind(os.path.join(space, "tmp"), root + "/tmp", read_only=False)
     for path in box.readable_paths():
         if path == WORK or path.startswith(WORK + "/"):
             raise SandboxError(f"{path} is where the sandbox puts the notebook's own files")
@@ -169,16 +183,14 @@ def enter(box: Sandbox, scratch: str, uid: int) -> None:
     for path in box.hidden_paths():
         if os.path.isdir(root + path):
             _mount("tmpfs", root + path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4k,mode=755")
-    os.makedirs(root + "/dev", exist_ok=True)
-    _mount("/dev", root + "/dev", None, MS_BIND | MS_REC)
-    os.makedirs(root + "/dev/shm", exist_ok=True)
-    _mount("tmpfs", root + "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, f"size={box.tmp_mb}m,mode=1777")
+    _minimal_dev(root + "/dev")
+    _bind(os.path.join(space, "shm"), root + "/dev/shm", read_only=False)
     os.makedirs(root + "/proc", exist_ok=True)
     _mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     if os.path.isdir("/sys"):
         _bind("/sys", root + "/sys", read_only=True)
-    _bind(os.path.join(scratch, "work"), root + WORK, read_only=False)
-    _chown_tree(os.path.join(scratch, "work"), uid)
+    _bind(os.path.join(space, "notebook"), root + WORK, read_only=False)
+    _chown_tree(os.path.join(space, "notebook"), uid)
     _mount(None, root, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
     # pivot_root(".", "."): the old root is stacked on the new one, then detached
     os.chdir(root)
@@ -210,6 +222,52 @@ def enter(box: Sandbox, scratch: str, uid: int) -> None:
     os.environ.update({"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8",
                        "IPYTHONDIR": "/tmp/.ipython", "MPLCONFIGDIR": "/tmp/.matplotlib",
                        JUDGED_ELSEWHERE: "1"})
+
+
+#: The only devices a notebook sees: no terminal, no disk, no GPU node it was not given.
+DEVICES = ("null", "zero", "full", "random", "urandom")
+
+
+def _minimal_dev(target: str) -> None:
+    """A /dev with :data:`DEVICES` (bound from the host's), /dev/shm, and the usual links to
+    /proc/self/fd; no tty, no pts, no console: nothing to type into the instructor's terminal."""
+    os.makedirs(target, exist_ok=True)
+    _mount("tmpfs", target, "tmpfs", MS_NOSUID, "size=64k,mode=755")
+    for name in DEVICES:
+        if os.path.exists(f"/dev/{name}"):
+            open(os.path.join(target, name), "w").close()
+            _mount(f"/dev/{name}", os.path.join(target, name), None, MS_BIND)
+    for name in _gpu_devices():
+        open(os.path.join(target, name), "w").close()
+        _mount(f"/dev/{name}", os.path.join(target, name), None, MS_BIND)
+    os.makedirs(os.path.join(target, "shm"))
+    for name, link in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
+                       ("stderr", "/proc/self/fd/2")):
+        os.symlink(link, os.path.join(target, name))
+
+
+def _gpu_devices() -> list[str]:
+    """NVIDIA's device nodes, so that CUDA works inside (the grader checks on every GPU present)."""
+    try:
+        return sorted(n for n in os.listdir("/dev") if n.startswith("nvidia") and not os.path.isdir(f"/dev/{n}"))
+    except OSError:
+        return []
+
+
+def _copy_tree(source: str, target: str) -> None:
+    """Copy the notebook's folder into its space: regular files and folders only (a link or a
+    special file in a submission is not followed, and not copied)."""
+    import shutil
+    import stat
+
+    for folder, dirs, files in os.walk(source, followlinks=False):
+        here = os.path.join(target, os.path.relpath(folder, source))
+        os.makedirs(here, exist_ok=True)
+        for name in files:
+            path = os.path.join(folder, name)
+            if stat.S_ISREG(os.lstat(path).st_mode):
+                shutil.copyfile(path, os.path.join(here, name), follow_symlinks=False)
+        dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(folder, d))]
 
 
 def _in_user_namespace() -> bool:
