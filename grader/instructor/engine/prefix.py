@@ -72,22 +72,41 @@ class SharedPrefix:
                    tuple(sorted(files.items())), tuple(ignore))
 
 
+#: The largest file whose content :func:`file_digests` reads; a larger one counts as changed.
+DIGEST_LIMIT = 64 << 20
+
+
 def file_digests(folder: str, ignore=()) -> dict[str, str]:
     """Every file under ``folder`` (relative path: SHA-256 of its content), leaving out
-    the files and folders whose names match a pattern of ``ignore``."""
+    the files and folders whose names match a pattern of ``ignore``.
+
+    The folder may hold what a student handed in: nothing here follows a link, opens
+    anything but a regular file (a FIFO would block, /dev/urandom never end), or reads
+    more than :data:`DIGEST_LIMIT` bytes; such an entry gets a digest no released file has."""
+    import stat
+
     found = {}
-    for path, dirs, names in os.walk(folder):
+    for path, dirs, names in os.walk(folder, followlinks=False):
         dirs[:] = sorted(d for d in dirs if not any(fnmatch.fnmatch(d, p) for p in ignore))
         for name in names:
             if any(fnmatch.fnmatch(name, p) for p in ignore):
                 continue
             full = os.path.join(path, name)
-            try:
-                with open(full, "rb") as f:
-                    found[os.path.relpath(full, folder)] = hashlib.sha256(f.read()).hexdigest()
-            except OSError:
-                found[os.path.relpath(full, folder)] = "unreadable"
+            found[os.path.relpath(full, folder)] = _digest(full, stat)
     return found
+
+
+def _digest(path: str, stat) -> str:
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return "not a regular file"
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return "unreadable"
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode) or os.fstat(fd).st_size > DIGEST_LIMIT:
+            return "not a regular file of a readable size"
+        return hashlib.sha256(f.read(DIGEST_LIMIT + 1)).hexdigest()
 
 
 def begins_with(nb, cells, shared: SharedPrefix | None, cwd: str) -> bool:
