@@ -378,7 +378,7 @@ MORE_TAMPERING = {
 ORDINARY = ("allocates_too_much", "exits_early", "floods_the_output", "fork_bomb", "hangs", "prints_the_history",
             "reads_the_masters", "uses_the_network", "writes_into_the_grader", "calls_functional", "calls_module",
             "calls_torch_in_a_thread", "calls_torch_in_a_pool", "deletes_a_test_cell", "edits_a_test_cell",
-            "types_into_the_terminal", "fills_the_disk", "spins_processes")
+            "types_into_the_terminal", "fills_the_disk", "spins_processes", "floods_the_engines_pipe")
 
 
 def _hostile(case: str):
