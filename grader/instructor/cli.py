@@ -97,10 +97,12 @@ def _parser() -> argparse.ArgumentParser:
     autograde.add_argument("--shard", metavar="I/N",
                            help="grade only shard I of N (a fixed share of the students, by a hash of their id) "
                                 "into a gradebook of its own, gradebook-shard-I-of-N.db; then run `merge`")
-    merge = commands.add_parser("merge", parents=[workspace], help="merge the shards' gradebooks",
+    merge = commands.add_parser("merge", parents=[workspace],
+                                help="merge the shards' gradebooks, keeping the newest grading of each submission",
                                 description=("Copy the submissions, grades and comments of every "
                                              "gradebook-shard-I-of-N.db in the workspace (or the files given) "
-                                             "into the workspace's gradebook. Safe to run again."))
+                                             "into the workspace's gradebook, keeping for each submission the "
+                                             "newest grading, wherever it is. Safe to run again."))
     merge.add_argument("shards", nargs="*", metavar="FILE")
 
     commands.add_parser("feedback", parents=[workspace, select], help="write per-student HTML feedback",
@@ -209,7 +211,7 @@ def _release(args) -> int:
 def _workflow(args) -> int:
     from pathlib import Path
 
-    from . import collect, grading, results
+    from . import collect, grading, results, shards
     from .workspace import WorkflowError
 
     workspace = _workspace(args)
@@ -228,16 +230,16 @@ def _workflow(args) -> int:
                   f"{len(report.missing)} missing; the list is in {workspace.root / 'collect-report.json'}")
             return EXIT_FAILED if report.problems else EXIT_PASSED
         if args.command == "autograde":
-            shard = grading.parse_shard(args.shard) if args.shard else None
+            shard = shards.parse_shard(args.shard) if args.shard else None
             rows = grading.autograde(workspace, students=args.student, assignments=args.assignment,
                                      progress=not args.quiet, engine=args.engine, jobs=args.jobs, shard=shard)
             if shard:
-                rows = [r for r in rows if grading.in_shard(r.student, shard)]
+                rows = [r for r in rows if shards.in_shard(r.student, shard)]
             print(grading.summary_table(rows))
             failed = [r for r in rows if any(a.startswith("nbgrader could not") for a in r.attention)]
             return EXIT_FAILED if failed else EXIT_PASSED
         if args.command == "merge":
-            for path in grading.merge(workspace, [Path(p) for p in args.shards] or None):
+            for path in shards.merge(workspace, [Path(p) for p in args.shards] or None):
                 print(f"merged {path}")
             return EXIT_PASSED
         if args.command == "feedback":

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
 from .release import environment_bin_on_path
+from .shards import (MAIN_FLAGS, MAIN_GRADED, _autograded_notebook, _fingerprint, _record_graded, in_shard,
+                     shard_workspace)
 from .workspace import WorkflowError, Workspace, _short, _submitted_students
 
 # --- autograde ---------------------------------------------------------------------------
@@ -54,76 +54,6 @@ class Graded:
 
 
 ENGINES = ("warm", "nbgrader")
-SHARD = re.compile(r"^(?P<index>\d+)/(?P<count>\d+)$")
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """'i/N' (1 <= i <= N) -> (i, N)."""
-    match = SHARD.match(text or "")
-    if not match or not 1 <= int(match["index"]) <= int(match["count"]):
-        raise WorkflowError(f"a shard is written i/N with 1 <= i <= N, for instance 2/8; not {text!r}")
-    return int(match["index"]), int(match["count"])
-
-
-def in_shard(student: str, shard: tuple[int, int]) -> bool:
-    """Whether ``student`` belongs to ``shard``: a fixed hash of the id, the same on every machine."""
-    import zlib
-
-    index, count = shard
-    return zlib.crc32(student.encode()) % count == index - 1
-
-
-def shard_workspace(workspace: Workspace, shard: tuple[int, int]) -> Workspace:
-    """The same workspace, with a gradebook of the shard's own (a copy of the main one,
-    which knows the assignments): shards running at once never write to one database."""
-    if workspace.db_url and not workspace.db_url.startswith("sqlite"):
-        raise WorkflowError("--shard keeps a SQLite gradebook per shard; with another database, run the "
-                            "shards against it directly (without --shard, selecting --student)")
-    index, count = shard
-    path = workspace.root / f"gradebook-shard-{index}-of-{count}.db"
-    main_db = workspace.root / "gradebook.db"
-    if not path.exists():
-        if not main_db.exists():
-            raise WorkflowError(f"no gradebook in {workspace.root}: run `python -m grader release` first")
-        shutil.copyfile(main_db, path)
-    return Workspace(workspace.root, f"sqlite:///{path}")
-
-
-def merge(workspace: Workspace, shards: Iterable[Path] | None = None) -> list[Path]:
-    """Copy every submission and its grades and comments from the shards' gradebooks
-    into the workspace's own, replacing what it held for those students; safe to repeat."""
-    from nbgrader.api import Gradebook, MissingEntry
-
-    paths = sorted(shards) if shards else sorted(workspace.root.glob("gradebook-shard-*-of-*.db"))
-    if not paths:
-        raise WorkflowError(f"no shard gradebooks (gradebook-shard-I-of-N.db) in {workspace.root}")
-    course_id = workspace.config().CourseDirectory.course_id
-    flags = workspace.read_json("autograde-flags.json", {})
-    with workspace.gradebook() as main:
-        for path in paths:
-            with Gradebook(f"sqlite:///{path}", course_id) as shard:
-                for assignment in shard.assignments:
-                    for sub in shard.assignment_submissions(assignment.name):
-                        student = sub.student
-                        main.update_or_create_student(student.id, first_name=student.first_name,
-                                                      last_name=student.last_name, email=student.email)
-                        try:
-                            target = main.find_submission(assignment.name, student.id)
-                        except MissingEntry:
-                            target = main.add_submission(assignment.name, student.id)
-                        target.timestamp = sub.timestamp
-                        for nb in sub.notebooks:
-                            for grade in nb.grades:
-                                into = main.find_grade(grade.name, nb.name, assignment.name, student.id)
-                                into.auto_score, into.manual_score = grade.auto_score, grade.manual_score
-                                into.extra_credit, into.needs_manual_grade = grade.extra_credit, grade.needs_manual_grade
-                            for comment in nb.comments:
-                                into = main.find_comment(comment.name, nb.name, assignment.name, student.id)
-                                into.auto_comment, into.manual_comment = comment.auto_comment, comment.manual_comment
-                        main.db.commit()
-            flags.update(workspace.read_json(path.with_suffix(".flags.json").name, {}))
-    workspace.write_json("autograde-flags.json", flags)
-    return paths
 
 
 def autograde(workspace: Workspace, *, students: Iterable[str] | None = None,
@@ -137,10 +67,12 @@ def autograde(workspace: Workspace, *, students: Iterable[str] | None = None,
     plain nbgrader, a kernel per notebook, one at a time."""
     if engine not in ENGINES:
         raise WorkflowError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
-    flags_file = "autograde-flags.json"
+    flags_file, graded_file, gradebook = MAIN_FLAGS, MAIN_GRADED, "main"
     if shard:
         workspace = shard_workspace(workspace, shard)
-        flags_file = Path(workspace.db_url.removeprefix("sqlite:///")).with_suffix(".flags.json").name
+        gradebook = Path(workspace.db_url.removeprefix("sqlite:///")).name
+        flags_file = Path(gradebook).with_suffix(".flags.json").name
+        graded_file = Path(gradebook).with_suffix(".graded.json").name
     released = workspace.released()
     wanted_students = set(students) if students else None
     wanted_assignments = set(assignments) if assignments else set(released)
@@ -151,6 +83,7 @@ def autograde(workspace: Workspace, *, students: Iterable[str] | None = None,
             if a in wanted_assignments and (wanted_students is None or s in wanted_students)
             and (shard is None or in_shard(s, shard)) and workspace.submitted(s, a).exists()]
     flags: dict = workspace.read_json(flags_file, {})
+    done: dict[tuple[str, str], dict | None] = {}
     if engine == "warm":
         results = _grade_warm(workspace, pending, jobs or os.cpu_count() or 1, progress)
     else:
@@ -159,7 +92,8 @@ def autograde(workspace: Workspace, *, students: Iterable[str] | None = None,
         attention = edited_test_cells(workspace, student, assignment)
         if not success:
             attention.append("nbgrader could not grade it: " + _last_error(log))
-        notebook = workspace.root / "autograded" / student / assignment / f"{assignment}.ipynb"
+        notebook = _autograded_notebook(workspace, student, assignment)
+        done[(student, assignment)] = _fingerprint(notebook)
         text = notebook.read_text() if notebook.exists() else ""
         if "CellTimeoutError" in text or "Timeout" in log:
             attention.append("a cell ran out of time")
@@ -170,6 +104,7 @@ def autograde(workspace: Workspace, *, students: Iterable[str] | None = None,
             attention.append("the notebook's process died")
         flags[f"{student}/{assignment}"] = attention
     workspace.write_json(flags_file, flags)
+    _record_graded(workspace, graded_file, gradebook, done)  # when, for merge to keep the newest
     return summary(workspace, flags_file)
 
 
@@ -225,7 +160,7 @@ def _last_error(log: str) -> str:
     return _short(Exception((errors or lines or ["(no log)"])[-1]))
 
 
-def summary(workspace: Workspace, flags_file: str = "autograde-flags.json") -> list[Graded]:
+def summary(workspace: Workspace, flags_file: str = MAIN_FLAGS) -> list[Graded]:
     """Every submission's score and maximum as the gradebook holds them, with what needs attention."""
     flags = workspace.read_json(flags_file, {})
     collected = workspace.read_json("collect-report.json", {"problems": [], "missing": []})
