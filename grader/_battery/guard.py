@@ -119,7 +119,7 @@ class Call:
     error: BaseException | None = None
     timed_out: bool = False
     seconds: float = 0.0
-    cpu_seconds: float = 0.0
+    cpu_seconds: float = 0.0  # on the calling thread
     op_count: int = 0
     line_count: int = 0
     forbidden_ops: list[str] = field(default_factory=list)
@@ -181,7 +181,7 @@ def call_guarded(
     recorder = _OpRecorder() if record_ops else contextlib.nullcontext()
     kernels = ownwork.Watch() if record_ops else contextlib.nullcontext()
     lines = _LineCounter() if count_lines else contextlib.nullcontext()
-    start, cpu_start = time.perf_counter(), time.process_time()
+    start, cpu_start = time.perf_counter(), time.thread_time()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -196,7 +196,7 @@ def call_guarded(
         except BaseException as exc:  # noqa: BLE001 - student code may raise anything, SystemExit included
             call.error = exc
     call.seconds = time.perf_counter() - start
-    call.cpu_seconds = time.process_time() - cpu_start
+    call.cpu_seconds = time.thread_time() - cpu_start
     if record_ops:
         call.op_count = recorder.count
         # the operators seen on this thread, and torch's BCE kernels run on any thread

@@ -146,11 +146,20 @@ def test_a_loop_that_no_count_sees_is_caught_by_the_time_against_torch():
     """The timing backstop: constant operator and line counts, but work that
     grows with the elements (here a loop in C, Python's own sum over a range). It is timed
     in CPU time, so it is the work that counts, not how busy the machine is."""
+    import threading
+
     def binary_cross_entropy(input, target, weight=None, reduction="mean"):
-        sum(range(60 * input.numel()))
+        sum(range(200 * input.numel()))
         return impl.bce_direct(input, target, weight, reduction)
 
-    report = grader.check(binary_cross_entropy, categories=["vectorized"])
+    stop = threading.Event()
+    busy = threading.Thread(target=lambda: [None for _ in iter(lambda: stop.is_set(), True)], daemon=True)
+    busy.start()  # another thread of the process, busy all along: its time is not the function's
+    try:
+        report = grader.check(binary_cross_entropy, categories=["vectorized"])
+    finally:
+        stop.set()
+        busy.join()
     assert report.failed_categories() == ["vectorized"], str(report)
     assert "times as long as torch" in report.categories["vectorized"].failures[0].message
 
