@@ -57,3 +57,25 @@ def run_script(script: str, timeout: int = 300) -> tuple[dict, str]:
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1]), done.stdout
+
+
+def released_workspace(root, notebooks, config: str = ""):
+    """A course workspace at ``root`` after ``release`` (student copies in ``notebooks``), with
+    ``config`` (lines of nbgrader configuration) added to its nbgrader_config.py."""
+    from grader.instructor.cli import main
+    from grader.instructor.workspace import Workspace
+
+    workspace = Workspace.at(root)
+    assert main(["release", "--out", str(notebooks), "--workspace", str(workspace.root)]) == 0
+    if config:
+        with workspace.config_file.open("a") as f:
+            f.write(config)
+    return workspace
+
+
+def cell_scores(workspace):
+    """Every graded cell's (score, maximum), by (student, assignment, cell)."""
+    with workspace.gradebook() as gb:
+        return {(g.student.id, g.assignment.name, g.name): (g.score, g.max_score)
+                for a in gb.assignments for sub in gb.assignment_submissions(a.name)
+                for nb in sub.notebooks for g in nb.grades}

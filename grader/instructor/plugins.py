@@ -21,19 +21,29 @@ class HideHiddenTests(ClearHiddenTests):
     traceback, which quotes the failing line of code.
     """
 
-    def visible(self, source: str) -> tuple[str, bool]:
-        """``source`` without its hidden tests, and whether it had any."""
+    def split(self, source: str) -> tuple[str, str | None]:
+        """``source`` without its hidden tests (nbgrader's own removal), and the hidden tests'
+        code, delimiters left out (None when it has none)."""
         from nbformat import NotebookNode
 
         cell = NotebookNode(source=source)
-        removed = self._remove_hidden_test_region(cell)
-        return cell.source, removed
+        if not self._remove_hidden_test_region(cell):
+            return source, None
+        hidden, inside = [], False
+        for line in source.split("\n"):
+            if self.begin_test_delimeter in line:
+                inside = True
+            elif self.end_test_delimeter in line:
+                inside = False
+            elif inside:
+                hidden.append(line)
+        return cell.source, "\n".join(hidden)
 
     def preprocess_cell(self, cell, resources, index):
         if not is_grade(cell):
             return cell, resources
-        source, removed = self.visible(cell.source)
-        if removed:
+        source, hidden = self.split(cell.source)
+        if hidden is not None:
             cell.source = source.rstrip() + "\n" + HIDDEN_NOTE
         if cell.cell_type == "code":
             for output in cell.get("outputs", []):

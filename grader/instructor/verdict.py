@@ -17,6 +17,7 @@ the cell fails with a note to the instructor.
 from __future__ import annotations
 
 import ast
+import textwrap
 
 from .._battery import checks as _checks
 
@@ -118,36 +119,19 @@ def is_test_cell(cell) -> bool:
 def split_test_cell(source: str, hide) -> tuple[str, list[Call] | None, str | None]:
     """What the notebook's process runs of a test cell (its visible code), the checks the
     judge runs for it (visible and hidden), and what is wrong with it, if anything.
-    ``hide`` is :meth:`grader.instructor.plugins.HideHiddenTests.visible`."""
+    ``hide`` is :meth:`grader.instructor.plugins.HideHiddenTests.split`."""
     try:
-        visible, had_hidden = hide(source)
+        visible, hidden = hide(source)
     except RuntimeError as error:  # unbalanced delimiters
         return "", None, f"its hidden tests cannot be read ({error})"
     calls = checks_in(source)
     if calls is None:
         return visible, None, "its checks could not be read (arguments that are not literals?)"
     problem = None
-    hidden = _hidden_regions(source, visible) if had_hidden else ""
-    if hidden.strip() and not _only_checks(hidden):
+    if hidden is not None and hidden.strip() and not _only_checks(textwrap.dedent(hidden)):
         problem = ("its hidden tests do more than call the grader's checks; that code would have to run in "
                    "the student's process, where it could be read, so it was not run")
     return visible, calls, problem
-
-
-def _hidden_regions(source: str, visible: str) -> str:
-    """The lines of ``source`` that are not in ``visible``, delimiters aside, as code."""
-    kept = visible.splitlines()
-    out, i = [], 0
-    for line in source.splitlines():
-        if i < len(kept) and line == kept[i]:
-            i += 1
-            continue
-        if "HIDDEN TESTS" in line:
-            continue
-        out.append(line)
-    import textwrap
-
-    return textwrap.dedent("\n".join(out))
 
 
 def judge_test_cell(calls: list[Call], ask_about) -> list[str]:

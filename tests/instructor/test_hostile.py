@@ -19,8 +19,7 @@ import pytest
 
 from grader.instructor import release
 from grader.instructor.cli import main
-from grader.instructor.workspace import Workspace
-from helpers import A1, Class, hidden_lines, solutions
+from helpers import A1, Class, hidden_lines, released_workspace, solutions
 
 pytestmark = pytest.mark.slow  # grades a class, or builds an environment: minutes
 
@@ -56,10 +55,8 @@ def _digest(folder: Path) -> str:
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("hostile")
-    workspace = Workspace.at(tmp / "course")
-    assert main(["release", "--out", str(tmp / "notebooks"), "--workspace", str(workspace.root)]) == 0
-    with workspace.config_file.open("a") as f:
-        f.write("c.Execute.timeout = 8\nc.WarmExecute.notebook_time_limit = 120\n")
+    workspace = released_workspace(tmp / "course", tmp / "notebooks",
+                                   "c.Execute.timeout = 8\nc.WarmExecute.notebook_time_limit = 120\n")
     released = nbformat.read(workspace.released()[A1], as_version=4)
     alice = {**solutions(A1)}
     alice["bce_vector_solution"] += f"\n# {MARKER}\n"
@@ -176,6 +173,6 @@ def test_the_course_itself_looks_harmless_and_every_test_cell_can_be_judged(path
     tests = [c for c in nb.cells if verdict.is_test_cell(c)]
     assert tests
     for cell in tests:
-        visible, calls, problem = verdict.split_test_cell(cell.source, HideHiddenTests().visible)
+        visible, calls, problem = verdict.split_test_cell(cell.source, HideHiddenTests().split)
         assert calls and problem is None, cell.source
         assert "HIDDEN" not in visible

@@ -12,7 +12,7 @@ import pytest
 from grader.instructor.cli import main
 from grader.instructor.shards import OTHER_FOLDER, in_shard
 from grader.instructor.workspace import Workspace
-from helpers import A1, Class, solutions
+from helpers import A1, Class, cell_scores, solutions
 
 pytestmark = pytest.mark.slow  # grades a class several times: a minute or two
 
@@ -20,13 +20,6 @@ EDITED = "edited test cell bce_vector_examples"
 FULL = {"bce_vector_examples": (2, 2), "bce_vector_edges": (3, 3), "bce_vector_grad": (2, 2)}   # 7
 FIRST_ONLY = {"bce_vector_examples": (2, 2), "bce_vector_edges": (3, 3), "bce_vector_grad": (0, 2)}  # 5
 NOTHING = {"bce_vector_examples": (0, 2), "bce_vector_edges": (0, 3), "bce_vector_grad": (0, 2)}  # 0
-
-
-def cell_scores(workspace):
-    with workspace.gradebook() as gb:
-        return {(g.student.id, g.assignment.name, g.name): (g.score, g.max_score)
-                for a in gb.assignments for sub in gb.assignment_submissions(a.name)
-                for nb in sub.notebooks for g in nb.grades}
 
 
 def cells(**students):

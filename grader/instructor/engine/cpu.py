@@ -12,7 +12,6 @@ priority (``nice`` 10) instead, and the README says that then the share is not e
 from __future__ import annotations
 
 import os
-import shutil
 
 _V2 = "/sys/fs/cgroup"
 _V1 = "/sys/fs/cgroup/cpu"
@@ -81,9 +80,9 @@ def release(folder: str | None) -> None:
     """Remove a notebook's control group once its processes have ended."""
     if folder and os.path.isdir(folder):
         try:
-            os.rmdir(folder)
+            os.rmdir(folder)  # a control group's folder goes with rmdir alone, once it has no process
         except OSError:
-            shutil.rmtree(folder, ignore_errors=True)
+            pass
 
 
 def folder_of(name: str) -> str | None:

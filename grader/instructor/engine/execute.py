@@ -95,10 +95,10 @@ class Channel:
         nothing, and is stopped."""
         if self.dead:
             return {"refused": self.dead}
-        limit = float(request.get("time_limit", 5.0)) if isinstance(request.get("time_limit"), (int, float)) else 5.0
+        seconds = request.get("time_limit", 5.0)
         try:
             self.send(request)
-            line = self.next(time.monotonic() + limit * 3 + ANSWER_GRACE_S, ANSWER_LIMIT)
+            line = self.next(time.monotonic() + float(seconds) * 3 + ANSWER_GRACE_S, ANSWER_LIMIT)
             if line is None:
                 raise _Stop("the notebook's process ended while the grader was checking it")
             message = wire.loads(line)
@@ -199,7 +199,7 @@ def execute(nb, *, cwd: str, timeout: int = 30, threads: int | None = None, limi
     if hide is None:
         from ..plugins import HideHiddenTests
 
-        hide = HideHiddenTests().visible
+        hide = HideHiddenTests().split
     threads = threads or int(os.environ.get("BCE_ENGINE_THREADS", "1"))
     attention: list[str] = []
     tests: dict[int, _TestCell] = {}

@@ -97,7 +97,8 @@ class Forker:
     def __init__(self, control: socket.socket, pid: int | None = None):
         self.control, self.pid = control, pid
 
-    def _ask(self, request: dict, fds: list[int]) -> dict | None:
+    def ask(self, request: dict, fds: list[int]) -> dict | None:
+        """Send ``request`` with the file descriptors ``fds``; the forker's reply, or None if it is gone."""
         try:
             socket.send_fds(self.control, [json.dumps(request).encode()], fds)
             reply = self.control.recv(_BUFFER)
@@ -110,7 +111,7 @@ class Forker:
         job_r, job_w = os.pipe()
         out_r, out_w = os.pipe()
         in_r, in_w = os.pipe()
-        reply = self._ask({"op": "spawn"}, [job_r, out_w, in_r])
+        reply = self.ask({"op": "spawn"}, [job_r, out_w, in_r])
         for fd in (job_r, out_w, in_r):
             os.close(fd)
         if not reply or "pid" not in reply:

@@ -18,6 +18,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import sys
 import tempfile
 import traceback
@@ -83,8 +84,6 @@ def file_digests(folder: str, ignore=()) -> dict[str, str]:
     The folder may hold what a student handed in: nothing here follows a link, opens
     anything but a regular file (a FIFO would block, /dev/urandom never end), or reads
     more than :data:`DIGEST_LIMIT` bytes; such an entry gets a digest no released file has."""
-    import stat
-
     found = {}
     for path, dirs, names in os.walk(folder, followlinks=False):
         dirs[:] = sorted(d for d in dirs if not any(fnmatch.fnmatch(d, p) for p in ignore))
@@ -92,11 +91,11 @@ def file_digests(folder: str, ignore=()) -> dict[str, str]:
             if any(fnmatch.fnmatch(name, p) for p in ignore):
                 continue
             full = os.path.join(path, name)
-            found[os.path.relpath(full, folder)] = _digest(full, stat)
+            found[os.path.relpath(full, folder)] = _digest(full)
     return found
 
 
-def _digest(path: str, stat) -> str:
+def _digest(path: str) -> str:
     try:
         if not stat.S_ISREG(os.lstat(path).st_mode):
             return "not a regular file"
@@ -177,7 +176,7 @@ class PrefixServer:
         before = file_digests(self.folder)
         control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         read_fd, write_fd = os.pipe()
-        reply = forker.mine()._ask({"op": "prefix", "folder": self.folder, "sources": list(shared.sources),
+        reply = forker.mine().ask({"op": "prefix", "folder": self.folder, "sources": list(shared.sources),
                                     "indices": list(shared.indices), "timeout": timeout},
                                    [write_fd, theirs.fileno()])
         os.close(write_fd)

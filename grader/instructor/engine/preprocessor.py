@@ -48,7 +48,7 @@ class WarmExecute(Execute):
         limits = {"memory_mb": self.memory_limit or None, "cpu_seconds": self.cpu_time_limit or None,
                   "network": self.network}
         shared = _shared_prefix(self.config, resources) if self.share_prefix else None
-        hide = HideHiddenTests(config=self.config).visible
+        hide = HideHiddenTests(config=self.config).split
         nb = execute(nb, cwd=cwd, timeout=int(self.timeout or 30), limits=limits, sandbox=box,
                      notebook_timeout=self.notebook_time_limit or None, shared=shared, hide=hide)
         return nb, resources

@@ -10,7 +10,7 @@ import pytest
 
 from grader.instructor.cli import main
 from grader.instructor.workspace import Workspace
-from helpers import A1, Class, run_script, solutions
+from helpers import A1, Class, cell_scores, released_workspace, run_script, solutions
 
 pytestmark = pytest.mark.slow  # grades a class, or builds an environment: minutes
 
@@ -87,10 +87,7 @@ def test_timeouts_and_crashes_are_recorded_like_nbgrader_does(executed):
 def two_engines(tmp_path_factory):
     """The same class graded with plain nbgrader and with the warm engine."""
     tmp = tmp_path_factory.mktemp("engines")
-    plain = Workspace.at(tmp / "plain")
-    assert main(["release", "--out", str(tmp / "notebooks"), "--workspace", str(plain.root)]) == 0
-    with plain.config_file.open("a") as f:
-        f.write("c.Execute.timeout = 6\n")
+    plain = released_workspace(tmp / "plain", tmp / "notebooks", "c.Execute.timeout = 6\n")
     build = Class(plain)
     s1 = solutions(A1)
     hang = "import time\nwhile True:\n    time.sleep(0.05)"
@@ -122,13 +119,6 @@ def two_engines(tmp_path_factory):
     for _ in range(2):  # merging again changes nothing
         assert main(["merge", "--workspace", str(sharded.root)]) == 0
     return plain, warm, sharded
-
-
-def cell_scores(workspace):
-    with workspace.gradebook() as gb:
-        return {(g.student.id, g.assignment.name, g.name): (g.score, g.max_score)
-                for a in gb.assignments for sub in gb.assignment_submissions(a.name)
-                for nb in sub.notebooks for g in nb.grades}
 
 
 def test_the_warm_engine_gives_exactly_nbgraders_scores(two_engines):
@@ -423,10 +413,7 @@ def test_no_notebooks_process_holds_anything_of_another_students_submission(tmp_
     scanner = nbformat.read(Path(__file__).parents[2] / "hostile" / "reads_inherited_memory.ipynb", as_version=4)
     scan = next(c.source for c in scanner.cells if "after" in c.metadata["hostile"])
     marker = "zq-marker-of-alice" + "-9f31c7"
-    ws = Workspace.at(tmp_path / "course")
-    assert main(["release", "--out", str(tmp_path / "notebooks"), "--workspace", str(ws.root)]) == 0
-    with ws.config_file.open("a") as f:
-        f.write("c.WarmExecute.sandbox = False\n")
+    ws = released_workspace(tmp_path / "course", tmp_path / "notebooks", "c.WarmExecute.sandbox = False\n")
     build = Class(ws)
     folder = tmp_path / "downloads"
     folder.mkdir()
