@@ -94,7 +94,7 @@ def run(fn: Any, function: str | None = None, *, categories=None, arguments=None
 
     with StderrCapture() as fd2:
         report = battery(local(fn), function, categories=categories, arguments=arguments, devices=devices,
-                         time_limit=time_limit or CASE_TIME_LIMIT, name=name)
+                         time_limit=time_limit or CASE_TIME_LIMIT, name=name, figure=True)
     if fd2.text.strip():
         report.note_output("stderr", fd2.text)
     return report

@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterable
 import torch
 
 from . import cases as _cases
+from . import diagnose, sweep
 from .cases import BCE, BCE_WITH_LOGITS, CHECKABLE, GRADIENTS, HINTS, PARAMETERS, TOLERANCES, Case
 from .answers import Seen, _count, _same_device, compare
 from .report import Failure, Report, describe_tensor
@@ -100,8 +101,9 @@ def _prepare(case: Case, device: str) -> dict:
 class CaseJudgement:
     """torch's result for one case on one device, and the verdict on the student's."""
 
-    def __init__(self, case: Case, device: str, torch_function: Callable, time_limit: float):
-        self.case, self.device, self.time_limit = case, device, time_limit
+    def __init__(self, case: Case, device: str, torch_function: Callable, time_limit: float,
+                 function: str = ""):
+        self.case, self.device, self.time_limit, self.function = case, device, time_limit, function
         self.failures: list[Failure] = []
         self.checked: set[str] = set()
         self.args = _prepare(case, device)
@@ -174,7 +176,8 @@ class CaseJudgement:
         if seen.error is not None:
             not_implemented = seen.raised(NotImplementedError)
             self.fail(case.category, f"your function raised {seen.error_text()}", traceback=seen.frames(),
-                      hint=HINTS["not implemented"] if not_implemented else case.hint)
+                      hint=HINTS["not implemented"] if not_implemented else case.hint,
+                      kind="not implemented" if not_implemented else "")
             if seen.in_place():
                 self.fail("inputs unchanged", f"your function changed an argument in place ({seen.error_text()})",
                           hint=HINTS["in place"])
@@ -182,7 +185,7 @@ class CaseJudgement:
         self.checked.add("output")
         if not isinstance(seen.value, torch.Tensor):
             self.fail("output", f"your function returned {text(seen.not_a_tensor, 300) or 'something else'}, "
-                                "not a torch.Tensor", hint=HINTS["not a tensor"])
+                                "not a torch.Tensor", hint=HINTS["not a tensor"], kind="cause")
             self.fail(case.category, "could not compare: the result is not a tensor")
             return
         self._judge_output(seen)
@@ -197,7 +200,7 @@ class CaseJudgement:
             self.fail(self.case.category, f"{torch_said}; your function returned {got} instead of raising")
         elif seen.raised(NotImplementedError):  # a RuntimeError, but not the one torch means
             self.fail(self.case.category, f"{torch_said}; your function raised NotImplementedError",
-                      hint=HINTS["not implemented"])
+                      hint=HINTS["not implemented"], kind="not implemented")
         elif not seen.raised(expected):
             self.fail(self.case.category, f"{torch_said}; your function raised {seen.error_text()} instead",
                       traceback=seen.frames())
@@ -215,15 +218,18 @@ class CaseJudgement:
         if problems:
             self.fail("output", "your result has " + " and ".join(problems),
                       expected=describe_tensor(expected), actual=describe_tensor(value),
-                      hint=HINTS["output"] if value.dtype == expected.dtype else HINTS["dtype"])
-        if value.shape != expected.shape:
-            self.fail(case.category, "could not compare: " + problems[0],
-                      expected=describe_tensor(expected), actual=describe_tensor(value))
-            return
-        diff = compare(value, expected, rtol, atol)
-        if diff is not None:
-            self.fail(case.category, "your values differ from torch's",
-                      expected=describe_tensor(expected), actual=describe_tensor(value), difference=diff)
+                      hint=HINTS["output"] if value.dtype == expected.dtype else HINTS["dtype"],
+                      kind="cause" if value.dtype != expected.dtype else "")
+        diff = compare(value, expected, rtol, atol) if value.shape == expected.shape else None
+        if value.shape != expected.shape or diff is not None:
+            named = diagnose.values(self.function, case, self.args, expected, value)
+            message = ("could not compare: " + problems[0]) if value.shape != expected.shape else \
+                "your values differ from torch's"
+            hint = case.hint
+            if named is not None:
+                message, hint = named
+            self.fail(case.category, message, hint=hint, expected=describe_tensor(expected),
+                      actual=describe_tensor(value), difference=diff)
             return
         if self.wrt:
             self._judge_gradients(seen)
@@ -259,9 +265,10 @@ class CaseJudgement:
                 continue
             diff = compare(g, r, rtol, atol)
             if diff is not None:
-                self.fail("gradients", f"the gradient with respect to {key!r} differs from torch's",
-                          expected=describe_tensor(r), actual=describe_tensor(g), difference=diff,
-                          hint=HINTS["gradients"])
+                message, hint = diagnose.gradients(self.function, self.case, self.args, key, r, g) or (
+                    f"the gradient with respect to {key!r} differs from torch's", HINTS["gradients"])
+                self.fail("gradients", message, expected=describe_tensor(r), actual=describe_tensor(g),
+                          difference=diff, hint=hint)
 
 
 # --- the vectorization probe --------------------------------------------------------------------
@@ -288,8 +295,10 @@ def vectorization(ask: Ask, function: str, device: str, time_limit: float) -> Fa
                              "count": True, "time_limit": time_limit}))
             if not seen.ok:
                 problem = "ran out of time" if seen.timed_out else f"raised {seen.error_text()}"
-                return _vector_failure(device, f"could not check: on a tensor of {n} elements your function "
-                                               f"{problem}")
+                failure = _vector_failure(device, f"could not check: on a tensor of {n} elements your function "
+                                                  f"{problem}")
+                failure.kind = "not implemented" if seen.raised(NotImplementedError) else ""
+                return failure
             ops, lines = _count(seen.ops), _count(seen.lines)
         except Unreadable as error:
             return _vector_failure(device, f"the grader has no usable measurement of your function ({error})")
@@ -367,14 +376,16 @@ def selection(function: str, categories: Iterable[str] | None, arguments: Iterab
 
 def battery(ask: Ask, function: str | None = None, *, categories: Iterable[str] | None = None,
             arguments: Iterable[str] | None = None, devices: Iterable[str] | None = None,
-            time_limit: float = CASE_TIME_LIMIT, name: str | None = None) -> Report:
+            time_limit: float = CASE_TIME_LIMIT, name: str | None = None, figure: bool = False) -> Report:
     """Compare the student's function, reached through ``ask``, with torch over the battery.
 
     ``function`` says which torch function it implements (default: from its name);
     ``categories`` limits the check to some categories (the signature, and the output,
     inputs-unchanged and own-work checks of every call, always apply); ``arguments`` names
     the optional arguments it takes (cases that pass others are left out); ``devices``
-    defaults to every device the battery knows, those absent being reported as skipped."""
+    defaults to every device the battery knows, those absent being reported as skipped. With
+    ``figure``, a report whose values differ from torch's also holds the student's function and
+    torch's over the range that matters (:mod:`grader._battery.sweep`), for its HTML figure."""
     described = ask({"op": "describe"})
     if not isinstance(described, dict):
         described = {"callable": False, "shown": "something the grader cannot read"}
@@ -421,7 +432,7 @@ def battery(ask: Ask, function: str | None = None, *, categories: Iterable[str] 
                         category=case.category, case=case.name, device=device,
                         dtype=str(case.dtype).replace("torch.", ""), message=f"not run: {why}")])
                     continue
-                judgement = CaseJudgement(case, device, torch_function, time_limit)
+                judgement = CaseJudgement(case, device, torch_function, time_limit, function)
                 reason = judgement.skip_reason()
                 if reason:
                     report.skip_case(case, device, reason)
@@ -429,5 +440,7 @@ def battery(ask: Ask, function: str | None = None, *, categories: Iterable[str] 
                 judgement.judge(ask(judgement.request()))
                 timeouts += bool(judgement.seen and judgement.seen.timed_out)
                 report.record(judgement.checked, judgement.failures, judgement.seen)
+        if figure and any(f.difference for f in report.failures) and timeouts < MAX_TIMEOUTS:
+            report.sweep = sweep.gather(ask, function, described, "cpu", time_limit)
     report.seconds = time.perf_counter() - started
     return report

@@ -63,6 +63,9 @@ class Failure:
     actual: str | None = None
     difference: dict | None = None
     traceback: str = ""
+    #: "not implemented" for a call that raised NotImplementedError (a blank exercise); "cause"
+    #: for a result that is not a tensor, or of the wrong dtype, which explains what follows.
+    kind: str = ""
 
     def explain(self, indent: str = "  ") -> str:
         where = f" ({self.device}, {self.dtype})" if self.device != "-" else ""
@@ -91,6 +94,23 @@ def _field(indent: str, label: str, text: str) -> str:
     pad = indent + " " * (len(label) + 1)
     body = text.replace("\n", "\n" + pad)
     return f"{indent}{label} {body}"
+
+
+@dataclass
+class Sweep:
+    """The student's function and torch's over the range that matters, for a figure.
+
+    ``x`` holds the points (probabilities ``p`` or logits ``z``); each series is
+    ``{"label": "y = 0", "torch": [...], "yours": [...]}``, with None in ``yours`` where the
+    student's function gave no number; ``rtol`` and ``atol`` are the battery's tolerance."""
+
+    title: str
+    x_label: str
+    y_label: str
+    x: list[float]
+    series: list[dict]
+    rtol: float
+    atol: float
 
 
 @dataclass
@@ -127,6 +147,8 @@ class Report:
         self.skipped_cases: list[tuple[str, str, str]] = []
         self.notes: list[str] = []
         self.seconds = 0.0
+        #: The student's function against torch's over a range, when values differed (live checks).
+        self.sweep: Sweep | None = None
         self._output: dict[str, list[str]] = {"stdout": [], "stderr": [], "warnings": []}
 
     # --- building -------------------------------------------------------
@@ -181,9 +203,21 @@ class Report:
         return any(reason is None for reason in self.devices.values())
 
     def first_failure(self) -> Failure | None:
-        """The failure to explain first: in the first failing category, in report order."""
+        """The failure to explain first: a result that is not a tensor or has the wrong dtype
+        (the cause of what else fails), else the first failure in report order."""
+        causes = [f for f in self.failures if f.kind == "cause"]
+        if causes:
+            return causes[0]
         failed = self.failed_categories()
         return self.categories[failed[0]].failures[0] if failed else None
+
+    @property
+    def blank(self) -> bool:
+        """Whether the function is not written yet: it raised NotImplementedError, and nothing
+        else failed but its signature (a stub's parameters) and the calls that did not bind to it."""
+        return any(f.kind == "not implemented" for f in self.failures) and all(
+            f.kind == "not implemented" or f.category == "signature"
+            or f.message.startswith("your function raised TypeError") for f in self.failures)
 
     def failed_categories(self) -> list[str]:
         return [c.name for c in self.categories.values() if c.status == "failed"]
@@ -202,6 +236,8 @@ class Report:
         """One line: the verdict."""
         if not self.categories:
             return f"{self.function}: not checked here"
+        if self.blank:
+            return f"{self.function}: not written yet"
         failed = self.failed_categories()
         if failed:
             return f"{self.function}: FAILED in {', '.join(failed)}"
@@ -212,6 +248,9 @@ class Report:
     def __str__(self) -> str:
         if not self.categories:  # a check that did not run here: what it says instead
             return "\n".join([self.summary(), *self.notes])
+        if self.blank:
+            return (f"{self.function} is not written yet: replace `raise NotImplementedError()` with your "
+                    "own code, then run this check again.")
         lines = [f"{self.function} compared with {self.reference} (torch {self.torch_version})"]
         ran = [d for d, r in self.devices.items() if r is None]
         skipped = [f"{d} ({r})" for d, r in self.devices.items() if r is not None]
@@ -256,6 +295,11 @@ class Report:
     def __repr__(self) -> str:
         return f"<Report {self.summary()}>"
 
+    def _repr_html_(self) -> str:  # JupyterLab shows the report as HTML
+        from .html import render
+
+        return render(self)
+
     def _repr_pretty_(self, printer, cycle) -> None:  # IPython shows the text itself
         printer.text(str(self))
 
@@ -265,6 +309,7 @@ class Report:
             "reference": self.reference,
             "torch_version": self.torch_version,
             "passed": self.passed,
+            "blank": self.blank,
             "devices": {d: ({"ran": True} if r is None else {"ran": False, "reason": r})
                         for d, r in self.devices.items()},
             "categories": [
