@@ -425,12 +425,16 @@ def battery(ask: Ask, function: str | None = None, *, categories: Iterable[str] 
                                                    "with a device-side assert")
                     continue
                 if timeouts >= MAX_TIMEOUTS or (case.large and elementwise):
-                    why = ("earlier cases ran out of time" if timeouts >= MAX_TIMEOUTS or "out of time" in
-                           elementwise.message else
-                           "your function works element by element, which takes too long on a large tensor")
+                    if timeouts >= MAX_TIMEOUTS or "out of time" in elementwise.message:
+                        why = "earlier cases ran out of time"
+                    elif elementwise.message.startswith("could not check"):
+                        why = "your function failed on small tensors (see vectorized)"
+                    else:
+                        why = "your function works element by element, which takes too long on a large tensor"
                     report.record({case.category}, [Failure(
                         category=case.category, case=case.name, device=device,
-                        dtype=str(case.dtype).replace("torch.", ""), message=f"not run: {why}")])
+                        dtype=str(case.dtype).replace("torch.", ""), message=f"not run: {why}",
+                        kind=elementwise.kind if elementwise else "")])
                     continue
                 judgement = CaseJudgement(case, device, torch_function, time_limit, function)
                 reason = judgement.skip_reason()
