@@ -41,7 +41,7 @@ def _reduce(loss, reduction):
 def _weighted(loss, weight):
     if weight is None:
         return loss
-    weighted = loss * weight
+    weighted = loss * weight.to(loss.dtype)  # the loss stays in the input's dtype, as torch's
     if weighted.shape != loss.shape:
         raise RuntimeError("weight does not broadcast to the input")
     return weighted
@@ -61,7 +61,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, pos_weight=None
         raise ValueError("target size differs from input size")
     log_sig = F.logsigmoid(input)
     if pos_weight is not None:
-        log_sig = log_sig * (1 + (pos_weight - 1) * target)
+        log_sig = log_sig * (1 + (pos_weight.to(input.dtype).expand_as(input) - 1) * target)
     return _reduce(_weighted((1 - target) * input - log_sig, weight), reduction)
 '''
 

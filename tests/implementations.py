@@ -33,7 +33,7 @@ def _check_range(input, target):
 def _weighted(loss, weight):
     if weight is None:
         return loss
-    weighted = loss * weight
+    weighted = loss * weight.to(loss.dtype)  # the loss stays in the input's dtype, as torch's
     if weighted.shape != loss.shape:
         raise RuntimeError(f"weight of shape {tuple(weight.shape)} does not broadcast to {tuple(loss.shape)}")
     return weighted
@@ -62,7 +62,7 @@ def logits_stable(input, target, weight=None, pos_weight=None, reduction="mean")
     _check_sizes(input, target)
     log_sig = F.logsigmoid(input)
     if pos_weight is not None:
-        log_sig = log_sig * (1 + (pos_weight - 1) * target)
+        log_sig = log_sig * (1 + (pos_weight.to(input.dtype).expand_as(input) - 1) * target)
     loss = (1 - target) * input - log_sig
     return _reduce(_weighted(loss, weight), reduction)
 
@@ -70,7 +70,7 @@ def logits_stable(input, target, weight=None, pos_weight=None, reduction="mean")
 def logits_softplus(input, target, weight=None, pos_weight=None, reduction="mean"):
     """(1 - y) x + w_pos(y) softplus(-x), since -logsigmoid(x) = softplus(-x)."""
     _check_sizes(input, target)
-    factor = 1 if pos_weight is None else 1 + (pos_weight - 1) * target
+    factor = 1 if pos_weight is None else 1 + (pos_weight.to(input.dtype).expand_as(input) - 1) * target
     loss = (1 - target) * input + factor * F.softplus(-input)
     return _reduce(_weighted(loss, weight), reduction)
 
@@ -80,10 +80,19 @@ class BCELossModule(torch.nn.Module):
 
     def __init__(self, weight=None, reduction="mean"):
         super().__init__()
-        self.weight, self.reduction = weight, reduction
+        self.register_buffer("weight", weight)
+        self.reduction = reduction
 
     def forward(self, input, target):
         return bce_direct(input, target, self.weight, self.reduction)
+
+
+class BCELossPlainAttribute(BCELossModule):
+    """Keeps weight as a plain attribute, which .to(device) leaves behind."""
+
+    def __init__(self, weight=None, reduction="mean"):
+        torch.nn.Module.__init__(self)
+        self.weight, self.reduction = weight, reduction
 
 
 CORRECT_BCE = [bce_direct, bce_log1p]
@@ -203,7 +212,7 @@ def logits_max_form(input, target, weight=None, pos_weight=None, reduction="mean
     x = 0 autograd's one-sided slopes of max and |x| give the wrong gradient."""
     _check_sizes(input, target)
     softplus_neg = torch.clamp(-input, min=0) + torch.log1p(torch.exp(-input.abs()))
-    factor = 1 if pos_weight is None else 1 + (pos_weight - 1) * target
+    factor = 1 if pos_weight is None else 1 + (pos_weight.to(input.dtype).expand_as(input) - 1) * target
     loss = (1 - target) * input + factor * softplus_neg
     return _reduce(_weighted(loss, weight), reduction)
 

@@ -19,9 +19,10 @@ from typing import Any, Callable, Iterable
 import torch
 
 from . import cases as _cases
-from . import diagnose, sweep
-from .cases import BCE, BCE_WITH_LOGITS, CHECKABLE, GRADIENTS, HINTS, PARAMETERS, TOLERANCES, Case
-from .answers import Seen, _count, _same_device, compare
+from . import diagnose, probes, sweep
+from .cases import (BCE, BCE_WITH_LOGITS, CHECKABLE, GRADIENTS, HINTS, LAYOUTS, LEGACY, PARAMETERS,
+                    TOLERANCES, Case)
+from .answers import Seen, _same_device, compare
 from .report import Failure, Report, describe_tensor
 from .signature import signature_problem
 from .wire import Unreadable, text
@@ -38,12 +39,6 @@ KNOWN_DEVICES = ("cpu", "cuda", "mps")
 #: nn.Module classes whose name says which loss they implement.
 MODULES = {"BCELoss": BCE, "BCEWithLogitsLoss": BCE_WITH_LOGITS}
 
-# The vectorization probe: counts at two sizes, then a timing on a large tensor that
-# only a loop far slower than torch fails.
-_PROBE_SIZES = (4, 64)
-_TIMING_SIZE = 1 << 16
-_MAX_SLOWDOWN = 50.0
-_MIN_SLOW_SECONDS = 0.01
 
 
 def available_devices() -> list[str]:
@@ -87,15 +82,21 @@ def reference_name(module: bool, function: str) -> str:
 # --- one case on one device ------------------------------------------------------------------
 
 def _prepare(case: Case, device: str) -> dict:
+    """The case's arguments on ``device``, each floating tensor in its dtype; not yet laid out."""
     args = case.build(torch.Generator().manual_seed(case.seed))
     out = {}
     for key, value in args.items():
         if isinstance(value, torch.Tensor):
             if value.is_floating_point():
-                value = value.to(case.dtype)
+                value = value.to(case.dtype_of(key))
             value = value.to(device)
         out[key] = value
     return out
+
+
+def _laid_out(case: Case, args: dict) -> dict:
+    layout = dict(case.layout)
+    return {k: LAYOUTS[layout[k]](v) if k in layout else v for k, v in args.items()}
 
 
 class CaseJudgement:
@@ -106,10 +107,11 @@ class CaseJudgement:
         self.case, self.device, self.time_limit, self.function = case, device, time_limit, function
         self.failures: list[Failure] = []
         self.checked: set[str] = set()
-        self.args = _prepare(case, device)
-        ref_args = {k: (v.detach().clone().requires_grad_(
+        self.base = _prepare(case, device)
+        self.args = _laid_out(case, self.base)
+        ref_args = _laid_out(case, {k: (v.detach().clone().requires_grad_(
             (k == "input" and case.grad_input) or (k == "target" and case.grad_target))
-            if isinstance(v, torch.Tensor) else v) for k, v in self.args.items()}
+            if isinstance(v, torch.Tensor) else v) for k, v in self.base.items()})
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
@@ -133,7 +135,8 @@ class CaseJudgement:
         """What the student's code is asked to do for this case."""
         request = {"op": "call", "device": self.device, "time_limit": self.time_limit,
                    "args": {k: (v.detach().to("cpu") if isinstance(v, torch.Tensor) else v)
-                            for k, v in self.args.items()}}
+                            for k, v in self.base.items()},
+                   "layout": dict(self.case.layout), "positional": list(self.case.positional)}
         if self.wrt and self.expected is not None:
             self.upstream = torch.randn(self.expected.shape, generator=torch.Generator().manual_seed(self.case.seed),
                                         dtype=torch.float64).to(self.expected.dtype)
@@ -271,68 +274,6 @@ class CaseJudgement:
                           difference=diff, hint=hint)
 
 
-# --- the vectorization probe --------------------------------------------------------------------
-
-def _vector_failure(device: str, message: str) -> Failure:
-    return Failure(category="vectorized", case="the same function on 4, 64 and 65536 elements",
-                   device=device, dtype="float32", message=message, hint=HINTS["vectorized"])
-
-
-def _probe_args(function: str, n: int) -> dict:
-    args = _cases._maker(function, (n,))(torch.Generator().manual_seed(n))
-    return {"input": args["input"].float(), "target": args["target"].float()}
-
-
-def vectorization(ask: Ask, function: str, device: str, time_limit: float) -> Failure | None:
-    """Whether the student's function works on whole tensors. Decided by counts, which do
-    not depend on how busy the machine is: the torch operators and the Python lines a call
-    runs must not grow with the number of elements. A timing against torch backs them up
-    for loops that neither count sees."""
-    counts = []
-    for n in _PROBE_SIZES:
-        try:
-            seen = Seen(ask({"op": "call", "device": device, "args": _probe_args(function, n),
-                             "count": True, "time_limit": time_limit}))
-            if not seen.ok:
-                problem = "ran out of time" if seen.timed_out else f"raised {seen.error_text()}"
-                failure = _vector_failure(device, f"could not check: on a tensor of {n} elements your function "
-                                                  f"{problem}")
-                failure.kind = "not implemented" if seen.raised(NotImplementedError) else ""
-                return failure
-            ops, lines = _count(seen.ops), _count(seen.lines)
-        except Unreadable as error:
-            return _vector_failure(device, f"the grader has no usable measurement of your function ({error})")
-        counts.append((ops, lines))
-    (small_ops, small_lines), (big_ops, big_lines) = counts
-    n_small, n_big = _PROBE_SIZES
-    if big_ops > small_ops + 4:
-        return _vector_failure(device, f"your function ran {small_ops} torch operations on {n_small} elements but "
-                                       f"{big_ops} on {n_big}: it works element by element")
-    if big_lines > small_lines + 8:
-        return _vector_failure(device, f"your function ran {small_lines} lines of Python on {n_small} elements but "
-                                       f"{big_lines} on {n_big}: it loops over the elements in Python")
-    if device != "cpu":
-        return None
-    args = _probe_args(function, _TIMING_SIZE)
-    timed = ask({"op": "time", "device": device, "args": [args["input"], args["target"]], "repeat": 3,
-                 "reference": function, "time_limit": time_limit})
-    if not isinstance(timed, dict):
-        return _vector_failure(device, "the grader has no usable timing of your function")
-    if "problem" in timed:
-        return _vector_failure(device, f"on a tensor of {_TIMING_SIZE} elements your function "
-                                       f"{text(timed['problem'], 300)}")
-    try:
-        student_best, torch_best = float(timed["seconds"]), float(timed["torch seconds"])
-    except (KeyError, TypeError, ValueError):
-        return _vector_failure(device, "the grader has no usable timing of your function")
-    ratio = student_best / max(torch_best, 1e-9)
-    if ratio > _MAX_SLOWDOWN and student_best > _MIN_SLOW_SECONDS:
-        return _vector_failure(
-            device, f"on {_TIMING_SIZE} elements your function took {student_best * 1e3:.1f} ms, "
-                    f"{ratio:.0f} times as long as torch ({torch_best * 1e3:.2f} ms): it works element by element")
-    return None
-
-
 # --- the whole battery --------------------------------------------------------------------------
 
 def which_function(described: dict, function: str | None) -> str:
@@ -346,6 +287,18 @@ def which_function(described: dict, function: str | None) -> str:
         raise ValueError(f"cannot tell which function {shown!r} implements: pass "
                          f"function= one of {', '.join(map(repr, CHECKABLE))}")
     return name
+
+
+def _takes(described: dict, names: set[str]) -> bool:
+    """Whether the described signature has parameters ``names`` (or takes ``**kwargs``)."""
+    if not names:
+        return True
+    parameters = described.get("parameters")
+    if not isinstance(parameters, list):
+        return False
+    have = {p.get("name") for p in parameters if isinstance(p, dict)}
+    var_keyword = any(isinstance(p, dict) and p.get("kind") == 4 for p in parameters)
+    return var_keyword or names <= have
 
 
 def selection(function: str, categories: Iterable[str] | None, arguments: Iterable[str] | None
@@ -396,6 +349,7 @@ def battery(ask: Ask, function: str | None = None, *, categories: Iterable[str] 
     report = Report(function=shown_name, reference=reference_name(module, function),
                     torch_version=torch.__version__, categories=selected)
     started = time.perf_counter()
+    run_cases = [c for c in run_cases if _takes(described, c.keywords & set(LEGACY))]
     needed = set().union(*(c.keywords for c in run_cases)) if run_cases else set()
     problem = signature_problem(described, function, needed)
     report.record({"signature"}, [Failure(category="signature", case="the signature", device="-", dtype="-",
@@ -405,6 +359,9 @@ def battery(ask: Ask, function: str | None = None, *, categories: Iterable[str] 
         report.seconds = time.perf_counter() - started
         return report
     torch_function = reference(function, module=module)
+    if module and "weight" in selected:
+        kept = probes.module_buffers(ask, function, needed)
+        report.record({"weight"}, [kept] if kept else [])
     timeouts = 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch's own warnings (deprecations, the reference calls)
@@ -416,7 +373,7 @@ def battery(ask: Ask, function: str | None = None, *, categories: Iterable[str] 
             report.ran_device(device)
             elementwise = None
             if "vectorized" in selected:
-                elementwise = vectorization(ask, function, device, time_limit)
+                elementwise = probes.vectorization(ask, function, device, time_limit)
                 report.record({"vectorized"}, [elementwise] if elementwise else [])
                 timeouts += bool(elementwise and "out of time" in elementwise.message)
             for case in run_cases:

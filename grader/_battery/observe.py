@@ -37,6 +37,7 @@ import torch
 
 from .guard import Call, call_guarded
 from .report import describe_value
+from .spec import LAYOUTS
 
 
 def is_module_class(subject: Any) -> bool:
@@ -47,8 +48,8 @@ def as_function(subject: Any) -> Callable:
     """A callable with a function's signature: an ``nn.Module`` class is built with the
     keyword arguments and called on the positional ones, as ``nn.BCELoss(**kw)(x, y)``."""
     if is_module_class(subject):
-        def call(*args, **kwargs):
-            return subject(**kwargs)(*args)
+        def call(input, target, *options, **kwargs):  # options: the module's own, by position
+            return subject(*options, **kwargs)(input, target)
 
         return call
     return subject
@@ -75,13 +76,15 @@ def describe(subject: Any) -> dict:
             "shown": describe_value(subject), "parameters": parameters}
 
 
-def _placed(args: dict, device: str, grad: list[str]) -> dict:
+def _placed(args: dict, device: str, grad: list[str], layout: dict) -> dict:
     out = {}
     for key, value in args.items():
         if isinstance(value, torch.Tensor):
             value = value.to(device)
             if key in grad:
                 value.requires_grad_(True)
+            if key in layout:
+                value = LAYOUTS[layout[key]](value)
         out[key] = value
     return out
 
@@ -149,7 +152,7 @@ def _gradients(value: torch.Tensor, upstream: torch.Tensor, inputs: list[torch.T
 def _call(subject: Any, request: dict) -> dict:
     fn = as_function(subject)
     grad = [k for k in request.get("grad") or [] if k in request["args"]]
-    args = _placed(request["args"], request.get("device", "cpu"), grad)
+    args = _placed(request["args"], request.get("device", "cpu"), grad, dict(request.get("layout") or {}))
     positional = list(request.get("positional", ("input", "target")))
     before = {k: (v.detach().clone(), v._version) for k, v in args.items() if isinstance(v, torch.Tensor)}
     call = call_guarded(fn, tuple(args[k] for k in positional), {k: v for k, v in args.items() if k not in positional},
@@ -213,7 +216,19 @@ def _time(subject: Any, request: dict) -> dict:
     return {"seconds": best, "torch seconds": torch_best}
 
 
-_OPS = {"describe": lambda subject, request: describe(subject), "call": _call, "time": _time}
+def _buffers(subject: Any, request: dict) -> dict:
+    if not is_module_class(subject):
+        return {"refused": "not an nn.Module class"}
+    built = call_guarded(lambda: dict(subject(**request["kwargs"]).named_buffers()),
+                         time_limit=float(request.get("time_limit", 5.0)), record_ops=False)
+    if not built.ok:
+        return {"error": error_data(built.error) if built.error else {"text": "ran out of time"}}
+    return {"buffers": {str(k)[:100]: v.detach().to("cpu") for k, v in list(built.value.items())[:20]
+                        if isinstance(v, torch.Tensor)}}
+
+
+_OPS = {"describe": lambda subject, request: describe(subject), "call": _call, "time": _time,
+        "buffers": _buffers}
 
 
 def answer(subject: Any, request: dict) -> dict:

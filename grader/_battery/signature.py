@@ -46,7 +46,9 @@ def _signature(parameters: Any) -> "inspect.Signature | _Unreadable | None":
 
 
 def signature_problem(described: dict, function: str, needed: set[str]) -> str | None:
-    """Why the student's subject cannot be called like torch's ``function``, or None."""
+    """Why the student's subject cannot be called like torch's ``function``, or None.
+    Only torch's current arguments are required; the legacy ones are run where a signature has them."""
+    needed = {k for k in needed if k in PARAMETERS[function]}
     sig = _signature(described.get("parameters"))
     name = text(described.get("name"), 100) or function
     if isinstance(sig, _Unreadable):

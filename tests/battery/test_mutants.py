@@ -1,0 +1,96 @@
+"""Each newer case of the battery earns its place: for each, a wrong implementation (a
+mutant of a correct one, tests/mutants.py) that the case catches and that every other
+case lets through. A mutant's failures must be exactly the cases named for it."""
+
+import pytest
+
+import grader
+import implementations as impl
+import mutants as m
+from grader._battery.cases import BCE, BCE_WITH_LOGITS, GRAD_BCE, battery
+
+LARGER = "for an input of shape (3, 4) (it broadcasts into a larger shape)"
+
+#: (mutant, function, the cases that must fail, and only those)
+MUTANTS = [
+    (m.bce_mutant("view"), BCE, {
+        "a transposed input and target of shape (4, 5)", "a transposed input and target, reduction='none'",
+        "a sliced input (every other column) of shape (4, 5)",
+        "an expanded target (one row repeated) of shape (4, 5)"}),
+    (m.bce_mutant("weight view"), BCE, {"a transposed weight of shape (4, 5), reduction='sum'"}),
+    (m.bce_mutant("target range > 1 only"), BCE, {"a target below 0", "a target that is nan"}),
+    (m.bce_mutant("target range misses nan"), BCE, {"a target that is nan"}),
+    (m.bce_mutant("weight larger"), BCE, {f"a weight of shape (1, 3, 4) {LARGER}",
+                                          f"a weight of shape (2, 3, 4) {LARGER}"}),
+    (m.bce_mutant("last dim only"), BCE, {
+        "a target of shape (1, 4) for an input of shape (3, 4) (the two would broadcast)",
+        "a target of shape (4,) for an input of shape (3, 4)"}),
+    (m.bce_mutant("reduction lower"), BCE, {"reduction='MEAN'", "reduction='Mean'"}),
+    (m.bce_mutant("reduction strip"), BCE, {"reduction='sum '"}),
+    (m.bce_mutant("reduction falsy"), BCE, {"reduction=''", "reduction=None"}),
+    (m.bce_mutant("weight promotes"), BCE, {"a float16 input with a float32 weight",
+                                            "a float32 input with a float64 weight"}),
+    (m.bce_mutant("weight dtype"), BCE, {
+        "a float16 input with a float32 weight", "a float32 input with a float64 weight",
+        "a float64 input with a float32 weight", f"a weight of shape (1, 3, 4) {LARGER}",
+        f"a weight of shape (2, 3, 4) {LARGER}"}),
+    (m.bce_mutant("sum over n"), BCE, {"float16 mean of 131072 elements (their sum is beyond float16's range)"}),
+    (m.bce_mutant("nan_to_num"), BCE, {"probabilities below e^-100 (1e-45, 1e-44), whose logs torch clamps, averaged"}),
+    (m.bce_legacy("legacy ignored"), BCE, {"the legacy reduce=False", "the legacy size_average=False",
+                                           "the legacy size_average=False, reduce=False"}),
+    (m.bce_legacy("reduce sums"), BCE, {"the legacy reduce=True", "the legacy size_average=True, reduce=True"}),
+    (m.bce_legacy("no elementwise_mean"), BCE, {"the legacy reduction='elementwise_mean'"}),
+    (m.bce_reduction_before_weight, BCE, {"weight passed by position: f(input, target, weight)"}),
+    (impl.BCELossPlainAttribute, BCE, {"the module keeps weight as buffers (register_buffer)"}),
+    (m.logits_mutant("view rows"), BCE_WITH_LOGITS, {
+        "a channels-last image batch (2, 3, 4, 4) with pos_weight (3, 1, 1)"}),
+    (m.logits_mutant("pos_weight larger"), BCE_WITH_LOGITS, {
+        "a pos_weight of shape (2, 3, 4) for an input of shape (3, 4) (it broadcasts into a larger shape)"}),
+    (m.logits_mutant("target cast"), BCE_WITH_LOGITS, {"a float32 input with a float64 target (the result is float64)"}),
+    (m.logits_mutant("pos_weight promotes"), BCE_WITH_LOGITS, {"a float32 input with a float64 pos_weight"}),
+    (m.grad_without_floor, GRAD_BCE, {
+        "probabilities exactly 0 and 1", "tiny probabilities (1e-30, 1e-20, 1e-10) and 1 - 6e-8",
+        "probabilities below e^-100 (1e-45, 1e-44), whose logs torch clamps",
+        "bfloat16 probabilities 0, 1, 6e-8 and 1e-4"}),
+]
+
+
+def _failed_cases(fn, function) -> set[str]:
+    return {f.case for f in grader.check(fn, function, devices=["cpu"]).failures}
+
+
+@pytest.mark.parametrize("fn, function, cases", MUTANTS, ids=[f"{i}-{m[1]}" for i, m in enumerate(MUTANTS)])
+def test_a_mutant_fails_exactly_its_cases(fn, function, cases):
+    assert _failed_cases(fn, function) == cases
+
+
+def test_soft_targets_catch_pos_weight_applied_only_where_the_target_is_1():
+    failed = _failed_cases(m.logits_mutant("pos_weight where"), BCE_WITH_LOGITS)
+    soft = {c.name for c in battery(BCE_WITH_LOGITS) if c.category == "pos_weight" and "soft targets" in c.name}
+    assert len(soft) >= 8 and soft <= failed
+    # hard 0/1 targets give the right values: only the gradient with respect to the target differs there
+    assert all("pos_weight" in case or "gradient" in case for case in failed)
+
+
+@pytest.mark.parametrize("fn, function", [(m.bce_mutant(), BCE), (m.bce_legacy(), BCE),
+                                          (m.logits_mutant(), BCE_WITH_LOGITS), (m.grad_with_floor, GRAD_BCE),
+                                          (impl.BCELossModule, BCE)])
+def test_the_mutants_own_correct_form_passes_everything(fn, function):
+    report = grader.check(fn, function)
+    assert report.passed, str(report)
+
+
+def test_every_newer_case_catches_a_mutant():
+    """The cases added for the checker's thoroughness: the layouts, the legacy arguments, the
+    errors of targets, reductions and weights, dtype promotion and float16 sums, the floor of
+    the hand-derived gradient, and keeping weight as a buffer."""
+    caught = set().union(*(cases for _, _, cases in MUTANTS))
+    newer = {c.name for f in (BCE, BCE_WITH_LOGITS) for c in battery(f) if c.category == "layouts"
+             or "legacy" in c.name or "by position" in c.name or "larger shape" in c.name
+             or c.name.startswith(("a target below", "a target that is nan", "reduction='M", "reduction=''",
+                                   "reduction=None", "reduction='sum '"))
+             or " input with a " in c.name or "probabilities below e^-100" in c.name
+             or ("131072" in c.name and "mean" in c.name)}
+    assert len(newer) >= 25
+    missing = newer - caught
+    assert not missing, missing

@@ -1,0 +1,152 @@
+"""Wrong implementations that only the battery's newer cases catch, each with the cases
+it must fail: a mutant is the correct implementation with one mistake a student makes."""
+
+import torch
+import torch.nn.functional as F
+
+#: Names of the mistakes a mutant of _bce or _logits can make.
+FLAWS = frozenset({
+    "view", "weight view", "target range > 1 only", "target range misses nan", "weight larger",
+    "last dim only", "reduction lower", "reduction strip", "reduction falsy", "weight promotes",
+    "weight dtype", "sum over n", "nan_to_num", "legacy ignored", "no elementwise_mean", "view rows",
+    "pos_weight where", "pos_weight larger", "target cast", "pos_weight promotes", "reduce sums",
+})
+
+
+def _reduction(reduction, flaws, size_average=None, reduce=None):
+    if size_average is not None or reduce is not None:
+        if "reduce sums" in flaws and reduce:
+            return "sum"
+        if "legacy ignored" not in flaws:
+            if reduce is False:
+                return "none"
+            return "sum" if size_average is False else "mean"
+    if reduction == "elementwise_mean" and "no elementwise_mean" not in flaws:
+        return "mean"
+    if isinstance(reduction, str) and "reduction lower" in flaws:
+        reduction = reduction.lower()
+    if isinstance(reduction, str) and "reduction strip" in flaws:
+        reduction = reduction.strip()
+    if "reduction falsy" in flaws:
+        reduction = reduction or "mean"
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"{reduction} is not a valid value for reduction")
+    return reduction
+
+
+def _sizes(input, target, flaws):
+    if "last dim only" in flaws:
+        if input.dim() and target.dim() and target.shape[-1] == input.shape[-1]:
+            return
+    if target.shape != input.shape:
+        raise ValueError(f"target size {tuple(target.shape)} differs from input size {tuple(input.shape)}")
+
+
+def _weighted(loss, weight, flaws):
+    if weight is None:
+        return loss
+    if "weight view" in flaws and weight.shape == loss.shape:
+        return (loss.reshape(-1) * weight.view(-1).to(loss.dtype)).view(loss.shape)
+    if "weight dtype" in flaws:
+        return (loss * weight).to(weight.dtype)
+    weighted = loss * (weight if "weight promotes" in flaws else weight.to(loss.dtype))
+    if weighted.shape != loss.shape and "weight larger" not in flaws:
+        raise RuntimeError(f"weight of shape {tuple(weight.shape)} does not broadcast to {tuple(loss.shape)}")
+    return weighted
+
+
+def _reduce(loss, reduction, flaws):
+    if reduction == "mean":
+        return loss.sum() / loss.numel() if "sum over n" in flaws else loss.mean()
+    return loss.sum() if reduction == "sum" else loss
+
+
+def _bce(input, target, weight, reduction, flaws, size_average=None, reduce=None):
+    reduction = _reduction(reduction, flaws, size_average, reduce)
+    _sizes(input, target, flaws)
+    if not bool(((input >= 0) & (input <= 1)).all()):
+        raise RuntimeError("all elements of input should be between 0 and 1")
+    if "target range > 1 only" in flaws:
+        bad = bool((target > 1).any())
+    elif "target range misses nan" in flaws:
+        bad = bool(((target < 0) | (target > 1)).any())
+    else:
+        bad = not bool(((target >= 0) & (target <= 1)).all())
+    if bad:
+        raise RuntimeError("all elements of target should be between 0 and 1")
+    shape = input.shape
+    if "view" in flaws:
+        input, target = input.view(-1), target.view(-1)
+    if "nan_to_num" in flaws:
+        log_p = torch.nan_to_num(torch.log(input), neginf=-100.0)
+        log_q = torch.nan_to_num(torch.log1p(-input), neginf=-100.0)
+    else:
+        log_p, log_q = torch.log(input).clamp(min=-100), torch.log1p(-input).clamp(min=-100)
+    loss = -(target * log_p + (1 - target) * log_q)
+    if "view" in flaws:
+        loss = loss.view(shape)
+    return _reduce(_weighted(loss, weight, flaws), reduction, flaws)
+
+
+def _logits(input, target, weight, pos_weight, reduction, flaws):
+    reduction = _reduction(reduction, flaws)
+    _sizes(input, target, flaws)
+    if "target cast" in flaws:
+        target = target.to(input.dtype)
+    shape = input.shape
+    if "view rows" in flaws and input.dim() >= 2:
+        input, target = input.view(input.shape[0], -1), target.view(target.shape[0], -1)
+        if pos_weight is not None:
+            pos_weight = pos_weight.expand(shape).reshape(input.shape)
+    log_sig = F.logsigmoid(input)
+    if pos_weight is not None:
+        if "pos_weight promotes" not in flaws:
+            pos_weight = pos_weight.to(input.dtype)
+        if "pos_weight larger" not in flaws:
+            pos_weight = pos_weight.expand_as(input)
+        if "pos_weight where" in flaws:
+            log_sig = torch.where(target == 1, pos_weight * log_sig, log_sig)
+        else:
+            log_sig = log_sig * (1 + (pos_weight - 1) * target)
+    loss = ((1 - target) * input - log_sig).view(shape) if "view rows" in flaws else (1 - target) * input - log_sig
+    return _reduce(_weighted(loss, weight, flaws), reduction, flaws)
+
+
+def bce_mutant(*flaws):
+    assert set(flaws) <= FLAWS, flaws
+
+    def binary_cross_entropy(input, target, weight=None, reduction="mean"):
+        return _bce(input, target, weight, reduction, flaws)
+
+    return binary_cross_entropy
+
+
+def bce_legacy(*flaws):
+    """torch's whole signature, with the deprecated size_average and reduce."""
+    def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):
+        return _bce(input, target, weight, reduction, flaws, size_average, reduce)
+
+    return binary_cross_entropy
+
+
+def bce_reduction_before_weight(input, target, reduction="mean", weight=None):
+    """The parameters in another order than torch's: right by keyword, wrong by position."""
+    return _bce(input, target, weight, reduction, ())
+
+
+def logits_mutant(*flaws):
+    assert set(flaws) <= FLAWS, flaws
+
+    def binary_cross_entropy_with_logits(input, target, weight=None, pos_weight=None, reduction="mean"):
+        return _logits(input, target, weight, pos_weight, reduction, flaws)
+
+    return binary_cross_entropy_with_logits
+
+
+def grad_without_floor(input, target):
+    """The hand-derived gradient without notebook 01's floor max(p(1 - p), 1e-12)."""
+    return (input - target) / (input * (1 - input)) / input.numel()
+
+
+def grad_with_floor(input, target):
+    return (input - target) / torch.clamp(input * (1 - input), min=1e-12) / input.numel()
