@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 import torch
@@ -99,28 +100,68 @@ def _laid_out(case: Case, args: dict) -> dict:
     return {k: LAYOUTS[layout[k]](v) if k in layout else v for k, v in args.items()}
 
 
+@dataclass
+class Reference:
+    """What torch gives for one case on one device: the arguments (not yet laid out), the
+    result or the exception, and for the gradients the upstream gradient and torch's
+    gradients with respect to each argument in ``wrt``. Computed once per process and
+    reused: every input is seeded by the case, so torch's answers never change."""
+
+    base: dict
+    expected: torch.Tensor | None
+    error: BaseException | None
+    wrt: list[str]
+    upstream: torch.Tensor | None = None
+    gradients: tuple | None = None
+
+
+_REFERENCES: dict[tuple, Reference] = {}
+_MAX_REFERENCES = 4096
+
+
+def torch_reference(case: Case, device: str, torch_function: Callable, key: str) -> Reference:
+    """torch's :class:`Reference` for ``case`` on ``device``, where ``key`` names the
+    reference function (a function and its module form may differ in what they accept)."""
+    cache_key = (key, case.name, case.category, device)
+    found = _REFERENCES.get(cache_key)
+    if found is not None:
+        return found
+    base = _prepare(case, device)
+    ref_args = _laid_out(case, {k: (v.detach().clone().requires_grad_(
+        (k == "input" and case.grad_input) or (k == "target" and case.grad_target))
+        if isinstance(v, torch.Tensor) else v) for k, v in base.items()})
+    wrt = [k for k, on in (("input", case.grad_input), ("target", case.grad_target)) if on]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            expected, error = (case.reference or torch_function)(**ref_args), None
+        except Exception as exc:  # noqa: BLE001 - torch's own verdict on these arguments
+            expected, error = None, exc
+    reference = Reference(base, None if expected is None else expected.detach(), error, wrt)
+    if wrt and expected is not None and expected.requires_grad:
+        reference.upstream = torch.randn(expected.shape, generator=torch.Generator().manual_seed(case.seed),
+                                         dtype=torch.float64).to(expected.dtype).to(expected.device)
+        reference.gradients = torch.autograd.grad((expected * reference.upstream).sum(),
+                                                  [ref_args[k] for k in wrt], allow_unused=True)
+    if len(_REFERENCES) >= _MAX_REFERENCES:
+        _REFERENCES.clear()
+    _REFERENCES[cache_key] = reference
+    return reference
+
+
 class CaseJudgement:
     """torch's result for one case on one device, and the verdict on the student's."""
 
     def __init__(self, case: Case, device: str, torch_function: Callable, time_limit: float,
-                 function: str = ""):
+                 function: str = "", key: str = ""):
         self.case, self.device, self.time_limit, self.function = case, device, time_limit, function
         self.failures: list[Failure] = []
         self.checked: set[str] = set()
-        self.base = _prepare(case, device)
+        self.reference = torch_reference(case, device, torch_function, key or function)
+        self.base = self.reference.base
         self.args = _laid_out(case, self.base)
-        ref_args = _laid_out(case, {k: (v.detach().clone().requires_grad_(
-            (k == "input" and case.grad_input) or (k == "target" and case.grad_target))
-            if isinstance(v, torch.Tensor) else v) for k, v in self.base.items()})
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                self.expected = (case.reference or torch_function)(**ref_args)
-                self.ref_error: BaseException | None = None
-            except Exception as exc:  # noqa: BLE001 - torch's own verdict on these arguments
-                self.expected, self.ref_error = None, exc
-        self.ref_args = ref_args
-        self.wrt = [k for k, on in (("input", case.grad_input), ("target", case.grad_target)) if on]
+        self.expected, self.ref_error = self.reference.expected, self.reference.error
+        self.wrt = self.reference.wrt if self.reference.gradients is not None else []
         self.seen: Seen | None = None
 
     def skip_reason(self) -> str | None:
@@ -133,14 +174,13 @@ class CaseJudgement:
 
     def request(self) -> dict:
         """What the student's code is asked to do for this case."""
+        # copies: the cached arguments never reach the student's code, which may change them
         request = {"op": "call", "device": self.device, "time_limit": self.time_limit,
-                   "args": {k: (v.detach().to("cpu") if isinstance(v, torch.Tensor) else v)
+                   "args": {k: (v.detach().to("cpu", copy=True) if isinstance(v, torch.Tensor) else v)
                             for k, v in self.base.items()},
                    "layout": dict(self.case.layout), "positional": list(self.case.positional)}
-        if self.wrt and self.expected is not None:
-            self.upstream = torch.randn(self.expected.shape, generator=torch.Generator().manual_seed(self.case.seed),
-                                        dtype=torch.float64).to(self.expected.dtype)
-            request.update(grad=self.wrt, upstream=self.upstream)
+        if self.wrt:
+            request.update(grad=self.wrt, upstream=self.reference.upstream.to("cpu", copy=True))
         return request
 
     def fail(self, category: str, message: str, **detail) -> None:
@@ -239,8 +279,7 @@ class CaseJudgement:
 
     def _judge_gradients(self, seen: Seen) -> None:
         self.checked.add("gradients")
-        ref = torch.autograd.grad((self.expected * self.upstream.to(self.expected.device)).sum(),
-                                  [self.ref_args[k] for k in self.wrt], allow_unused=True)
+        ref = self.reference.gradients
         got = seen.gradients
         if not isinstance(got, dict):
             self.fail("gradients", "the grader has no usable gradient of your function here")
@@ -393,7 +432,8 @@ def battery(ask: Ask, function: str | None = None, *, categories: Iterable[str] 
                         dtype=str(case.dtype).replace("torch.", ""), message=f"not run: {why}",
                         kind=elementwise.kind if elementwise else "")])
                     continue
-                judgement = CaseJudgement(case, device, torch_function, time_limit, function)
+                judgement = CaseJudgement(case, device, torch_function, time_limit, function,
+                                          key=report.reference)
                 reason = judgement.skip_reason()
                 if reason:
                     report.skip_case(case, device, reason)

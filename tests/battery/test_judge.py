@@ -214,3 +214,20 @@ def test_where_the_autograder_judges_the_checks_run_nothing(monkeypatch):
         grader.assert_passes(binary_cross_entropy, categories=["article examples"] if "article examples"
                              in grader.CATEGORIES else ["seed examples"], devices=["cpu"])
     assert called
+
+
+def test_torchs_references_are_computed_once_and_never_reach_the_students_code(monkeypatch):
+    """The judge keeps torch's result for each case (its inputs are seeded, so it never changes);
+    a function that changes its arguments in place changes only copies of them."""
+    from grader._battery import judge as judge_module
+
+    def vandal(input, target, weight=None, reduction="mean"):
+        input.data.zero_()
+        target.data.fill_(0.5)
+        return CORRECT_BCE[0](input, target, weight, reduction)
+
+    assert "inputs unchanged" in battery(checks.local(vandal), BCE, devices=["cpu"]).failed_categories()
+    built = []
+    monkeypatch.setattr(judge_module, "_prepare", lambda *a: built.append(a) or pytest.fail("recomputed"))
+    assert battery(checks.local(CORRECT_BCE[0]), BCE, devices=["cpu"]).passed
+    assert built == []
