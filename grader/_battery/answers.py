@@ -29,7 +29,8 @@ def compare(actual: torch.Tensor, expected: torch.Tensor, rtol: float, atol: flo
     diff = (a - e).abs()
     diff = torch.where(a.isnan() & e.isnan(), torch.zeros_like(diff), diff)
     diff = torch.where(both_inf & (a == e), torch.zeros_like(diff), diff)
-    bad = nan_mismatch | (diff > allowed) | (diff.isnan())
+    # where torch's value is infinite the allowed difference is too: only the same infinity matches
+    bad = nan_mismatch | (e.isinf() & (a != e)) | (diff > allowed) | (diff.isnan())
     if not bool(bad.any()):
         return None
     score = torch.where(bad, torch.where(diff.isnan(), torch.full_like(diff, float("inf")), diff),

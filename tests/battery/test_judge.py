@@ -231,3 +231,15 @@ def test_torchs_references_are_computed_once_and_never_reach_the_students_code(m
     monkeypatch.setattr(judge_module, "_prepare", lambda *a: built.append(a) or pytest.fail("recomputed"))
     assert battery(checks.local(CORRECT_BCE[0]), BCE, devices=["cpu"]).passed
     assert built == []
+
+
+@pytest.mark.parametrize("actual", [1.0, 65504.0, -float("inf"), float("nan")])
+def test_only_torchs_own_infinity_matches_an_infinite_result(actual):
+    """A float16 sum beyond 65504 is inf in torch: a finite answer, or the other infinity,
+    differs from it whatever the tolerance."""
+    from grader._battery.answers import compare
+
+    expected = torch.tensor([2.0, float("inf")])
+    assert compare(torch.tensor([2.0, float("inf")]), expected, 1e-2, 1e-3) is None
+    found = compare(torch.tensor([2.0, actual]), expected, 1e-2, 1e-3)
+    assert found is not None and found["index"] == (1,)
