@@ -28,7 +28,8 @@ from ._battery.judge import available_devices
 from ._battery.loading import checks_suppressed
 from ._battery.report import Report
 
-__all__ = ["CATEGORIES", "Report", "assert_passes", "available_devices", "check"]
+__all__ = ["CATEGORIES", "Report", "assert_matches", "assert_passes", "assert_prediction", "available_devices",
+           "check", "check_matches", "check_prediction"]
 __version__ = "0.1.0"
 
 
@@ -80,6 +81,42 @@ def assert_passes(
     report = run(fn, function, categories=categories, arguments=arguments, devices=devices)
     if not report.passed:
         raise AssertionError("\n" + str(report))
+
+
+def check_prediction(value: Any, key: str):
+    """Compare a number you predicted with what torch computes (``key`` names the quantity,
+    as the exercise says); returns the verdict."""
+    from ._battery.exercises import run_prediction
+
+    return run_prediction(value, key)
+
+
+def assert_prediction(value: Any, key: str) -> None:
+    """Like :func:`check_prediction`, but raise ``AssertionError`` when the prediction is off.
+    When a notebook is autograded, the grader checks it from outside: this does nothing there."""
+    if checks_suppressed() or judged_elsewhere():
+        return
+    verdict = check_prediction(value, key)
+    if not verdict.passed:
+        raise AssertionError("\n" + str(verdict))
+
+
+def check_matches(fn: Any, key: str):
+    """Compare a function you wrote for an exercise (other than the losses) with torch's
+    answer on the exercise's cases (``key`` names the exercise); returns the verdict."""
+    from ._battery.exercises import run_matches
+
+    return run_matches(fn, key)
+
+
+def assert_matches(fn: Any, key: str) -> None:
+    """Like :func:`check_matches`, but raise ``AssertionError`` when a case differs.
+    When a notebook is autograded, the grader checks it from outside: this does nothing there."""
+    if checks_suppressed() or judged_elsewhere():
+        return
+    verdict = check_matches(fn, key)
+    if not verdict.passed:
+        raise AssertionError("\n" + str(verdict))
 
 
 def _not_run(fn: Any, function: str | None, note: str) -> Report:

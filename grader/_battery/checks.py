@@ -49,7 +49,7 @@ def register(name: str, positional: tuple[str, ...] = ()) -> Callable[[Judge], J
 
 def judges() -> dict[str, Judge]:
     """Every check of the course, by name (importing the modules that define them)."""
-    from . import capstone  # noqa: F401 - registers the capstone's checks
+    from . import capstone, exercises  # noqa: F401 - register the capstone's and the exercises' checks
 
     return dict(JUDGES)
 

@@ -227,8 +227,17 @@ def _buffers(subject: Any, request: dict) -> dict:
                         if isinstance(v, torch.Tensor)}}
 
 
+def _value(subject: Any, request: dict) -> dict:
+    """A number or a small tensor the student computed (a prediction), as plain data."""
+    if isinstance(subject, torch.Tensor) and subject.numel() <= 10_000:
+        return {"value": torch.Tensor(subject).detach().to("cpu").clone()}
+    if isinstance(subject, (int, float)) and not isinstance(subject, bool):
+        return {"value": float(subject)}
+    return {"not a number": describe_value(subject)}
+
+
 _OPS = {"describe": lambda subject, request: describe(subject), "call": _call, "time": _time,
-        "buffers": _buffers}
+        "buffers": _buffers, "value": _value}
 
 
 def answer(subject: Any, request: dict) -> dict:
@@ -237,7 +246,7 @@ def answer(subject: Any, request: dict) -> dict:
     op = request.get("op")
     if op not in _OPS:
         return {"refused": f"unknown request {op!r}"}
-    if op != "describe" and not callable(subject):
+    if op not in ("describe", "value") and not callable(subject):
         return {"refused": "not callable"}
     try:
         return _OPS[op](subject, request)
