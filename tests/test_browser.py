@@ -314,3 +314,103 @@ def test_moving_a_slider_redraws_the_explorer_with_no_error_output(browser, lab,
             page.screenshot(path=ARTIFACTS / f"{name}-page.png", full_page=True, timeout=10_000)
         finally:
             context.close()
+
+
+# The check report (grader.check's HTML, grader/_battery/html.py) of a wrong BCE, with its figure.
+REPORT = ".bce-grader-report"
+REPORT_FIGURE = f"{REPORT} figure img"
+WRONG_BCE = '''import torch
+import grader
+
+
+def binary_cross_entropy(input, target, weight=None, reduction="mean"):
+    if target.shape != input.shape:
+        raise ValueError("target and input must have the same shape")
+    for name, t in (("input", input), ("target", target)):
+        if not bool(((t >= 0) & (t <= 1)).all()):
+            raise RuntimeError(f"all elements of {name} should be between 0 and 1")
+    p = torch.clamp(input, 1e-7, 1 - 1e-7)  # an epsilon instead of torch's clamp of the logs at -100
+    loss = -(target * torch.log(p) + (1 - target) * torch.log(1 - p))
+    if weight is not None:
+        loss = loss * weight.to(loss.dtype)
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"{reduction} is not a valid value for reduction")
+    return loss if reduction == "none" else getattr(loss, reduction)()
+
+
+grader.check(binary_cross_entropy)
+'''
+# The report's text colour and its headline's background, as the browser computed them.
+REPORT_COLOURS = f"""() => {{
+    const report = document.querySelector('{REPORT}');
+    const headline = report.querySelector('.bce-headline');
+    return [getComputedStyle(report).color, getComputedStyle(headline).backgroundColor,
+            document.body.dataset.jpThemeLight];
+}}"""
+SET_THEME = "theme => window.jupyterapp.commands.execute('apputils:change-theme', {theme})"
+
+
+def luminance(css_colour: str) -> float:
+    """0 (black) to 1 (white), from a computed rgb()/rgba() colour."""
+    r, g, b = (float(v) for v in css_colour[css_colour.index("(") + 1:-1].split(",")[:3])
+    return (0.2126 * r + 0.7152 * g + 0.0722 * b) / 255
+
+
+def test_a_wrong_bce_shows_the_report_with_its_figure_in_light_and_dark_themes(browser, lab):
+    name = "report-html"
+    (lab.root / f"{name}.ipynb").write_text(json.dumps({
+        "cells": [{"cell_type": "code", "execution_count": None, "id": "check", "metadata": {}, "outputs": [],
+                   "source": WRONG_BCE}],
+        "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
+        "nbformat": 4, "nbformat_minor": 5}))
+    for stale in ARTIFACTS.glob(f"{name}*"):
+        stale.unlink()
+    context = browser.new_context(viewport={"width": 1280, "height": 1800})  # the whole report in view
+    page = context.new_page()
+    page.set_default_timeout(PAGE_S * 1000)
+    console = []
+    page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
+    errors = page.locator(ERROR_OUTPUT)
+    try:
+        page.goto(lab.url_for(f"{name}.ipynb"), wait_until="domcontentloaded", timeout=60_000)
+        page.wait_for_function(NOTEBOOK_OPEN, arg=f"{name}.ipynb", timeout=60_000)
+        ran = page.evaluate(RUN_ALL, [f"{name}.ipynb", RUN_ALL_S * 1000])
+        assert ran, f"running the cell stopped at an error: {errors.all_inner_texts()}"
+        report = page.locator(REPORT)
+        report.wait_for(state="attached")
+        report.scroll_into_view_if_needed()
+        plot = page.locator(REPORT_FIGURE)
+        page.wait_for_function(IMAGE_LOADED, arg=plot.element_handle())
+        expect(report).to_be_visible()
+        expect(plot).to_be_visible()
+        expect(report.locator(".bce-headline")).to_contain_text("binary_cross_entropy: FAILED in edge values")
+        expect(report.locator(".bce-first")).to_contain_text("First failure: edge values")
+        box = plot.bounding_box()
+        assert round(box["width"]) == 560 and round(box["height"]) == 320, box  # its CSS size, not stretched
+        assert errors.count() == 0, f"error output in the notebook: {errors.all_inner_texts()}"
+        # ipykernel's "No such comm ...": JupyterLab's widget manager probing a kernel without ipywidgets
+        said = [s for s in page.evaluate("() => window.kernelErrors || []") if not s.startswith("No such comm")]
+        assert said == [], f"the kernel sent errors or wrote on stderr: {said}"
+        text, _, light = page.evaluate(REPORT_COLOURS)
+        assert light == "true" and luminance(text) < 0.5, text
+        report.screenshot(path=ARTIFACTS / f"{name}.png", animations="disabled")
+
+        page.evaluate(SET_THEME, "JupyterLab Dark")
+        page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'")
+        text, headline, _ = page.evaluate(REPORT_COLOURS)
+        assert luminance(text) > 0.5, f"dark text on the dark theme: {text}"
+        assert headline.startswith("rgba(") and float(headline.rsplit(",", 1)[1][:-1]) < 0.5, headline  # a tint
+        report.screenshot(path=ARTIFACTS / f"{name}-dark.png", animations="disabled")
+    except BaseException:
+        print("browser console:", *console, sep="\n")
+        try:
+            (ARTIFACTS / f"{name}-page.html").write_text(page.content())
+        except Exception as error:  # keep the test's own failure
+            print(f"could not save the page: {error}")
+        raise
+    finally:
+        try:
+            page.evaluate(SET_THEME, "JupyterLab Light")  # the lab's other tests see its default theme
+            page.screenshot(path=ARTIFACTS / f"{name}-page.png", full_page=True, timeout=10_000)
+        finally:
+            context.close()
