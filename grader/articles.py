@@ -2,8 +2,9 @@
 
 The articles' fixed tensors are copied digit for digit. Where an article draws
 random tensors (article 002), the draw is reproduced with a seeded generator,
-in the article's order, so that ``torch.manual_seed(SEED)`` followed by the
-article's code gives the same tensors.
+in the article's order, so that ``torch.manual_seed(seed(key))`` followed by the
+article's code gives the same tensors. Each example has a seed of its own, so that
+no two print the same numbers, and 002-3's targets hold both classes.
 
 Expected values are never stored here: they are computed with torch wherever
 they are needed.
@@ -16,8 +17,8 @@ from typing import Callable
 
 import torch
 
-#: The seed that stands in for the articles' unseeded random draws.
-SEED = 0
+#: The seeds that stand in for the articles' unseeded random draws, by example.
+SEEDS = {"002-1": 1, "002-2": 2, "002-3": 4}
 
 BCE = "binary_cross_entropy"
 BCE_WITH_LOGITS = "binary_cross_entropy_with_logits"
@@ -41,8 +42,16 @@ class ArticleExample:
     criterion: Callable[[dict], Callable]
 
 
-def _generator() -> torch.Generator:
-    return torch.Generator().manual_seed(SEED)
+def seed(key: str) -> int:
+    """The seed of example ``key``'s random draw: ``torch.manual_seed(seed(key))`` before
+    the article's code draws its tensors."""
+    if key not in SEEDS:
+        raise KeyError(f"example {key!r} draws nothing at random; those that do: {', '.join(SEEDS)}")
+    return SEEDS[key]
+
+
+def _generator(key: str) -> torch.Generator:
+    return torch.Generator().manual_seed(seed(key))
 
 
 def _001_1() -> dict:
@@ -74,9 +83,9 @@ def _000() -> dict:
     }
 
 
-def _draw(shape) -> dict:
+def _draw(key: str, shape) -> dict:
     """input = torch.randn(shape); target = torch.rand(shape), in that order."""
-    g = _generator()
+    g = _generator(key)
     logits = torch.randn(shape, generator=g)
     return {"input": logits, "target": torch.rand(shape, generator=g)}
 
@@ -87,12 +96,12 @@ def _probabilities_of(draw: dict) -> dict:
 
 def _002_1() -> dict:
     # m = nn.Sigmoid(); input = torch.randn(2, 3); target = torch.rand(2, 3); loss(m(input), target)
-    return _probabilities_of(_draw((2, 3)))
+    return _probabilities_of(_draw("002-1", (2, 3)))
 
 
 def _002_2() -> dict:
     # input = torch.randn(3, 2); target = torch.rand(3, 2); F.binary_cross_entropy(torch.sigmoid(input), target)
-    return _probabilities_of(_draw((3, 2)))
+    return _probabilities_of(_draw("002-2", (3, 2)))
 
 
 def logits_of(key: str) -> dict:
@@ -101,12 +110,12 @@ def logits_of(key: str) -> dict:
     shapes = {"002-1": (2, 3), "002-2": (3, 2)}
     if key not in shapes:
         raise KeyError(f"example {key!r} does not start from logits; those that do: {', '.join(shapes)}")
-    return _draw(shapes[key])
+    return _draw(key, shapes[key])
 
 
 def _002_3() -> dict:
     # input = torch.randn(3); target = torch.ones(3).random_(2)
-    g = _generator()
+    g = _generator("002-3")
     logits = torch.randn(3, generator=g)
     target = torch.ones(3).random_(2, generator=g)
     return {"input": logits, "target": target}
