@@ -109,6 +109,10 @@ def test_student_copy_runs_without_errors_outside_the_tests(executed_student_cop
         errors = [o for o in cell.outputs if o.output_type == "error"]
         if graded(cell):
             assert errors, f"{name} cell {index}: a test passes without a solution"
+        elif cell.get("metadata", {}).get("nbgrader", {}).get("solution"):
+            # an answer still to write (a prediction left blank raises where it stands)
+            assert all(e.ename == "NotImplementedError" for e in errors), \
+                f"{name} cell {index}: {errors[0].ename}: {errors[0].evalue}"
         else:
             assert not errors, f"{name} cell {index}: {errors[0].ename}: {errors[0].evalue}"
         stderr = [o.text for o in cell.outputs if o.output_type == "stream" and o.name == "stderr"]
