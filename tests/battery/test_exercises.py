@@ -6,6 +6,7 @@ the test cells that check it (visible and hidden). The requirements are read fro
 exercise's words: each phrase below names a category of the battery, which the exercise's
 test cells must run whenever it applies to the function."""
 
+import ast
 import re
 
 import nbformat
@@ -39,8 +40,26 @@ REQUIREMENTS = [
 ASSIGNMENTS = [name for name in release.assignments() if not name.startswith("06")]
 
 
+def _definitions(cells) -> str:
+    """The imports, definitions and assignments of plain code cells (given helpers, a buggy
+    version to fix): what a solution may build on."""
+    kept = []
+    for c in cells:
+        meta = c.get("metadata", {}).get("nbgrader", {})
+        if c.cell_type != "code" or meta.get("grade") or meta.get("solution") or "header" in c.metadata.get("tags", []):
+            continue
+        try:
+            tree = ast.parse(c.source)
+        except SyntaxError:  # magics
+            continue
+        kept += [ast.get_source_segment(c.source, node) for node in tree.body
+                 if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef, ast.Assign))]
+    return "\n".join(kept)
+
+
 def _exercises(assignment):
-    """(exercise text, solution source, [(check name, params, subject)] of its test cells)."""
+    """(exercise text, solution source with what precedes it, [(check name, params, subject)] of
+    its test cells)."""
     cells = nbformat.read(release.master_path(assignment), as_version=4).cells
     found, text, solution, calls = [], None, None, []
     for cell in cells + [None]:
@@ -51,7 +70,7 @@ def _exercises(assignment):
         if starts:
             text, solution, calls = cell.source, None, []
         elif cell is not None and text is not None and meta.get("solution") and cell.cell_type == "code":
-            solution = cell.source
+            solution = (_definitions(cells[:cells.index(cell)]), cell.source)
         elif cell is not None and text is not None and meta.get("grade") and cell.cell_type == "code":
             calls += [c for c in verdict.checks_in(cell.source) or [] if c[0] == "assert_passes"]
     return found
@@ -83,8 +102,13 @@ def test_every_requirement_the_exercise_states_is_checked(assignment, index, exe
 
 @pytest.mark.parametrize("assignment, index, exercise", EXERCISES, ids=IDS)
 def test_the_masters_solution_passes_the_whole_battery(assignment, index, exercise):
-    _, solution, calls = exercise
+    _, (before, solution), calls = exercise
     namespace = {"torch": torch, "F": F, "nn": nn}
+    for statement in ast.parse(before).body:  # what the notebook defines above the solution
+        try:
+            exec(compile(ast.Module([statement], []), f"<{assignment}>", "exec"), namespace)
+        except Exception:  # noqa: BLE001 - a statement that needs the notebook's running state
+            pass
     exec(compile(solution.replace("### BEGIN SOLUTION", "").replace("### END SOLUTION", ""),
                  f"<{assignment} solution>", "exec"), namespace)
     subject = namespace[calls[0][2]]
