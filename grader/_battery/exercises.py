@@ -195,7 +195,7 @@ class Verdict:
         printer.text(str(self))
 
 
-def run_prediction(value: Any, key: str, name: str = "prediction") -> Verdict:
+def run_prediction(value: Any, key: str, name: str = "your prediction") -> Verdict:
     return Verdict(f"{name} ({_find(QUANTITIES, key, 'prediction').what})",
                    judge_prediction({"key": key}, name, local(value)))
 
