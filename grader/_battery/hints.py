@@ -10,10 +10,11 @@ HINTS = {
     "stable": ("log(sigmoid(x)) rounds to log(0) once |x| is large (about 17 in float32). Use a "
                "form that never takes the log of a rounded probability: "
                "(1 - y) * x - logsigmoid(x), with torch.nn.functional.logsigmoid."),
-    "kink": ("max(x, 0) and |x| have a kink at x = 0, where autograd takes one-sided slopes: a "
-             "formula built from them has the right value there but the wrong gradient (torch's "
-             "is sigmoid(0) - y = 0.5 - y). Build it from smooth functions: "
-             "(1 - y) * x - logsigmoid(x), or softplus."),
+    "kink": ("max(x, 0) and |x| have a kink at x = 0, where autograd returns one slope that each "
+             "operation chooses (relu and abs 0, clamp 1, torch.maximum 0.5): a formula built from them "
+             "has the right value there but, unless the choices happen to cancel, not torch's gradient, "
+             "sigmoid(0) - y = 0.5 - y. Build it from smooth functions: (1 - y) * x - logsigmoid(x), "
+             "or softplus."),
     "reduction": ("'mean' averages the per-element losses over all elements, 'sum' adds them up, "
                   "and 'none' returns them with the input's shape."),
     "weight": ("weight multiplies each element's loss before the reduction, broadcasting like "
