@@ -10,9 +10,13 @@
   one half down to about one tenth.
 
 :func:`breast_cancer_split` and :func:`digits_split` hold out a fixed,
-stratified fifth of each data set and scale the features with statistics of the
-training part only; the course's checks judge a model on exactly these
-held-out rows.
+stratified fifth of each data set (the test split) and scale the features with
+statistics of the training part only; the course's checks judge a model on
+exactly these held-out rows. With ``validation=True`` they also set aside a
+stratified quarter of the remaining rows (another fifth of the data set) as a
+validation split, for choosing ``pos_weight`` and a decision threshold: the
+test rows are the same either way, and the scaling then uses the remaining
+three fifths only.
 
 The files are ``breast_cancer.csv`` and ``digits.csv`` in :func:`data_dir`:
 the checkout's ``data/`` folder when this package runs from a checkout (an
@@ -50,6 +54,10 @@ _PROPERTY_DIGITS = {
 #: The share of each data set held out from training, and the seed of the split.
 HELD_OUT = 0.2
 SPLIT_SEED = 0
+#: With ``validation=True``: the share of the training rows set aside for validation (a quarter
+#: of four fifths, so train / validation / test = 60 / 20 / 20 %), and the seed of that split.
+VALIDATION = 0.25
+VALIDATION_SEED = 1
 
 # What each file must hold: the rows the UCI record lists, and the allowed values.
 _CANCER_ROWS = 569
@@ -218,10 +226,11 @@ def stratified_split(groups: torch.Tensor, held_out: float = HELD_OUT,
 
 @dataclass(frozen=True)
 class Split:
-    """Features and labels, split into a training part and a held-out part.
+    """Features and labels, split into a training part, a held-out (test) part and, when
+    asked for, a validation part (``x_val`` / ``y_val``, else None).
 
-    ``x_train`` / ``x_test`` are scaled with statistics of the training rows only;
-    ``mean`` and ``scale`` are those statistics (``x = (raw - mean) / scale``).
+    Every part is scaled with statistics of the training rows only; ``mean`` and ``scale``
+    are those statistics (``x = (raw - mean) / scale``).
     """
 
     x_train: torch.Tensor
@@ -232,6 +241,8 @@ class Split:
     scale: torch.Tensor
     features: tuple[str, ...]
     labels: tuple[str, ...]
+    x_val: torch.Tensor | None = None
+    y_val: torch.Tensor | None = None
 
     def to(self, device) -> "Split":
         """The same split with its tensors on ``device``."""
@@ -239,23 +250,39 @@ class Split:
         return Split(**moved)
 
 
-def breast_cancer_split(folder: str | Path | None = None) -> Split:
+def split_rows(groups: torch.Tensor,
+               validation: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Row indices ``(train, test, val)`` of the course's splits, each stratified by ``groups``:
+    the test rows of :func:`stratified_split`; with ``validation``, a quarter of the other rows
+    (:data:`VALIDATION`, seed :data:`VALIDATION_SEED`) as ``val``, else ``val`` is None. Sorted."""
+    train, test = stratified_split(groups)
+    if not validation:
+        return train, test, None
+    keep, val = stratified_split(groups[train], VALIDATION, VALIDATION_SEED)
+    return train[keep], test, train[val]
+
+
+def breast_cancer_split(folder: str | Path | None = None, validation: bool = False) -> Split:
     """The breast cancer data with a fifth of the tumours held out (stratified by diagnosis),
-    each feature standardized with the training rows' mean and standard deviation."""
+    each feature standardized with the training rows' mean and standard deviation. With
+    ``validation``, another fifth is set aside as ``x_val`` / ``y_val`` (see :func:`split_rows`)."""
     features, labels = breast_cancer(folder)
-    train, test = stratified_split(labels)
+    train, test, val = split_rows(labels, validation)
     mean, scale = features[train].mean(dim=0), features[train].std(dim=0)
+    extra = () if val is None else ((features[val] - mean) / scale, labels[val])
     return Split((features[train] - mean) / scale, labels[train], (features[test] - mean) / scale, labels[test],
-                 mean, scale, CANCER_FEATURES, ("malignant",))
+                 mean, scale, CANCER_FEATURES, ("malignant",), *extra)
 
 
-def digits_split(folder: str | Path | None = None) -> Split:
+def digits_split(folder: str | Path | None = None, validation: bool = False) -> Split:
     """The digits with a fifth of them held out (stratified by digit), pixels scaled to [0, 1]
     (divided by 16; a standard deviation would be 0 for the pixels that are always blank),
-    and the labels of :func:`digit_properties`."""
+    and the labels of :func:`digit_properties`. With ``validation``, another fifth is set aside
+    as ``x_val`` / ``y_val`` (see :func:`split_rows`)."""
     pixels, labels = digits(folder)
-    train, test = stratified_split(labels)
+    train, test, val = split_rows(labels, validation)
     targets = digit_properties(labels)
     mean, scale = torch.zeros(pixels.shape[1]), torch.full((pixels.shape[1],), 16.0)
+    extra = () if val is None else (pixels[val] / 16, targets[val])
     return Split(pixels[train] / 16, targets[train], pixels[test] / 16, targets[test], mean, scale,
-                 DIGIT_PIXELS, PROPERTIES)
+                 DIGIT_PIXELS, PROPERTIES, *extra)

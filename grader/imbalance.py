@@ -11,20 +11,25 @@ A sample counts as predicted positive when ``sigmoid(logit) >= threshold``
 ``>= 0``. A precision or recall whose denominator is 0 is ``nan``.
 
 The explorer (``imbalance_explorer()``, or the pure ``imbalance_figure()``)
-shows, on the held-out rows of :mod:`grader.datasets`, how precision, recall and
-the loss change as ``pos_weight`` and the decision threshold move. Its models
-are trained once per task and model kind, for every ``pos_weight`` of
-:data:`GRID` at the same time: the grid's models share one input and one
+shows, on the validation rows of :mod:`grader.datasets` (``validation=True``), how
+precision, recall and the loss change as ``pos_weight`` and the decision threshold
+move: the validation split is where such choices are made, and the test split is
+kept for the one final report (:func:`trained` keeps its logits too). Its models are
+trained on the training rows, once per task and model kind, for every ``pos_weight``
+of :data:`GRID` at the same time: the grid's models share one input and one
 ``BCEWithLogitsLoss``, whose ``pos_weight`` is the grid itself, one weight per
 model along the last dimension.
 
-The checks of the notebook's two exercises (their judges are in
+The checks of the capstone's exercises (their judges are in
 :mod:`grader._battery.capstone`): ``assert_pos_weight(pos_weight_from_labels)`` gives
 the student's function label tensors and compares what comes back with negatives over
-positives; ``assert_trained(train_digits_model, recall=..., balanced_accuracy=...)``
-has the student's function train on the digits' training rows and scores the logistic
-regression it returns on held-out digits. ``check_pos_weight`` and ``check_trained``
-show the same verdicts as a report, for a student's check cell.
+positives; ``assert_thresholds(recall_thresholds)`` gives the student's function logits,
+labels and a target recall, and checks that each label's threshold reaches the recall
+with no more alarms than needed; ``assert_trained(train_digits_model, recall=...,
+balanced_accuracy=...)`` has the student's function train on the digits' training rows
+and scores the logistic regression it returns on held-out digits. ``check_pos_weight``,
+``check_thresholds`` and ``check_trained`` show the same verdicts as a report, for a
+student's check cell.
 """
 
 from __future__ import annotations
@@ -116,14 +121,16 @@ SEED = 0
 
 
 def _task_data(task: str) -> datasets.Split:
+    """The task's training, validation and test rows (``validation=True``), one label."""
     if task not in TASKS:
         raise ValueError(f"task must be one of {', '.join(map(repr, TASKS))}, not {task!r}")
     if task.startswith("breast cancer"):
-        return datasets.breast_cancer_split()
-    split = datasets.digits_split()
+        return datasets.breast_cancer_split(validation=True)
+    split = datasets.digits_split(validation=True)
     column = datasets.PROPERTIES.index(task.split(": ", 1)[1])
     return datasets.Split(split.x_train, split.y_train[:, column], split.x_test, split.y_test[:, column],
-                          split.mean, split.scale, split.features, (split.labels[column],))
+                          split.mean, split.scale, split.features, (split.labels[column],),
+                          split.x_val, split.y_val[:, column])
 
 
 def _uniform(generator: torch.Generator, shape: tuple, fan_in: int) -> torch.Tensor:
@@ -184,35 +191,39 @@ def train_grid(x: torch.Tensor, y: torch.Tensor, pos_weights, kind: str = "logis
 
 @dataclass(frozen=True)
 class Trained:
-    """A task's grid of models, as the explorer needs them: held-out logits ``[N, G]``, labels
-    ``[N]``, the unweighted held-out loss of each model, and the training set's negatives over positives."""
+    """A task's grid of models, as the explorer needs them: validation logits ``[N, G]``, labels
+    ``[N]``, the unweighted validation loss of each model, and the training set's negatives over
+    positives; and, for a final report, the test split's logits ``[M, G]`` and labels ``[M]``."""
 
     logits: torch.Tensor
     labels: torch.Tensor
     loss: torch.Tensor
     balance: float
+    test_logits: torch.Tensor
+    test_labels: torch.Tensor
 
 
 @functools.lru_cache(maxsize=None)
 def trained(task: str, kind: str) -> Trained:
-    """The grid of models for a task and a model kind, trained on first use and kept."""
+    """The grid of models for a task and a model kind, trained on the training rows on first use
+    and kept."""
     data = _task_data(task)
     if kind not in MODELS:
         raise ValueError(f"model must be one of {', '.join(map(repr, MODELS))}, not {kind!r}")
     model = train_grid(data.x_train, data.y_train, GRID, kind)  # seeded by its own generator
     with torch.no_grad():
-        logits = model(data.x_test)
-        target = data.y_test[:, None].expand_as(logits)
+        logits, test_logits = model(data.x_val), model(data.x_test)
+        target = data.y_val[:, None].expand_as(logits)
         loss = F.binary_cross_entropy_with_logits(logits, target, reduction="none").mean(dim=0)
-    return Trained(logits, data.y_test, loss, _balance(data.y_train).item())
+    return Trained(logits, data.y_val, loss, _balance(data.y_train).item(), test_logits, data.y_test)
 
 
 # --- the explorer -----------------------------------------------------------------------------------
 
 class ImbalanceExplorer(Explorer):
-    """On a task's held-out rows: the precision-recall curve of the model trained with the chosen
+    """On a task's validation rows: the precision-recall curve of the model trained with the chosen
     ``pos_weight`` (dashed: ``pos_weight = 1``) with the point of the chosen threshold, the
-    confusion matrix at that threshold, and precision, recall and the held-out loss of every
+    confusion matrix at that threshold, and precision, recall and the validation loss of every
     model of the grid against its ``pos_weight``."""
 
     def __init__(self, task: str = "digits: eight", model: str = "logistic regression",
@@ -225,14 +236,14 @@ class ImbalanceExplorer(Explorer):
         self.pr, = curve.plot([], [], lw=2, color="C0", drawstyle="steps-post", label="this pos_weight")
         self.point, = curve.plot([], [], "o", color="C3", ms=8, label="this threshold")
         curve.set(xlim=(0, 1.02), ylim=(0, 1.02), xlabel="recall", ylabel="precision",
-                  title="precision-recall, held out")
+                  title="precision-recall, validation")
         curve.legend(loc="lower left", fontsize=8)
         self.image = matrix.imshow(torch.zeros(2, 2).numpy(), cmap="Blues", vmin=0, vmax=1)
         self.cells = [[matrix.text(j, i, "", ha="center", va="center", fontsize=11) for j in range(2)]
                       for i in range(2)]
         matrix.set(xticks=[0, 1], yticks=[0, 1], xticklabels=["negative", "positive"],
                    yticklabels=["negative", "positive"], xlabel="predicted", ylabel="actual",
-                   title="confusion matrix, held out\n(colour: share of the actual row)")
+                   title="confusion matrix, validation\n(colour: share of the actual row)")
         self.recall_line, = sweep.plot([], [], "o-", color="C1", label="recall")
         self.precision_line, = sweep.plot([], [], "s-", color="C0", label="precision")
         self.here = sweep.axvline(1, color="C3", lw=1.5)
@@ -245,8 +256,8 @@ class ImbalanceExplorer(Explorer):
         sweep.xaxis.set_major_formatter(FixedFormatter([f"{g:g}" for g in GRID]))
         sweep.xaxis.set_minor_locator(NullLocator())
         self.loss_axis = sweep.twinx()
-        self.loss_line, = self.loss_axis.plot([], [], "^--", color="C2", label="held-out loss")
-        self.loss_axis.set_ylabel("held-out loss (no pos_weight)")
+        self.loss_line, = self.loss_axis.plot([], [], "^--", color="C2", label="validation loss")
+        self.loss_axis.set_ylabel("validation loss (no pos_weight)")
         handles = [self.recall_line, self.precision_line, self.loss_line]
         sweep.legend(handles, [h.get_label() for h in handles], loc="lower left", fontsize=8)
         self.curve, self.matrix, self.sweep = curve, matrix, sweep
@@ -299,7 +310,7 @@ class ImbalanceExplorer(Explorer):
         self.sweep.set_title(f"every pos_weight at this threshold\n(dotted: negatives / positives = "
                              f"{d['balance']:.2f})", fontsize=10)
         self.headline.set_text(f"{task}, {model}, pos_weight {pos_weight:g}, threshold {threshold:.2f}: "
-                               f"recall {d['recall']:.3f}, precision {precision}, held-out loss {d['loss']:.3f}")
+                               f"recall {d['recall']:.3f}, precision {precision}, validation loss {d['loss']:.3f}")
 
 
 def imbalance_figure(task: str = "digits: eight", model: str = "logistic regression",
@@ -363,6 +374,32 @@ def assert_pos_weight(fn, **params) -> None:
         raise AssertionError("\n" + "\n".join(f"- {p}" for p in problems))
 
 
+def check_thresholds(fn) -> CheckReport:
+    """Run ``fn`` (your ``recall_thresholds``) on every case and show what passes."""
+    title = f"thresholds for a target recall ({getattr(fn, '__name__', 'your function')})"
+    if checks_suppressed() or judged_elsewhere():
+        return _not_run(title, _LOADING if checks_suppressed() else _GRADING)
+    problems = decide("assert_thresholds", {}, None, local(fn))
+    report = CheckReport(title, problems=problems)
+    for group in ("data", "edge"):
+        for name, _ in threshold_cases(group):
+            report.lines.append((not any(p.startswith(name + ":") for p in problems), name))
+    return report
+
+
+def assert_thresholds(fn, **params) -> None:
+    """For a test cell: raise ``AssertionError`` unless ``fn(logits, labels, recall)`` returns, for
+    each label (column), the largest logit threshold at which predicting ``logits >= threshold``
+    finds at least ``recall`` of that label's positives. ``cases="data"`` or ``"edge"`` limits the
+    check to one group of :func:`threshold_cases`."""
+    threshold_groups(params)
+    if checks_suppressed() or judged_elsewhere():
+        return
+    problems = decide("assert_thresholds", params, None, local(fn))
+    if problems:
+        raise AssertionError("\n" + "\n".join(f"- {p}" for p in problems))
+
+
 def check_trained(fn, **params) -> CheckReport:
     """Train with ``fn`` (your ``train_digits_model``) and show each label's held-out recall and
     balanced accuracy against what :func:`assert_trained` asks (same arguments)."""
@@ -403,6 +440,6 @@ def assert_trained(fn, **params) -> None:
 # The checks' halves live in the battery; imported here, after the metrics they use.
 from ._battery.capstone import (  # noqa: E402
     TRAINED_DEFAULTS, TRAINING_TIME_LIMIT, CheckReport, held_out_scores, judge_trained_model,
-    pos_weight_cases, pos_weight_groups, trained_model, trained_settings,
+    pos_weight_cases, pos_weight_groups, threshold_cases, threshold_groups, trained_model, trained_settings,
 )
 from ._battery.checks import decide, judged_elsewhere, local  # noqa: E402

@@ -379,7 +379,7 @@ def a_list(labels):
 
 def hard_coded_for_the_digits():
     """A function that returns the right vector for the digits' training labels, whatever it is given."""
-    frozen = correct(datasets.digits_split().y_train)
+    frozen = correct(datasets.digits_split(validation=True).y_train)
     return lambda labels: frozen.clone()
 
 
@@ -481,16 +481,20 @@ def test_the_judge_passes_a_right_answer_to_every_case_it_asks(params):
     assert failing(problems, cases) == wrong_on(inverse, cases) and all("upside down" in p for p in problems)
 
 
+#: The shape of the digits' training labels in the three-way split, the first case of exercise 2.
+DIGITS_TRAIN = tuple(datasets.digits_split(validation=True).y_train.shape)
+
+
 def test_the_judge_recomputes_instead_of_trusting_the_answers():
     name, _ = all_cases()[0]
     # a claim beside the value changes nothing; the value does
     forged = answering(lambda labels: dict(right(labels), passed=True, problems=[],
-                                           value=reference(labels) * (1.01 if labels.shape == (1438, 5) else 1)))
-    assert name.startswith("the digits' training labels, shape [1438, 5]")
+                                           value=reference(labels) * (1.01 if labels.shape == DIGITS_TRAIN else 1)))
+    assert name.startswith(f"the digits' training labels, shape {list(DIGITS_TRAIN)}")
     problems = checks.decide("assert_pos_weight", {}, None, forged)
     assert len(problems) == 1 and problems[0].startswith(f"{name}: your values differ"), problems
     # a case left unanswered is a problem of that case
-    missing = answering(lambda labels: {} if labels.shape == (1438, 5) else right(labels))
+    missing = answering(lambda labels: {} if labels.shape == DIGITS_TRAIN else right(labels))
     assert checks.decide("assert_pos_weight", {}, None, missing) == [
         f"{name}: your function gave the grader nothing it can read"]
 
@@ -571,6 +575,9 @@ def weighted(x, y):
 def untrained(x, y):
     torch.manual_seed(0)
     return torch.nn.Linear(x.shape[1], y.shape[1])
+
+def largest_positive(logits, labels, recall):
+    return torch.where(labels > 0.5, logits, torch.full_like(logits, -float("inf"))).max(dim=0).values
 '''
 
 
@@ -601,11 +608,13 @@ print(json.dumps({"known": sorted(known), "verdicts": {
     "inverse": judge("assert_pos_weight", {"cases": "data"}, inverse),
     "weighted": judge("assert_trained", {"recall": 0.75, "balanced_accuracy": 0.8}, weighted),
     "untrained": judge("assert_trained", {}, untrained),
+    "largest positive": judge("assert_thresholds", {"cases": "edge"}, largest_positive),
 }}))
 '''
     seen = run_fresh(script, tmp_path)
-    assert {"assert_pos_weight", "assert_trained"} <= set(seen["known"])
+    assert {"assert_pos_weight", "assert_thresholds", "assert_trained"} <= set(seen["known"])
     verdicts = seen["verdicts"]
+    assert verdicts["largest positive"] and all("too strict" in p for p in verdicts["largest positive"])
     assert verdicts["correct"] == [] and verdicts["weighted"] == []
     assert failing(verdicts["inverse"], all_cases("data")) == [name for name, _ in all_cases("data")]
     assert all("upside down" in p for p in verdicts["inverse"])
@@ -623,9 +632,8 @@ def test_the_engine_reads_the_masters_test_cells():
              for call in verdict.checks_in(cell.source) or []]
     assert ("assert_pos_weight", {"cases": "data"}, "pos_weight_from_labels") in calls
     assert ("assert_pos_weight", {"cases": "edge"}, "pos_weight_from_labels") in calls
-    trained = [c for c in calls if c[0] == "assert_trained"]
-    assert len(trained) == 1 and trained[0][2] == "train_digits_model"
-    assert set(trained[0][1]) == {"recall", "balanced_accuracy"}
+    assert ("assert_thresholds", {"cases": "data"}, "recall_thresholds") in calls
+    assert ("assert_thresholds", {"cases": "edge"}, "recall_thresholds") in calls
     assert scan.suspicious(nb) == []
 
 
@@ -649,25 +657,27 @@ def judged(calls, fn):
     return verdict.judge_test_cell(calls, ask_about)
 
 pos_weight = [calls for calls in cells if calls and {c[0] for c in calls} == {"assert_pos_weight"}]
-trained = [calls for calls in cells if calls and {c[0] for c in calls} == {"assert_trained"}]
+thresholds = [calls for calls in cells if calls and {c[0] for c in calls} == {"assert_thresholds"}]
 print(json.dumps({"cells": cells,
                   "correct": [judged(calls, correct) for calls in pos_weight],
                   "inverse": [judged(calls, inverse) for calls in pos_weight],
-                  "untrained": [judged(calls, untrained) for calls in trained],
+                  "thresholds": [judged(calls, largest_positive) for calls in thresholds],
                   "subjects": asked}))
 '''
     from grader.instructor import release
 
     seen = run_fresh(script, tmp_path, release.master_path("06-class-imbalance"))
-    assert [[c[0] for c in calls] for calls in seen["cells"]] == [["assert_pos_weight"] * 2, ["assert_trained"]]
-    assert [c[1] for c in seen["cells"][0]] == [{"cases": "data"}, {"cases": "edge"}]
-    assert seen["subjects"] == ["pos_weight_from_labels"] * 4 + ["train_digits_model"]
+    assert [[c[0] for c in calls] for calls in seen["cells"]] == [
+        ["assert_prediction"] * 2, ["assert_pos_weight"] * 2, ["assert_thresholds"] * 2]
+    assert [c[1] for c in seen["cells"][1]] == [{"cases": "data"}, {"cases": "edge"}]
+    assert [c[1] for c in seen["cells"][2]] == [{"cases": "data"}, {"cases": "edge"}]
+    assert seen["subjects"] == ["pos_weight_from_labels"] * 4 + ["recall_thresholds"] * 2
     assert seen["correct"] == [[]]
     (upside_down,) = seen["inverse"]
     assert failing(upside_down, all_cases()) == wrong_on(inverse, all_cases())
     assert all("upside down" in p for p in upside_down)
-    (untrained,) = seen["untrained"]
-    assert untrained and all(p.startswith("label ") for p in untrained)
+    (too_strict,) = seen["thresholds"]  # the largest positive logit: too strict wherever recall needs more
+    assert too_strict and all("too strict" in p for p in too_strict)
 
 
 @pytest.mark.parametrize("source", [
@@ -1150,3 +1160,201 @@ def test_the_checks_do_not_run_in_a_notebook_the_autograder_judges(monkeypatch):
     with pytest.raises(AssertionError):
         imbalance.assert_pos_weight(lambda labels: calls.append(labels), cases="data")
     assert calls
+
+
+# --- exercise 3: thresholds that reach a target recall --------------------------------------------------
+
+def threshold_loop(logits, labels, recall):
+    """The largest threshold reaching ``recall``, per column, by trying every logit as a threshold."""
+    out = []
+    for c in range(logits.shape[1]):
+        column, truth = logits[:, c].tolist(), (labels[:, c] > 0.5).tolist()
+        positives = sum(truth)
+        best = None
+        for t in column:
+            found = sum(1 for z, y in zip(column, truth) if y and z >= t)
+            if found / positives >= recall and (best is None or t > best):
+                best = t
+        out.append(best)
+    return torch.tensor(out, dtype=logits.dtype)
+
+
+def threshold_sorted(logits, labels, recall):
+    """What a student might write: a loop over the labels, the positives sorted, ceil(recall * P)."""
+    out = []
+    for c in range(logits.shape[1]):
+        positives = logits[labels[:, c] > 0.5, c].sort(descending=True).values
+        out.append(positives[math.ceil(recall * len(positives)) - 1])
+    return torch.stack(out)
+
+
+def threshold_vectorised(logits, labels, recall):
+    positive = labels > 0.5
+    ranked = torch.where(positive, logits, torch.full_like(logits, -math.inf)).sort(dim=0, descending=True).values
+    rank = torch.arange(1, logits.shape[0] + 1, dtype=torch.float32)[:, None]  # float32 on purpose
+    short = (rank / positive.sum(dim=0) < recall).sum(dim=0)
+    return ranked.gather(0, short[None]).squeeze(0)
+
+
+def all_threshold_cases():
+    return [case for group in ("data", "edge") for case in imbalance.threshold_cases(group)]
+
+
+def test_the_threshold_cases_expect_what_trying_every_logit_finds():
+    from fractions import Fraction
+
+    from grader._battery.capstone import needed, recall_threshold
+
+    for name, args in all_threshold_cases():
+        logits, labels, recall = args["logits"], args["labels"], args["recall"]
+        torch.testing.assert_close(recall_threshold(logits, labels, recall), threshold_loop(logits, labels, recall),
+                                   msg=name)
+        for c in range(labels.shape[1]):
+            positives = int((labels[:, c] > 0.5).sum())
+            assert positives >= 1, name  # every label has a positive, as the exercise says
+            k = needed(positives, recall)
+            # no case sits where float rounding decides: exact fractions, ceil and float32 all agree
+            assert k == math.ceil(Fraction(recall) * positives) == math.ceil(recall * positives), name
+            assert k == next(j for j in range(1, positives + 1)
+                             if torch.tensor(j / positives, dtype=torch.float32) >= recall), name
+
+
+def test_the_edge_threshold_cases_hold_the_edges():
+    cases = dict(imbalance.threshold_cases("edge"))
+    ties = cases["tied logits (steps of 0.5), shape [80, 3], recall 0.8"]["logits"]
+    assert len(ties.unique()) < len(ties.flatten()) / 4
+    assert any(args["recall"] == 1.0 for args in cases.values())
+    assert any(args["recall"] * int(args["labels"][:, 0].sum()) <= 1 for args in cases.values())
+    assert any(int(args["labels"][:, c].sum()) == 1 for args in cases.values() for c in range(args["labels"].shape[1]))
+    backwards = cases["a label ranked backwards (column 0), shape [30, 2], recall 0.5"]
+    z, y = backwards["logits"][:, 0], backwards["labels"][:, 0] > 0.5
+    assert z[y].max() < z[~y].min()
+    assert any(args["logits"].dtype == torch.float64 for args in cases.values())
+    for name, args in imbalance.threshold_cases("data"):
+        assert args["logits"].shape == args["labels"].shape and args["logits"].dtype == torch.float32, name
+    digits_val = datasets.digits_split(validation=True).y_val
+    assert torch.equal(imbalance.threshold_cases("data")[0][1]["labels"], digits_val)
+
+
+@pytest.mark.parametrize("fn", [threshold_loop, threshold_sorted, threshold_vectorised,
+                                lambda z, y, r: threshold_sorted(z, y, r) - 1e-6])
+def test_a_right_threshold_function_passes(fn):
+    imbalance.assert_thresholds(fn)
+    report = imbalance.check_thresholds(fn)
+    assert report.passed and len(report.lines) == len(all_threshold_cases())
+
+
+def probabilities(logits, labels, recall):
+    return torch.sigmoid(threshold_sorted(logits, labels, recall))
+
+
+def smallest_positive(logits, labels, recall):
+    return torch.where(labels > 0.5, logits, torch.full_like(logits, math.inf)).min(dim=0).values
+
+
+def largest_positive(logits, labels, recall):
+    return torch.where(labels > 0.5, logits, torch.full_like(logits, -math.inf)).max(dim=0).values
+
+
+def one_per_row(logits, labels, recall):
+    return logits.max(dim=1).values
+
+
+def float32_always(logits, labels, recall):
+    return threshold_sorted(logits, labels, recall).float()
+
+
+def sorts_in_place(logits, labels, recall):
+    result = threshold_sorted(logits, labels, recall)
+    logits.zero_()
+    return result
+
+
+def not_written(logits, labels, recall):
+    raise NotImplementedError()
+
+
+def nan_thresholds(logits, labels, recall):
+    return torch.full((logits.shape[1],), math.nan, dtype=logits.dtype)
+
+
+WRONG_THRESHOLDS = [
+    (probabilities, "it looks like a probability"),
+    (smallest_positive, "more rows than needed"),
+    (largest_positive, "it is too strict"),
+    (one_per_row, "one per row: work down each column"),
+    (float32_always, "they should have the logits' dtype, torch.float64"),
+    (sorts_in_place, "changed its arguments in place"),
+    (not_written, "your function raised NotImplementedError"),
+    (nan_thresholds, "your threshold is nan"),
+]
+
+
+@pytest.mark.parametrize("fn, message", WRONG_THRESHOLDS, ids=[w[0].__name__ for w in WRONG_THRESHOLDS])
+def test_a_wrong_threshold_function_fails_with_a_reason(fn, message):
+    with pytest.raises(AssertionError, match=re.escape(message)):
+        imbalance.assert_thresholds(fn)
+    report = imbalance.check_thresholds(fn)
+    assert not report.passed and "First failure" in str(report) and message in str(report)
+
+
+def test_the_threshold_judge_asks_for_outputs_on_its_own_inputs_and_recomputes():
+    sent = []
+
+    def ask(request):
+        sent.append(request)
+        return {"value": threshold_loop(**{k: request["args"][k] for k in ("logits", "labels", "recall")}),
+                "changed": [], "timed_out": False, "error": None}
+
+    assert checks.decide("assert_thresholds", {}, "recall_thresholds", ask) == []
+    cases = all_threshold_cases()
+    assert len(sent) == len(cases)
+    for request, (name, args) in zip(sent, cases):
+        assert request["op"] == "call" and request["positional"] == ["logits", "labels", "recall"], name
+        assert torch.equal(request["args"]["logits"], args["logits"]) and request["args"]["recall"] == args["recall"]
+        assert request["args"]["logits"] is not args["logits"]  # a copy: the student's code cannot change the case
+
+    # a claim beside a value changes nothing; a value off by one positive does
+    def forged(request):
+        z, y, r = (request["args"][k] for k in ("logits", "labels", "recall"))
+        return {"value": threshold_loop(z, y, min(1.0, r + 0.05)), "passed": True, "problems": []}
+
+    problems = checks.decide("assert_thresholds", {"cases": "data"}, None, forged)
+    assert len(problems) == 3 and all("more rows than needed" in p for p in problems)
+
+
+@pytest.mark.parametrize("answer, message", [
+    (None, "your function gave the grader nothing it can read"),
+    ({"refused": "not callable"}, "your function gave the grader nothing it can read"),
+    ({"value": "0.5"}, "your function gave the grader nothing it can read"),
+    ({"not a tensor": "a list"}, "your function returned a list, not a tensor"),
+    ({"timed_out": True}, "your function took longer than 10 s"),
+    ({"value": torch.zeros(2, 2)}, "your thresholds have shape [2, 2]"),
+    ({"value": torch.zeros(5, dtype=torch.int64)}, "they should have the logits' dtype"),
+])
+def test_the_threshold_judge_fails_a_malformed_answer(answer, message):
+    problems = checks.decide("assert_thresholds", {"cases": "data"}, None, lambda request: answer)
+    assert problems and message in problems[0], problems
+
+
+def test_bad_threshold_arguments_are_refused_before_asking():
+    asked = []
+    assert checks.decide("assert_thresholds", {"cases": "all"}, None, asked.append) == [
+        "cases must be one of 'data', 'edge', not 'all'"]
+    assert checks.decide("assert_thresholds", {"recall": 0.9}, None, asked.append) == [
+        "assert_thresholds takes no argument recall"]
+    assert asked == []
+    with pytest.raises(ValueError, match="takes no argument"):
+        imbalance.assert_thresholds(threshold_loop, recall=0.5)
+
+
+def test_the_explorer_trains_on_the_training_rows_and_keeps_the_test_logits():
+    grid = imbalance.trained("digits: eight", "logistic regression")
+    data = imbalance._task_data("digits: eight")
+    assert torch.equal(grid.labels, data.y_val) and torch.equal(grid.test_labels, data.y_test)
+    model = imbalance.train_grid(data.x_train, data.y_train, imbalance.GRID)
+    with torch.no_grad():
+        torch.testing.assert_close(grid.logits, model(data.x_val))
+        torch.testing.assert_close(grid.test_logits, model(data.x_test))
+    positives = data.y_train.sum().item()
+    assert grid.balance == pytest.approx((len(data.y_train) - positives) / positives)

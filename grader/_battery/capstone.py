@@ -1,13 +1,17 @@
-"""The capstone's checks (notebook 06): ``pos_weight`` from labels, and a trained model.
+"""The capstone's checks (notebook 06): ``pos_weight`` from labels, thresholds that reach a
+target recall, and a trained model.
 
 Each is a judge in the sense of :mod:`grader._battery.checks`: it chooses the inputs (the
-labels; the training rows), asks the student's code for its outputs on them, and decides
-from those outputs with values it computes itself (negatives over positives; the model's
-recall on held-out digits it loads itself).
+labels; logits, labels and a recall; the training rows), asks the student's code for its
+outputs on them, and decides from those outputs with values it computes itself (negatives
+over positives; the recall and the alarms at the student's thresholds, on logits it made
+itself; the model's recall on held-out digits it loads itself).
 """
 
 from __future__ import annotations
 
+import functools
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +28,8 @@ POS_WEIGHT_TIME_LIMIT = 10.0
 TRAINED_DEFAULTS = {"recall": 0.75, "balanced_accuracy": 0.8}
 #: Seconds the student's training function may take.
 TRAINING_TIME_LIMIT = 120.0
+#: Seconds the student's threshold function may take on one case.
+THRESHOLD_TIME_LIMIT = 10.0
 
 
 def _random_labels(seed: int, rows: int, rates_: list[float]) -> torch.Tensor:
@@ -33,10 +39,12 @@ def _random_labels(seed: int, rows: int, rates_: list[float]) -> torch.Tensor:
 
 def pos_weight_cases(group: str) -> list[tuple[str, torch.Tensor]]:
     """The label tensors ``assert_pos_weight`` gives the student's function, by group:
-    ``"data"``, the training labels of the two data sets; ``"edge"``, seeded random label
-    matrices, a label with no positive, a label with no negative, an empty batch, float64."""
+    ``"data"``, the training labels of the two data sets (of their three-way splits, as notebook 06
+    uses them); ``"edge"``, seeded random label matrices, a label with no positive, a label with no
+    negative, an empty batch, float64."""
     if group == "data":
-        digits, cancer = datasets.digits_split().y_train, datasets.breast_cancer_split().y_train
+        digits = datasets.digits_split(validation=True).y_train
+        cancer = datasets.breast_cancer_split(validation=True).y_train
         return [(f"the digits' training labels, shape {list(digits.shape)}", digits),
                 (f"the breast cancer training labels, shape {list(cancer.shape)} (one label)", cancer)]
     if group == "edge":
@@ -164,6 +172,167 @@ def judge_pos_weight(params: dict, subject: str | None, ask: Ask) -> list[str]:
             elif "labels" in (answer.get("changed") or []):
                 problems.append(f"{name}: your function changed the labels it was given, in place; leave them as "
                                 "they are")
+    return problems
+
+
+# --- thresholds that reach a target recall ---------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=None)
+def _validation_logits(task: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validation logits and labels of a logistic regression trained here, without pos_weight, on the
+    training rows of ``task`` ("digits" or "breast cancer", ``validation=True``): full-batch Adam, seeded."""
+    data = (datasets.digits_split if task == "digits" else datasets.breast_cancer_split)(validation=True)
+    y_train, y_val = data.y_train.reshape(len(data.y_train), -1), data.y_val.reshape(len(data.y_val), -1)
+    generator = torch.Generator().manual_seed(0)
+    bound = 1 / math.sqrt(data.x_train.shape[1])
+    weight = ((torch.rand(data.x_train.shape[1], y_train.shape[1], generator=generator) * 2 - 1) * bound)
+    bias = (torch.rand(y_train.shape[1], generator=generator) * 2 - 1) * bound
+    weight.requires_grad_(True)
+    bias.requires_grad_(True)
+    optimizer = torch.optim.Adam([weight, bias], lr=0.05)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a model this small trains fastest on one thread
+    try:
+        for _ in range(300):
+            optimizer.zero_grad()
+            torch.nn.functional.binary_cross_entropy_with_logits(data.x_train @ weight + bias, y_train).backward()
+            optimizer.step()
+    finally:
+        torch.set_num_threads(threads)
+    with torch.no_grad():
+        return data.x_val @ weight + bias, y_val
+
+
+def _scored(seed: int, rows: int, rates_: list[float], dtype=torch.float32, step: float = 0.0,
+            backwards: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Seeded labels with the given positive rates (at least one positive per column) and logits
+    that rank positives higher on average; ``step`` rounds the logits (ties), ``backwards`` names a
+    column whose positives get the lowest logits."""
+    g = torch.Generator().manual_seed(seed)
+    labels = (torch.rand(rows, len(rates_), generator=g) < torch.tensor(rates_)).to(dtype)
+    labels[0] = 1  # every label has a positive
+    logits = (torch.randn(rows, len(rates_), generator=g, dtype=torch.float64) * 1.5 + 2 * labels - 1)
+    if backwards is not None:
+        logits[:, backwards] = torch.where(labels[:, backwards] > 0, -5 - logits[:, backwards].abs(),
+                                           logits[:, backwards].abs())
+    if step:
+        logits = torch.round(logits / step) * step
+    return logits.to(dtype), labels
+
+
+def threshold_cases(group: str) -> list[tuple[str, dict]]:
+    """What ``assert_thresholds`` gives the student's function, by group, as ``(name, {"logits",
+    "labels", "recall"})``: ``"data"``, validation logits of logistic regressions trained on the
+    course's data; ``"edge"``, seeded made-up logits with ties, recall 1, a recall one positive
+    reaches, a single positive, a label ranked backwards, float64."""
+    if group == "data":
+        digits, digit_labels = _validation_logits("digits")
+        cancer, cancer_labels = _validation_logits("breast cancer")
+        shape = list(digits.shape)
+        return [
+            (f"the digits' validation logits, shape {shape}, recall 0.9",
+             {"logits": digits, "labels": digit_labels, "recall": 0.9}),
+            (f"the digits' validation logits, shape {shape}, recall 0.75",
+             {"logits": digits, "labels": digit_labels, "recall": 0.75}),
+            (f"the breast cancer validation logits, shape {list(cancer.shape)}, recall 0.95",
+             {"logits": cancer, "labels": cancer_labels, "recall": 0.95}),
+        ]
+    if group == "edge":
+        cases = [
+            ("tied logits (steps of 0.5), shape [80, 3], recall 0.8", _scored(71, 80, [0.2, 0.4, 0.1], step=0.5), 0.8),
+            ("recall 1.0: every positive, shape [50, 2]", _scored(72, 50, [0.3, 0.1]), 1.0),
+            ("recall 0.01: one positive is enough, shape [40, 2]", _scored(73, 40, [0.3, 0.2]), 0.01),
+            ("a label with a single positive (column 1), shape [25, 2], recall 0.9", _scored(74, 25, [0.4, 0.0]), 0.9),
+            ("a label ranked backwards (column 0), shape [30, 2], recall 0.5",
+             _scored(75, 30, [0.3, 0.3], backwards=0), 0.5),
+            ("float64 logits and labels, shape [64, 3], recall 0.6", _scored(76, 64, [0.1, 0.25, 0.5],
+                                                                           dtype=torch.float64), 0.6),
+        ]
+        return [(name, {"logits": logits, "labels": labels, "recall": recall})
+                for name, (logits, labels), recall in cases]
+    raise ValueError(f"cases must be one of {', '.join(map(repr, _CASE_GROUPS))}, not {group!r}")
+
+
+def threshold_groups(params: dict) -> list[str]:
+    unknown = set(params) - {"cases"}
+    if unknown:
+        raise ValueError(f"assert_thresholds takes no argument {', '.join(sorted(unknown))}")
+    cases = params.get("cases")
+    if cases is None:
+        return list(_CASE_GROUPS)
+    if cases not in _CASE_GROUPS:
+        raise ValueError(f"cases must be one of {', '.join(map(repr, _CASE_GROUPS))}, not {cases!r}")
+    return [cases]
+
+
+def needed(positives: int, recall: float) -> int:
+    """The fewest positives to find for ``found / positives >= recall`` (computed in float64)."""
+    return next(k for k in range(positives + 1) if k / positives >= recall)
+
+
+def recall_threshold(logits: torch.Tensor, labels: torch.Tensor, recall: float) -> torch.Tensor:
+    """Per column, the largest threshold t with ``(logits >= t)`` finding at least ``recall`` of the
+    positives: the k-th largest logit among the positives, k = :func:`needed`."""
+    return torch.stack([logits[labels[:, c] > 0.5, c].sort(descending=True).values[needed(
+        int((labels[:, c] > 0.5).sum()), recall) - 1] for c in range(logits.shape[1])])
+
+
+def _judge_thresholds(logits: torch.Tensor, labels: torch.Tensor, recall: float, got: torch.Tensor) -> str | None:
+    """What is wrong with the student's thresholds ``got``, or None."""
+    want = recall_threshold(logits, labels, recall)
+    if list(got.shape) != list(want.shape):
+        said = f"your thresholds have shape {list(got.shape)}; they should have shape {list(want.shape)}, one per label"
+        if list(got.shape) == [logits.shape[0]]:
+            said += " (one per row: work down each column)"
+        return said
+    if not got.is_floating_point() or got.dtype != logits.dtype:
+        return f"your thresholds have dtype {got.dtype}; they should have the logits' dtype, {logits.dtype}"
+    z, truth, t = logits.double(), labels > 0.5, got.double()
+    for c in range(z.shape[1]):
+        said = z[:, c] >= t[c]
+        positives, found = int(truth[:, c].sum()), int((said & truth[:, c]).sum())
+        best = int((z[:, c] >= want[c].double()).sum())
+        if math.isnan(t[c].item()):
+            return f"label {c}: your threshold is nan; every comparison with nan is False, so it finds nothing"
+        if found < needed(positives, recall):
+            hint = ""
+            if 0 < t[c].item() < 1 and math.isclose(t[c].item(), torch.sigmoid(want[c].double()).item(), rel_tol=1e-4):
+                hint = " (it looks like a probability, sigmoid of the threshold: return the logit itself)"
+            return (f"label {c}: your threshold {t[c].item():.6g} finds {found} of its {positives} positives, recall "
+                    f"{found / positives:.3f}, below the {recall:g} asked: it is too strict{hint}. The largest "
+                    f"threshold that reaches it is {want[c].item():.6g}")
+        if int(said.sum()) > best:
+            return (f"label {c}: your threshold {t[c].item():.6g} reaches the recall, but says positive for "
+                    f"{int(said.sum()) - best} more rows than needed: the largest threshold that reaches recall "
+                    f"{recall:g} is {want[c].item():.6g}, the logit of the positive ranked {needed(positives, recall)} "
+                    f"of {positives} (highest logit first)")
+    return None
+
+
+@register("assert_thresholds")
+def judge_thresholds(params: dict, subject: str | None, ask: Ask) -> list[str]:
+    """For every case, ask for the student's thresholds and check, with the case's own logits and
+    labels, the recall they reach and the rows they call positive."""
+    problems = []
+    for group in threshold_groups(params):
+        for name, args in threshold_cases(group):
+            sent = {k: (v.clone() if isinstance(v, torch.Tensor) else v) for k, v in args.items()}
+            answer = ask({"op": "call", "args": sent, "positional": ["logits", "labels", "recall"],
+                          "record_ops": False, "time_limit": THRESHOLD_TIME_LIMIT})
+            wrong = _what_went_wrong(answer, THRESHOLD_TIME_LIMIT)
+            if wrong is None and "not a tensor" in answer:
+                wrong = f"returned {text(answer['not a tensor'], 200)}, not a tensor"
+            if wrong is None and not isinstance(answer.get("value"), torch.Tensor):
+                wrong = "gave the grader nothing it can read"
+            if wrong is not None:
+                problems.append(f"{name}: your function {wrong}")
+                continue
+            found = _judge_thresholds(args["logits"], args["labels"], args["recall"], answer["value"])
+            if found is not None:
+                problems.append(f"{name}: {found}")
+            elif set(answer.get("changed") or []) & {"logits", "labels"}:
+                problems.append(f"{name}: your function changed its arguments in place; leave them as they are")
     return problems
 
 
