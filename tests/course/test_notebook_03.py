@@ -387,7 +387,7 @@ def test_the_prediction_exercise(nb, source):
 
 
 def _chain_rule_grad(source):
-    code = cell(source, "claim:chain-rule-fails").source.split("grader.check(")[0]
+    code = cell(source, "claim:chain-rule-fails").source.split("chain_rule_report = grader.check(")[0]
     namespace = {"torch": torch}
     exec(code, namespace)
     return namespace["chain_rule_grad"]

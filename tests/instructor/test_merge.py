@@ -17,9 +17,12 @@ from helpers import A1, Class, cell_scores, solutions
 pytestmark = pytest.mark.slow  # grades a class several times: a minute or two
 
 EDITED = "edited test cell bce_vector_examples"
-FULL = {"bce_vector_examples": (2, 2), "bce_vector_edges": (3, 3), "bce_vector_grad": (2, 2)}   # 7
-FIRST_ONLY = {"bce_vector_examples": (2, 2), "bce_vector_edges": (3, 3), "bce_vector_grad": (0, 2)}  # 5
-NOTHING = {"bce_vector_examples": (0, 2), "bce_vector_edges": (0, 3), "bce_vector_grad": (0, 2)}  # 0
+FULL = {"bce_vector_predict": (2, 2), "bce_vector_examples": (2, 2), "bce_vector_edges": (3, 3),
+        "bce_vector_grad": (2, 2)}   # 9
+FIRST_ONLY = {"bce_vector_predict": (0, 2), "bce_vector_examples": (2, 2), "bce_vector_edges": (3, 3),
+              "bce_vector_grad": (0, 2)}  # 5
+NOTHING = {"bce_vector_predict": (0, 2), "bce_vector_examples": (0, 2), "bce_vector_edges": (0, 3),
+           "bce_vector_grad": (0, 2)}  # 0
 
 
 def cells(**students):
@@ -68,7 +71,7 @@ def course(tmp_path_factory):
     build, s1 = Class(ws), solutions(A1)
     first_only = {"bce_vector_solution": s1["bce_vector_solution"]}
     answers = {"bob-1": build.notebook(A1, {}, edit={"bce_vector_examples": "pass"}),   # 0, flagged
-               "bob-2": build.notebook(A1, s1),                                              # 7
+               "bob-2": build.notebook(A1, s1),                                              # 9
                "bob-3": build.notebook(A1, first_only, edit={"bce_vector_examples": "pass"})}  # 5, flagged
 
     def hand_in(name, files):
@@ -142,7 +145,7 @@ def test_a_regrade_without_shards_is_not_undone_by_merge(course):
     assert regraded["flags"][f"bob/{A1}"] == []
     # merge keeps bob's regrade (newer than his shard's grading), its flags and its record
     assert merged["cells"] == cells(alice=FULL, bob=FULL, erin=FIRST_ONLY)
-    assert steps["merged-export"] == {"alice": 7, "bob": 7, "erin": 5}
+    assert steps["merged-export"] == {"alice": 9, "bob": 9, "erin": 5}
     assert merged["flags"] == {f"alice/{A1}": [], f"bob/{A1}": [], f"erin/{A1}": []}
     assert regraded["graded"][f"bob/{A1}"]["graded_in"] == "main"
     assert merged["graded"][f"bob/{A1}"] == regraded["graded"][f"bob/{A1}"]
@@ -166,7 +169,7 @@ def test_a_shard_graded_after_the_regrade_wins(course):
     ws, steps = course
     kept = steps["shard-wins"]
     assert kept["cells"] == cells(alice=FULL, bob=FIRST_ONLY, erin=FIRST_ONLY)
-    assert steps["shard-wins-export"] == {"alice": 7, "bob": 5, "erin": 5}
+    assert steps["shard-wins-export"] == {"alice": 9, "bob": 5, "erin": 5}
     assert kept["flags"] == {f"alice/{A1}": [], f"bob/{A1}": [EDITED], f"erin/{A1}": []}
     record = kept["graded"][f"bob/{A1}"]
     assert record["graded_in"] == "gradebook-shard-1-of-2.db"

@@ -91,14 +91,15 @@ def course(tmp_path_factory):
     return ws, printed, tmp
 
 
-EXPECTED = {  # student: {assignment: score}; 01 has 7 points: 2 + 3 for the loss, 2 for its gradient
-    "alice": {A1: 7, A5: 7},   # everything right, both notebooks
+EXPECTED = {  # student: {assignment: score}; 01 has 9 points: 2 for the prediction, 2 + 3 for the loss,
+    #                                     2 for its gradient; 05 has 10
+    "alice": {A1: 9, A5: 10},  # everything right, both notebooks
     "bob": {A1: 0},            # handed in unchanged
-    "carol": {A1: 5},          # the loss right, its gradient not written
-    "dave": {A1: 4},           # no clamp at -100: the examples pass, the edge cases fail; gradient right
-    "frank": {A1: 7},          # right, but warns and writes to stderr
+    "carol": {A1: 5},          # the loss right, its prediction and gradient not written
+    "dave": {A1: 6},           # no clamp at -100: the examples pass, the edge cases fail; the rest right
+    "frank": {A1: 9},          # right, but warns and writes to stderr
     "grace": {A1: 0},          # replaced the tests by `pass`: graded with the original tests
-    "heidi": {A1: 7},          # deleted a test cell: graded with it put back
+    "heidi": {A1: 9},          # deleted a test cell: graded with it put back
 }
 
 
