@@ -436,9 +436,13 @@ def test_the_masters_solution_passes_everything(nb):
 
 # --- sources and the student copy ----------------------------------------------------------
 
-def test_only_what_the_articles_show_is_cited(nb):
+def test_no_address_or_site_the_articles_do_not_give_is_cited(nb):
     for text in markdown(nb)[1:]:  # the first is the Colab badge
         assert "http" not in text and "Liberian" not in text
+
+
+def test_titles_and_quotes_are_the_articles_own_words(nb):
+    """Run where the source articles lie beside the checkout (the course's authors' tree)."""
     if not SEEDS.is_dir():
         pytest.skip("the source articles are not beside this checkout")
     articles_text = " ".join(" ".join(p.read_text().split()) for p in SEEDS.glob("0*.txt"))
