@@ -26,21 +26,25 @@ BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
 
 SETUP = '''\
 # Setup. In Google Colab this installs the course's package (Colab has torch already);
-# elsewhere it installs nothing. Then it picks the device: a GPU runtime gets CUDA.
+# elsewhere it checks that it is installed. Then it picks the device: a GPU runtime gets CUDA.
 import os
 import sys
 
-if "google.colab" in sys.modules:
-    source = os.environ.get("BCE_COURSE_INSTALL", "bce-course @ git+https://github.com/{repository}@{branch}")
+source = os.environ.get("BCE_COURSE_INSTALL", "bce-course @ git+https://github.com/{repository}@{branch}")
+colab = "google.colab" in sys.modules
+if colab:
     %pip install --quiet "{{source}}"
-    done = f"installed the course package from {{source}}"
-else:
-    done = "the course package is installed"
-
+try:
+    import grader
+except ModuleNotFoundError:
+    raise ModuleNotFoundError("the course package is missing. " + (
+        "Its install failed: read pip's messages above (is the runtime online?), then run this cell again."
+        if colab else f'Install it in this kernel\\'s environment with: pip install "{{source}}", then restart '
+        "the kernel.")) from None
 import torch
-import grader
 
 device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+done = f"installed the course package from {{source}}" if colab else "the course package is installed"
 print(f"Setup: {{done}}; torch {{torch.__version__}} on {{device}}.")'''
 
 #: The environment variable that overrides where the setup cell installs the package from in

@@ -89,3 +89,48 @@ def test_a_bad_repository_setting_is_an_error(tmp_path):
     (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n")
     with pytest.raises(release.ReleaseError, match=r"\[tool.bce-course\]"):
         release.location(tmp_path)
+
+
+_RUN_SETUP = r'''
+import sys, types
+from IPython.core.inputtransformer2 import TransformerManager
+
+source, colab, installed = sys.argv[1], sys.argv[2] == "colab", sys.argv[3] == "installed"
+if not installed:
+    sys.modules["grader"] = None          # as if the package were not in this environment
+if colab:
+    sys.modules["google.colab"] = types.ModuleType("google.colab")
+magics = []
+shell = types.SimpleNamespace(run_line_magic=lambda name, line: magics.append((name, line)))
+namespace = {"get_ipython": lambda: shell}
+try:
+    exec(TransformerManager().transform_cell(source), namespace)
+except ModuleNotFoundError as error:
+    print("ERROR", error)
+print("MAGICS", magics)
+'''
+
+
+@pytest.mark.parametrize("colab", [False, True], ids=["outside Colab", "in Colab"])
+@pytest.mark.parametrize("installed", [False, True], ids=["missing", "installed"])
+def test_the_setup_cell_stops_with_the_install_command_when_the_package_is_missing(tmp_path, colab, installed):
+    import subprocess
+    import sys
+
+    where = release.location()
+    _, setup = release.header_sources("01-bce-vector", where)
+    done = subprocess.run([sys.executable, "-c", _RUN_SETUP, setup, "colab" if colab else "local",
+                           "installed" if installed else "missing"],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                          env={"PATH": "/usr/bin:/bin", "TMPDIR": str(tmp_path)})
+    out = done.stdout
+    requirement = f"bce-course @ git+https://github.com/{where.repository}@{where.branch}"
+    assert done.returncode == 0, done.stderr
+    assert ("pip" in out.split("MAGICS")[1]) == colab    # only Colab installs anything
+    if installed:
+        assert "ERROR" not in out and "Setup: " in out
+    elif colab:
+        assert "ERROR the course package is missing. Its install failed" in out, out
+    else:
+        assert f'ERROR the course package is missing. Install it in this kernel\'s environment with: pip install ' \
+               f'"{requirement}", then restart the kernel.' in out, out
