@@ -61,16 +61,21 @@ def pos_weight_cases(group: str) -> list[tuple[str, torch.Tensor]]:
     raise ValueError(f"cases must be one of {', '.join(map(repr, _CASE_GROUPS))}, not {group!r}")
 
 
-def pos_weight_groups(params: dict) -> list[str]:
+def _groups(params: dict, check: str) -> list[str]:
+    """The case groups a check's ``cases`` parameter names (all when absent)."""
     unknown = set(params) - {"cases"}
     if unknown:
-        raise ValueError(f"assert_pos_weight takes no argument {', '.join(sorted(unknown))}")
+        raise ValueError(f"{check} takes no argument {', '.join(sorted(unknown))}")
     cases = params.get("cases")
     if cases is None:
         return list(_CASE_GROUPS)
     if cases not in _CASE_GROUPS:
         raise ValueError(f"cases must be one of {', '.join(map(repr, _CASE_GROUPS))}, not {cases!r}")
     return [cases]
+
+
+def pos_weight_groups(params: dict) -> list[str]:
+    return _groups(params, "assert_pos_weight")
 
 
 def _a(noun: str) -> str:
@@ -255,15 +260,7 @@ def threshold_cases(group: str) -> list[tuple[str, dict]]:
 
 
 def threshold_groups(params: dict) -> list[str]:
-    unknown = set(params) - {"cases"}
-    if unknown:
-        raise ValueError(f"assert_thresholds takes no argument {', '.join(sorted(unknown))}")
-    cases = params.get("cases")
-    if cases is None:
-        return list(_CASE_GROUPS)
-    if cases not in _CASE_GROUPS:
-        raise ValueError(f"cases must be one of {', '.join(map(repr, _CASE_GROUPS))}, not {cases!r}")
-    return [cases]
+    return _groups(params, "assert_thresholds")
 
 
 def needed(positives: int, recall: float) -> int:
