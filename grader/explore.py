@@ -5,9 +5,11 @@ changes the plotted data in place (no new figure, no new axes) and ``png()``
 renders it. The functions ``loss_vs_probability``, ``loss_vs_logit``,
 ``naive_vs_fused`` and ``batch_heatmap`` take parameters and return a
 ``Figure``, for tests, for printing and for static pages. The widget functions
-(``probability_explorer`` ...) are thin wrappers: sliders and dropdowns wired to
-``update``, and an ``ipywidgets.Image`` that shows the rendered figure. They use
-only what ipywidgets 7.7 (Google Colab) and 8 (JupyterLab 4) both offer.
+(``probability_explorer`` ...) turn an explorer into a widget that redraws in
+the browser (``grader._widget``): the kernel computes every frame with the
+explorer's own ``update`` once, and moving a control only draws another frame.
+Line style and marker carry each curve's meaning as well as its colour (the
+Okabe-Ito palette, which colour-blind readers can tell apart).
 
 Every plotted value is computed with torch: ``F.binary_cross_entropy``,
 ``F.binary_cross_entropy_with_logits`` and autograd, never a formula typed here
@@ -16,6 +18,7 @@ Every plotted value is computed with torch: ``F.binary_cross_entropy``,
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 from typing import Any, Callable
@@ -37,7 +40,13 @@ WEIGHTS = {
 }
 EXAMPLES = {"001-2": "article 001, example 2", "000": "article 000"}
 
-_DPI = 72
+_DPI = 96  # CSS pixels per inch: a figure is shown at its size in inches
+
+# The Okabe-Ito palette, distinguishable with every common colour-vision deficiency; its
+# orange darkened (from #E69F00) to stand out 3:1 on white as well as on a dark theme.
+BLUE, ORANGE, GREEN, VERMILLION = "#0072B2", "#B87D00", "#009E73", "#D55E00"
+GREY = "#8c8c8c"
+LEGEND = {"fontsize": 10, "handlelength": 3}
 
 
 class Explorer:
@@ -111,11 +120,18 @@ def _log_axis(axis, exponents) -> None:
     axis.set_minor_locator(NullLocator())
 
 
+def _ink() -> str:
+    """The colour of text and axes in the current matplotlib settings (a light or dark theme)."""
+    import matplotlib
+
+    return matplotlib.rcParams["axes.edgecolor"]
+
+
 def _figure(width: float, height: float, columns: int) -> tuple[Figure, list]:
     figure = Figure(figsize=(width, height), dpi=_DPI)
     FigureCanvasAgg(figure)
     axes = [figure.add_subplot(1, columns, i + 1) for i in range(columns)]
-    figure.subplots_adjust(left=0.08, right=0.98, bottom=0.17, top=0.86, wspace=0.28)
+    figure.subplots_adjust(left=0.08, right=0.98, bottom=0.16, top=0.86, wspace=0.28)
     return figure, axes
 
 
@@ -131,15 +147,15 @@ class LossVsProbability(Explorer):
         # exactly 0 and 1 included: there torch's clamp decides the value
         self.p = torch.linspace(0, 1, points, dtype=torch.float64)
         self.tiny = torch.logspace(-60, 0, points, dtype=torch.float64)
-        self.figure, (left, right) = _figure(9.5, 3.4, 2)
-        self.total, = left.plot([], [], lw=2.2, color="C0", label="loss")
-        self.positive, = left.plot([], [], lw=1.2, ls="--", color="C1", label="-y log p")
-        self.negative, = left.plot([], [], lw=1.2, ls="--", color="C2", label="-(1-y) log(1-p)")
-        self.minimum, = left.plot([], [], "o", color="C3", label="minimum, at p = y")
+        self.figure, (left, right) = _figure(9.5, 3.6, 2)
+        self.total, = left.plot([], [], lw=2.4, color=BLUE, label="loss")
+        self.positive, = left.plot([], [], lw=1.6, ls="--", color=VERMILLION, label="-y log p")
+        self.negative, = left.plot([], [], lw=1.8, ls=":", color=GREEN, label="-(1-y) log(1-p)")
+        self.minimum, = left.plot([], [], "s", ms=7, color=ORANGE, label="minimum, at p = y")
         left.set(xlim=(0, 1), ylim=(0, 6), xlabel="predicted probability p", ylabel="loss")
-        left.legend(loc="upper center", fontsize=8)
-        self.tiny_line, = right.plot([], [], lw=2, color="C1")
-        self.cap = right.axhline(100, color="C3", lw=1, ls=":")
+        left.legend(loc="upper center", **LEGEND)
+        self.tiny_line, = right.plot([], [], lw=1.6, ls="--", color=VERMILLION)
+        self.cap = right.axhline(100, color=GREY, lw=1.2, ls=":")
         right.set(xscale="log", xlim=(1e-60, 1), ylim=(0, 105), xlabel="p (log scale)", ylabel="-y log p, clamped",
                   title="the clamp: log p never below -100")
         _log_axis(right.xaxis, (-60, -45, -30, -15, 0))
@@ -189,16 +205,16 @@ class LossVsLogit(Explorer):
     def __init__(self, target: float = 1.0, pos_weight: float = 3.0, points: int = 401, limit: float = 8.0):
         self.params = {"target": target, "pos_weight": pos_weight}
         self.z = torch.linspace(-limit, limit, points, dtype=torch.float64)
-        self.figure, (left, right) = _figure(9.5, 3.4, 2)
-        self.loss, = left.plot([], [], lw=2.2, color="C0", label="with pos_weight")
-        self.loss_plain, = left.plot([], [], lw=1.2, ls="--", color="C7", label="pos_weight = 1")
-        self.grad, = right.plot([], [], lw=2.2, color="C1", label="with pos_weight")
-        self.grad_plain, = right.plot([], [], lw=1.2, ls="--", color="C7", label="sigmoid(z) - y")
+        self.figure, (left, right) = _figure(9.5, 3.6, 2)
+        self.loss, = left.plot([], [], lw=2.4, color=BLUE, label="with pos_weight")
+        self.loss_plain, = left.plot([], [], lw=1.6, ls="--", color=GREY, label="pos_weight = 1")
+        self.grad, = right.plot([], [], lw=2.4, color=VERMILLION, label="with pos_weight")
+        self.grad_plain, = right.plot([], [], lw=1.6, ls="--", color=GREY, label="sigmoid(z) - y")
         left.set(xlim=(-limit, limit), xlabel="logit z", ylabel="loss")
         right.set(xlim=(-limit, limit), xlabel="logit z", ylabel="d loss / dz")
-        right.axhline(0, color="k", lw=0.5)
-        left.legend(loc="upper center", fontsize=8)
-        right.legend(loc="upper left", fontsize=8)
+        right.axhline(0, color=_ink(), lw=0.6)
+        left.legend(loc="upper center", **LEGEND)
+        right.legend(loc="upper left", **LEGEND)
         self.left, self.right = left, right
         self.dynamic = [self.loss, self.loss_plain, self.grad, self.grad_plain, left.title]
         self._draw(**self.params)
@@ -222,10 +238,13 @@ class LossVsLogit(Explorer):
         self.loss_plain.set_data(x, d["loss_plain"].numpy())
         self.grad.set_data(x, d["grad"].numpy())
         self.grad_plain.set_data(x, d["grad_plain"].numpy())
-        top = max(d["loss"].max().item(), d["loss_plain"].max().item())
-        self.left.set_ylim(0, _nice(top))
-        g = torch.cat([d["grad"], d["grad_plain"]])
-        self.right.set_ylim(-_nice(max(-g.min().item(), 0.05)), _nice(max(g.max().item(), 0.05)))
+        # The limits follow pos_weight in three steps (up to 1, 3 and 10), not every move of a
+        # slider: the curves' scale stays put while the student compares them.
+        bound = 1.0 if pos_weight <= 1 else 3.0 if pos_weight <= 3 else max(10.0, pos_weight)
+        edge = self.z[:1]
+        worst = F.binary_cross_entropy_with_logits(edge, torch.ones_like(edge), pos_weight=torch.tensor(bound))
+        self.left.set_ylim(0, _nice(worst.item()))
+        self.right.set_ylim(-1.05 * bound, 1.05)
         self.left.set_title(f"y = {target:.2f}, pos_weight = {pos_weight:.2f}", fontsize=10)
 
 
@@ -244,15 +263,15 @@ class NaiveVsFused(Explorer):
     def __init__(self, dtype: str = "float32", target: float = 0.0, points: int = 801, limit: float = 40.0):
         self.params = {"dtype": dtype, "target": target}
         self.z = torch.linspace(-limit, limit, points, dtype=torch.float64)
-        self.figure, (axes,) = _figure(9.5, 3.6, 1)
-        self.exact, = axes.plot([], [], lw=5, color="0.8", label="exact (float64)")
-        self.fused, = axes.plot([], [], lw=1.5, color="k", ls="--", label="binary_cross_entropy_with_logits")
-        self.naive, = axes.plot([], [], lw=2, color="C0", label="naive: log(sigmoid(z))")
-        self.inf_line = axes.axvline(0, color="C3", ls=":", lw=1.5)
-        self.off_line = axes.axvline(0, color="C1", ls=":", lw=1.5)
+        self.figure, (axes,) = _figure(9.5, 3.8, 1)
+        self.exact, = axes.plot([], [], lw=6, color="#c8c8c8", label="exact (float64)")
+        self.fused, = axes.plot([], [], lw=1.6, color=_ink(), ls="--", label="binary_cross_entropy_with_logits")
+        self.naive, = axes.plot([], [], lw=2, color=BLUE, label="naive: log(sigmoid(z))")
+        self.inf_line = axes.axvline(0, color=VERMILLION, ls=":", lw=2, label="first inf or nan")
+        self.off_line = axes.axvline(0, color=ORANGE, ls="-.", lw=1.6, label="first over 1 % off")
         axes.set(xlim=(-limit, limit), yscale="log", ylim=(1e-18, 1e3), xlabel="logit z", ylabel="loss")
         _log_axis(axes.yaxis, (-15, -10, -5, 0, 3))
-        axes.legend(loc="lower left", fontsize=8)
+        axes.legend(loc="lower left", **LEGEND)
         self.axes = axes
         self.dynamic = [self.exact, self.fused, self.naive, self.inf_line, self.off_line, axes.title]
         self._draw(**self.params)
@@ -293,8 +312,8 @@ class NaiveVsFused(Explorer):
                     else "always finite")
         off_text = (f"over 1 % off first at z = {d['first_off']:.3g}" if d["first_off"] is not None
                     else "never 1 % off")
-        self.axes.set_title(f"{dtype}, y = {target:.2f}: the naive loss is {inf_text} (red), "
-                            f"{off_text} (orange)", fontsize=10)
+        self.axes.set_title(f"{dtype}, y = {target:.2f}: the naive loss is {inf_text} (dotted line),\n"
+                            f"{off_text} (dash-dot line)", fontsize=10)
 
 
 def naive_vs_fused(dtype: str = "float32", target: float = 0.0) -> Figure:
@@ -309,8 +328,8 @@ class BatchHeatmap(Explorer):
 
     def __init__(self, example: str = "001-2", reduction: str = "mean", weight: str = "none"):
         self.params = {"example": example, "reduction": reduction, "weight": weight}
-        self.figure, (axes,) = _figure(5.2, 4.4, 1)
-        self.figure.subplots_adjust(left=0.12, right=0.95, bottom=0.12, top=0.84)
+        self.figure, (axes,) = _figure(5.6, 4.6, 1)
+        self.figure.subplots_adjust(left=0.12, right=0.86, bottom=0.11, top=0.84)
         self.image = axes.imshow(torch.zeros(3, 3).numpy(), cmap="viridis", vmin=0, vmax=1)
         self.labels = [[axes.text(j, i, "", ha="center", va="center", fontsize=11) for j in range(3)]
                        for i in range(3)]
@@ -338,9 +357,9 @@ class BatchHeatmap(Explorer):
     def _draw(self, example: str, reduction: str, weight: str) -> None:
         d = self.data(example, reduction, weight)
         values = d["per_element"]
-        top = values.max().item()
+        top = _nice(_largest(example))  # one colour scale per example, whatever the weight: comparable
         self.image.set_data(values.numpy())
-        self.image.set_clim(0, _nice(top))
+        self.image.set_clim(0, top)
         for i in range(3):
             for j in range(3):
                 v = values[i, j].item()
@@ -352,73 +371,75 @@ class BatchHeatmap(Explorer):
                             f"reduction={reduction!r} returns {result}", fontsize=10)
 
 
+@functools.lru_cache(maxsize=None)
+def _largest(example: str) -> float:
+    """The largest weighted per-element loss of ``example`` under any of the weights."""
+    return max(BatchHeatmap.data(example, "none", weight)["per_element"].max().item() for weight in WEIGHTS)
+
+
 def batch_heatmap(example: str = "001-2", reduction: str = "mean", weight: str = "none") -> Figure:
     return BatchHeatmap(example, reduction, weight).figure
 
 
 # --- the widgets ------------------------------------------------------------------------
 
-def interactive(explorer: Explorer, controls: dict[str, Any]):
-    """Wire ``controls`` (ipywidgets, one per parameter of the explorer) to
-    ``explorer.update``; return a ``VBox`` of the controls and an ``Image`` of
-    the figure. A change of a control updates the data and re-renders the image."""
-    import ipywidgets as widgets
-
-    image = widgets.Image(value=explorer.png(), format="png")
-
-    def redraw(change=None) -> None:
-        explorer.update(**{name: control.value for name, control in controls.items()})
-        image.value = explorer.png()
-
-    for control in controls.values():
-        control.observe(redraw, names="value")
-    box = widgets.VBox([*controls.values(), image])
-    box.explorer = explorer  # for tests and for the curious
-    return box
+def steps(low: float, high: float, step: float) -> list[float]:
+    """``low``, ``low + step``, ... ``high``, rounded: the values a slider offers."""
+    count = round((high - low) / step)
+    return [round(low + i * step, 10) for i in range(count + 1)]
 
 
-def _slider(value: float, low: float, high: float, step: float, description: str):
-    import ipywidgets as widgets
-
-    return widgets.FloatSlider(value=value, min=low, max=high, step=step, description=description,
-                               continuous_update=True, readout_format=".2f",
-                               style={"description_width": "initial"})
+#: The values each explorer's controls offer (every frame for them is computed up front).
+TARGETS = steps(0.0, 1.0, 0.01)
+COARSE_TARGETS = steps(0.0, 1.0, 0.05)
+POS_WEIGHTS = (0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 7.5, 10.0)
 
 
-def _dropdown(options, value, description: str):
-    import ipywidgets as widgets
+def interactive(make: Callable[..., Explorer], controls: list, params: dict, title: str, prefetch: bool = False):
+    """The explorer ``make(**params)`` as a widget with ``controls`` (``grader._widget.Control``):
+    its frames are computed when a browser first shows it, and drawn there."""
+    from ._widget import ExplorerWidget
 
-    return widgets.Dropdown(options=list(options), value=value, description=description,
-                            style={"description_width": "initial"})
+    return ExplorerWidget(make, controls, params, title, prefetch=prefetch)
 
 
 def probability_explorer(target: float = 0.3):
     """Explorer 1: the loss of one prediction against p, with a slider for the target y."""
-    return interactive(LossVsProbability(target),
-                       {"target": _slider(target, 0.0, 1.0, 0.01, "target y")})
+    from ._widget.widget import slider
+
+    return interactive(lambda target: LossVsProbability(target, points=201), [slider("target", "target y", TARGETS)],
+                       {"target": target}, "The loss of one prediction against p")
 
 
 def logit_explorer(target: float = 1.0, pos_weight: float = 3.0):
     """Explorer 2: BCE-with-logits and its gradient against the logit, with sliders
     for the target and pos_weight."""
-    return interactive(LossVsLogit(target, pos_weight),
-                       {"target": _slider(target, 0.0, 1.0, 0.01, "target y"),
-                        "pos_weight": _slider(pos_weight, 0.1, 10.0, 0.1, "pos_weight")})
+    from ._widget.widget import slider
+
+    return interactive(lambda target, pos_weight: LossVsLogit(target, pos_weight, points=201),
+                       [slider("target", "target y", COARSE_TARGETS),
+                        slider("pos_weight", "pos_weight", POS_WEIGHTS, "{:g}")],
+                       {"target": target, "pos_weight": pos_weight}, "BCE with logits and its gradient against z")
 
 
 def naive_explorer(dtype: str = "float32", target: float = 0.0):
     """Explorer 3: where the naive log(sigmoid(z)) formula breaks, for a chosen dtype."""
-    return interactive(NaiveVsFused(dtype, target),
-                       {"dtype": _dropdown(DTYPES, dtype, "dtype"),
-                        "target": _slider(target, 0.0, 1.0, 0.05, "target y")})
+    from ._widget.widget import menu, slider
+
+    return interactive(lambda dtype, target: NaiveVsFused(dtype, target),
+                       [menu("dtype", "dtype", DTYPES), slider("target", "target y", COARSE_TARGETS)],
+                       {"dtype": dtype, "target": target}, "The naive formula against the fused one")
 
 
 def batch_explorer(example: str = "001-2", reduction: str = "mean", weight: str = "none"):
     """Explorer 4: a 3x3 batch's per-element loss, with controls for reduction and weight."""
-    return interactive(BatchHeatmap(example, reduction, weight),
-                       {"example": _dropdown(EXAMPLES, example, "example"),
-                        "reduction": _dropdown(REDUCTIONS, reduction, "reduction"),
-                        "weight": _dropdown(WEIGHTS, weight, "weight")})
+    from ._widget.widget import menu
+
+    return interactive(lambda example, reduction, weight: BatchHeatmap(example, reduction, weight),
+                       [menu("example", "example", EXAMPLES), menu("reduction", "reduction", REDUCTIONS),
+                        menu("weight", "weight", WEIGHTS)],
+                       {"example": example, "reduction": reduction, "weight": weight},
+                       "A 3x3 batch's loss, element by element")
 
 
 #: Every explorer: (widget function, pure figure function, explorer class).

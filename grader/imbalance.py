@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from . import datasets
-from .explore import Explorer, _figure, _nice
+from .explore import BLUE, GREEN, GREY, LEGEND, ORANGE, VERMILLION, Explorer, _figure, _ink, _nice, steps
 from ._battery.loading import checks_suppressed
 
 # --- metrics ------------------------------------------------------------------------------------
@@ -218,6 +218,14 @@ def trained(task: str, kind: str) -> Trained:
     return Trained(logits, data.y_val, loss, _balance(data.y_train).item(), test_logits, data.y_test)
 
 
+@functools.lru_cache(maxsize=None)
+def _curves(task: str, kind: str) -> tuple:
+    """The precision-recall curve of each model of the grid on the validation rows, kept:
+    they do not depend on the threshold."""
+    grid = trained(task, kind)
+    return tuple(precision_recall_curve(grid.logits[:, g], grid.labels) for g in range(len(GRID)))
+
+
 # --- the explorer -----------------------------------------------------------------------------------
 
 class ImbalanceExplorer(Explorer):
@@ -229,37 +237,40 @@ class ImbalanceExplorer(Explorer):
     def __init__(self, task: str = "digits: eight", model: str = "logistic regression",
                  pos_weight: float = 1.0, threshold: float = 0.5):
         self.params = {"task": task, "model": model, "pos_weight": pos_weight, "threshold": threshold}
-        self.figure, (curve, matrix, sweep) = _figure(13.5, 4.2, 3)
-        self.figure.subplots_adjust(left=0.05, right=0.94, bottom=0.14, top=0.8, wspace=0.38)
-        self.headline = self.figure.text(0.5, 0.97, "", ha="center", va="top", fontsize=11)
-        self.pr_plain, = curve.plot([], [], lw=1.2, ls="--", color="C7", label="pos_weight = 1")
-        self.pr, = curve.plot([], [], lw=2, color="C0", drawstyle="steps-post", label="this pos_weight")
-        self.point, = curve.plot([], [], "o", color="C3", ms=8, label="this threshold")
+        self.figure, (curve, matrix, sweep) = _figure(9.8, 4.8, 3)
+        self.figure.subplots_adjust(left=0.075, right=0.915, bottom=0.31, top=0.8, wspace=0.55)
+        self.headline = self.figure.text(0.5, 0.975, "", ha="center", va="top", fontsize=11)
+        self.pr_plain, = curve.plot([], [], lw=1.6, ls="--", color=GREY, label="pos_weight = 1")
+        self.pr, = curve.plot([], [], lw=2.2, color=BLUE, drawstyle="steps-post", label="this pos_weight")
+        self.point, = curve.plot([], [], "D", color=VERMILLION, ms=8, label="this threshold")
         curve.set(xlim=(0, 1.02), ylim=(0, 1.02), xlabel="recall", ylabel="precision",
                   title="precision-recall, validation")
-        curve.legend(loc="lower left", fontsize=8)
+        # legends below the axes: never over the curves
+        curve.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=1, **LEGEND)
         self.image = matrix.imshow(torch.zeros(2, 2).numpy(), cmap="Blues", vmin=0, vmax=1)
         self.cells = [[matrix.text(j, i, "", ha="center", va="center", fontsize=11) for j in range(2)]
                       for i in range(2)]
         matrix.set(xticks=[0, 1], yticks=[0, 1], xticklabels=["negative", "positive"],
                    yticklabels=["negative", "positive"], xlabel="predicted", ylabel="actual",
                    title="confusion matrix, validation\n(colour: share of the actual row)")
-        self.recall_line, = sweep.plot([], [], "o-", color="C1", label="recall")
-        self.precision_line, = sweep.plot([], [], "s-", color="C0", label="precision")
-        self.here = sweep.axvline(1, color="C3", lw=1.5)
-        self.balance_line = sweep.axvline(1, color="k", lw=1, ls=":")
+        self.recall_line, = sweep.plot([], [], "o-", color=ORANGE, lw=1.8, label="recall")
+        self.precision_line, = sweep.plot([], [], "s-", color=BLUE, lw=1.8, label="precision")
+        self.here = sweep.axvline(1, color=VERMILLION, lw=1.6, ls="-.")
+        self.balance_line = sweep.axvline(1, color=_ink(), lw=1.2, ls=":")
         sweep.set(xscale="log", xlim=(GRID[0] / 1.3, GRID[-1] * 1.3), ylim=(0, 1.02), xlabel="pos_weight",
                   ylabel="precision, recall")
         from matplotlib.ticker import FixedFormatter, FixedLocator, NullLocator
 
         sweep.xaxis.set_major_locator(FixedLocator(GRID))
-        sweep.xaxis.set_major_formatter(FixedFormatter([f"{g:g}" for g in GRID]))
+        fractions = {0.25: "\u00bc", 0.5: "\u00bd"}  # short labels: the ticks are close together
+        sweep.xaxis.set_major_formatter(FixedFormatter([fractions.get(g, f"{g:g}") for g in GRID]))
         sweep.xaxis.set_minor_locator(NullLocator())
         self.loss_axis = sweep.twinx()
-        self.loss_line, = self.loss_axis.plot([], [], "^--", color="C2", label="validation loss")
-        self.loss_axis.set_ylabel("validation loss (no pos_weight)")
+        self.loss_line, = self.loss_axis.plot([], [], "^--", color=GREEN, lw=1.6, label="validation loss")
+        self.loss_axis.set_ylabel("validation loss, no pos_weight")
         handles = [self.recall_line, self.precision_line, self.loss_line]
-        sweep.legend(handles, [h.get_label() for h in handles], loc="lower left", fontsize=8)
+        sweep.legend(handles, [h.get_label() for h in handles], loc="upper center", bbox_to_anchor=(0.5, -0.2),
+                     **LEGEND)
         self.curve, self.matrix, self.sweep = curve, matrix, sweep
         self.dynamic = [self.pr_plain, self.pr, self.point, self.image, *[t for row in self.cells for t in row],
                         self.recall_line, self.precision_line, self.loss_line, self.here, self.balance_line,
@@ -277,9 +288,10 @@ class ImbalanceExplorer(Explorer):
         column = GRID.index(pos_weight)
         counts = confusion(grid.logits, grid.labels[:, None].expand_as(grid.logits), threshold)
         every = rates(counts)
+        curves = _curves(task, model)
         return {
-            "curve": precision_recall_curve(grid.logits[:, column], grid.labels),
-            "curve_plain": precision_recall_curve(grid.logits[:, GRID.index(1.0)], grid.labels),
+            "curve": curves[column],
+            "curve_plain": curves[GRID.index(1.0)],
             "recall": every["recall"][column].item(), "precision": every["precision"][column].item(),
             "confusion": torch.stack([torch.stack([counts["tn"][column], counts["fp"][column]]),
                                       torch.stack([counts["fn"][column], counts["tp"][column]])]),
@@ -322,20 +334,19 @@ def imbalance_figure(task: str = "digits: eight", model: str = "logistic regress
 def imbalance_explorer(task: str = "digits: eight", model: str = "logistic regression",
                        pos_weight: float = 1.0, threshold: float = 0.5):
     """The explorer as a widget: menus for the task and the model, a slider over the trained
-    ``pos_weight`` values and one for the decision threshold."""
-    import ipywidgets as widgets
+    ``pos_weight`` values and one for the decision threshold. The models of the other tasks
+    are trained in the background once it is shown, so a new choice is then immediate."""
+    from ._widget.widget import menu, slider
+    from .explore import interactive
 
-    from .explore import _dropdown, _slider, interactive
-
-    pos_weight_slider = widgets.SelectionSlider(
-        options=[(f"{g:g}", g) for g in GRID], value=pos_weight, description="pos_weight",
-        continuous_update=True, style={"description_width": "initial"})
-    return interactive(ImbalanceExplorer(task, model, pos_weight, threshold), {
-        "task": _dropdown(TASKS, task, "task"),
-        "model": _dropdown(MODELS, model, "model"),
-        "pos_weight": pos_weight_slider,
-        "threshold": _slider(threshold, 0.01, 0.99, 0.01, "threshold"),
-    })
+    training = "training the models for this choice (a few seconds)..."
+    return interactive(lambda **params: ImbalanceExplorer(**params), [
+        menu("task", "task", TASKS, kernel=True, busy=training),
+        menu("model", "model", MODELS, kernel=True, busy=training),
+        slider("pos_weight", "pos_weight", GRID, "{:g}"),
+        slider("threshold", "threshold", steps(0.02, 0.98, 0.02)),
+    ], {"task": task, "model": model, "pos_weight": pos_weight, "threshold": threshold},
+        "Class imbalance: pos_weight and the threshold", prefetch=True)
 
 
 # --- the checks ------------------------------------------------------------------------------------

@@ -1,10 +1,12 @@
 """The explorers: every plotted value is torch's, updates change the data in
-place, and the widgets work under ipywidgets 8 (JupyterLab) and 7.7 (Colab)."""
+place, the widgets work under ipywidgets 8 (JupyterLab) and 7.7 (Colab) and send
+the browser torch's numbers, and every figure is legible to every reader."""
 
 import io
+import json
+import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -133,54 +135,41 @@ def test_bad_parameters_say_what_is_allowed():
         explore.BatchHeatmap(reduction="avg")
 
 
-WIDGET_CHECK = textwrap.dedent('''
-    import json, sys
-    import ipywidgets
-    from grader import explore
+# --- the widgets -----------------------------------------------------------------------------------
 
-    result = {"version": ipywidgets.__version__}
-    for name, (make_widget, _, cls) in explore.EXPLORERS.items():
-        box = make_widget()
-        *controls, image = box.children
-        assert type(box).__name__ == "VBox" and type(image).__name__ == "Image", box.children
-        changed = []
-        for control in controls:
-            before = image.value
-            if hasattr(control, "options"):  # a dropdown: choose another option
-                control.value = next(v for v in control.options if v != control.value)
-            else:  # a slider: move it to an end
-                control.value = control.max if control.value != control.max else control.min
-            changed.append(image.value != before)
-        result[name] = {"controls": [type(c).__name__ for c in controls], "changed": changed,
-                        "params": box.explorer.params}
-    print(json.dumps(result, default=str))
-''')
-
-
-def run_widget_check(extra_path=None):
-    import json
-    import os
-
+def run_widget_check(*names, extra_path=None) -> dict:
+    """tests/widget_check.py in a fresh interpreter: the widgets as a browser drives them."""
     env = dict(os.environ)
     if extra_path:
         env["PYTHONPATH"] = str(extra_path) + os.pathsep + env.get("PYTHONPATH", "")
-    done = subprocess.run([sys.executable, "-c", WIDGET_CHECK], capture_output=True, text=True,
-                          env=env, timeout=300)
+    done = subprocess.run([sys.executable, str(ROOT / "tests" / "widget_check.py"), *names], capture_output=True,
+                          text=True, env=env, timeout=300, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def check_widgets(result):
+def check_widgets(result: dict) -> None:
     for name in explore.EXPLORERS:
-        assert result[name]["changed"] and all(result[name]["changed"]), (name, result[name])
-    assert result["probability"]["controls"] == ["FloatSlider"]
-    assert result["logit"]["controls"] == ["FloatSlider", "FloatSlider"]
-    assert result["naive"]["controls"] == ["Dropdown", "FloatSlider"]
-    assert result["batch"]["controls"] == ["Dropdown", "Dropdown", "Dropdown"]
+        widget = result[name]
+        # a live front end shows the widget; a static view, its PNG at the figure's natural size
+        assert widget["mime"] == ["application/vnd.jupyter.widget-view+json", "image/png", "text/plain"], widget
+        assert widget["png"] and widget["png_size"] == {"width": widget["spec"]["width"],
+                                                        "height": widget["spec"]["height"]}
+        assert "VBox" not in widget["text"] and "explorer" in widget["text"]
+        assert widget["spec"]["scale"] == 2
+        # one frame per combination of the controls' values, all computed when a browser asks
+        assert widget["frames"] == widget["expected_frames"] > 1, (name, widget["frames"])
+        for control, move in widget["moves"].items():
+            assert move["index_changed"] and move["params_follow"], (name, control, move)
+            assert not move["new_payload"], "a fast control must not need the kernel"
+    assert {c: m["kind"] for c, m in result["probability"]["moves"].items()} == {"target": "slider"}
+    assert {c: m["kind"] for c, m in result["logit"]["moves"].items()} == {"target": "slider", "pos_weight": "slider"}
+    assert {c: m["kind"] for c, m in result["naive"]["moves"].items()} == {"dtype": "menu", "target": "slider"}
+    assert [m["kind"] for m in result["batch"]["moves"].values()] == ["menu"] * 3
 
 
 def test_widgets_under_ipywidgets_8():
-    result = run_widget_check()
+    result = run_widget_check(*explore.EXPLORERS)
     assert result["version"].startswith("8.")
     check_widgets(result)
 
@@ -189,6 +178,174 @@ def test_widgets_under_ipywidgets_7_7_as_in_colab():
     assert (IPYWIDGETS7 / "ipywidgets").is_dir(), (
         f"ipywidgets 7.7 is not installed in {IPYWIDGETS7}: run `make test`, which installs it "
         "from tests/ipywidgets7.txt")
-    result = run_widget_check(IPYWIDGETS7)
+    result = run_widget_check(*explore.EXPLORERS, extra_path=IPYWIDGETS7)
     assert result["version"].startswith("7.7."), result["version"]
     check_widgets(result)
+
+
+def frame_of(widget, **params):
+    """The frame the browser draws for ``params``, and the payload it belongs to."""
+    widget._message(widget, {"event": "view"}, [])
+    number = 0
+    for control in widget._controls:
+        if not control.kernel:
+            number = number * len(control.options) + control.index(params[control.name])
+    return widget.payload["frames"][number], widget.payload
+
+
+def points(payload, item) -> np.ndarray:
+    offset, length = payload["offsets"][item["p"]]
+    pool = np.frombuffer(payload["pool"], dtype="<f4")
+    return pool[offset:offset + length].reshape(-1, 2).astype(np.float64)
+
+
+def to_data(widget, artist, css: np.ndarray) -> np.ndarray:
+    """CSS pixels of a frame back to the artist's data coordinates."""
+    from grader._widget.widget import SCALE
+
+    display = css.copy()
+    display[:, 1] = widget.spec["height"] - display[:, 1]
+    return artist.get_transform().inverted().transform(display * SCALE)
+
+
+@pytest.mark.parametrize("target", [0.0, 0.37, 0.8, 1.0])
+def test_the_browser_draws_torch_numbers(target):
+    """The frame of the probability explorer at ``target``: its loss curve, mapped back from
+    pixels, is torch's BCE, and its title's numbers are torch's too."""
+    widget = explore.probability_explorer()
+    frame, payload = frame_of(widget, target=target)
+    explorer = widget._frames.explorer("light")
+    artists = explorer.dynamic
+    line = frame["a"][artists.index(explorer.total)]
+    data = to_data(widget, explorer.total, points(payload, line))
+    p = explorer.p  # the grid of p: pixels back to p lose the digits that matter at p = 1
+    assert np.allclose(data[:, 0], p.numpy(), atol=1e-5)
+    expected = F.binary_cross_entropy(p, torch.full_like(p, target), reduction="none")
+    shown = (expected <= 6) & (expected >= 0)  # inside the axes
+    span = 6.0  # the axis's range: a float32 CSS pixel is far finer than 1e-4 of it
+    assert torch.allclose(torch.as_tensor(data[:, 1])[shown], expected[shown], atol=1e-4 * span, rtol=0)
+    title = frame["a"][artists.index(explorer.left.title)]["t"]
+    ends = F.binary_cross_entropy(torch.tensor([0.0, 1.0]), torch.full((2,), target), reduction="none")
+    assert title == f"y = {target:.2f}: the loss is {ends[0].item():.3g} at p = 0, {ends[1].item():.3g} at p = 1"
+
+
+def test_a_frame_of_the_heatmap_has_torch_colours_and_numbers():
+    widget = explore.batch_explorer()
+    frame, _ = frame_of(widget, example="000", reduction="sum", weight="one per row [[0.5], [1], [2]]")
+    explorer = widget._frames.explorer("light")
+    args = articles.example("000").build()
+    expected = F.binary_cross_entropy(args["input"], args["target"], weight=explore.WEIGHTS[
+        "one per row [[0.5], [1], [2]]"], reduction="none")
+    labels = [frame["a"][explorer.dynamic.index(explorer.labels[i][j])]["t"] for i in range(3) for j in range(3)]
+    assert labels == [f"{v:.3f}" for v in expected.flatten().tolist()]
+    cells = frame["a"][explorer.dynamic.index(explorer.image)]["cells"]
+    from matplotlib.colors import to_hex
+
+    explorer.update(example="000", reduction="sum", weight="one per row [[0.5], [1], [2]]")
+    colours = [to_hex(c) for c in explorer.image.to_rgba(expected.numpy()).reshape(-1, 4)]
+    assert [cell[4] for cell in cells] == colours
+
+
+def test_moving_controls_from_python_moves_the_view():
+    widget = explore.logit_explorer(target=1.0, pos_weight=3.0)
+    widget.update(pos_weight=7.5)
+    assert widget.params == {"target": 1.0, "pos_weight": 7.5}
+    assert widget.explorer.params == widget.params
+    with pytest.raises(ValueError, match=r"pos_weight must be one of the explorer's values \(0.1, 0.25"):
+        widget.update(pos_weight=7.4)
+    with pytest.raises(TypeError, match="its controls are target, pos_weight"):
+        widget.update(colour="red")
+    with pytest.raises(ValueError, match="target must be one of"):
+        explore.probability_explorer(target=0.305)
+
+
+# --- legible and fair figures ------------------------------------------------------------------------
+
+def figures():
+    """Every explorer's figure, as the widget draws it, at a few settings."""
+    from grader import imbalance
+    from grader._widget.widget import CSS_DPI, SCALE
+
+    settings = [(explore.LossVsProbability, {"target": t}) for t in (0.0, 0.3, 1.0)]
+    settings += [(explore.LossVsLogit, {"target": t, "pos_weight": w}) for t, w in ((1.0, 10.0), (0.0, 0.1), (0.5, 3.0))]
+    settings += [(explore.NaiveVsFused, {"dtype": d, "target": t}) for d, t in (("float16", 0.0), ("bfloat16", 1.0))]
+    settings += [(explore.BatchHeatmap, {"example": e, "reduction": "none", "weight": w})
+                 for e in explore.EXAMPLES for w in explore.WEIGHTS]
+    settings += [(imbalance.ImbalanceExplorer, {"task": "breast cancer: malignant", "pos_weight": 32.0,
+                                                "threshold": 0.02})]
+    for cls, params in settings:
+        explorer = cls(**params)
+        explorer.figure.set_dpi(CSS_DPI * SCALE)
+        explorer.figure.canvas.draw()
+        yield f"{cls.__name__}({params})", explorer
+
+
+def test_no_text_is_clipped_overlapping_or_under_10_points():
+    from matplotlib.text import Text
+
+    for name, explorer in figures():
+        figure = explorer.figure
+        renderer = figure.canvas.get_renderer()
+        box = figure.bbox
+        texts = [t for t in figure.findobj(Text) if t.get_visible() and t.get_text().strip()]
+        for text in texts:
+            extent = text.get_window_extent(renderer)
+            assert text.get_fontsize() >= 10, (name, text.get_text(), text.get_fontsize())
+            assert (extent.x0 >= box.x0 - 0.5 and extent.x1 <= box.x1 + 0.5 and extent.y0 >= box.y0 - 0.5
+                    and extent.y1 <= box.y1 + 0.5), (name, text.get_text(), extent, box)
+        for axes in figure.axes:
+            for axis in (axes.xaxis, axes.yaxis):
+                labels = [t for t in axis.get_ticklabels() if t.get_visible() and t.get_text()
+                          and axes.bbox.expanded(1.05, 1.05).overlaps(t.get_window_extent(renderer))]
+                extents = sorted((t.get_window_extent(renderer) for t in labels), key=lambda e: (e.x0, e.y0))
+                for a, b in zip(extents, extents[1:]):
+                    assert not a.overlaps(b), (name, "tick labels overlap", a, b)
+
+
+def test_line_style_or_marker_carries_each_meaning_as_well_as_colour():
+    """Two lines of one panel never differ by colour alone: under any colour-vision
+    deficiency their dash, marker or width still tells them apart."""
+    from matplotlib.lines import Line2D
+
+    for name, explorer in figures():
+        for axes in explorer.figure.axes:
+            lines = [l for l in axes.get_lines() if l.get_visible()]
+            looks = {}
+            for line in lines:
+                look = (line.get_linestyle(), line.get_marker(), round(line.get_linewidth()))
+                assert look not in looks, (name, "these lines differ by colour alone:",
+                                           line.get_label(), looks.get(look))
+                looks[look] = line.get_label()
+
+
+def contrast(a, b) -> float:
+    from matplotlib.colors import to_rgb
+
+    def luminance(colour):
+        channel = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in to_rgb(colour)]
+        return 0.2126 * channel[0] + 0.7152 * channel[1] + 0.0722 * channel[2]
+
+    high, low = sorted((luminance(a), luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+@pytest.mark.parametrize("name", list(explore.EXPLORERS) + ["imbalance"])
+def test_both_themes_are_legible(name):
+    """What moves is drawn in colours that stand out (3:1, WCAG's figure contrast) on
+    JupyterLab's light and dark backgrounds, except broad backdrop lines; the dark images'
+    text is light."""
+    from grader import imbalance
+    from matplotlib.text import Text
+
+    make = imbalance.imbalance_explorer if name == "imbalance" else explore.EXPLORERS[name][0]
+    widget = make()
+    for artist in widget.spec["artists"]:
+        if artist["kind"] == "line" and artist["lw"] < 4:
+            assert contrast(artist["colour"][0], "#ffffff") >= 3, (name, artist)
+            assert contrast(artist["colour"][1], "#111111") >= 3, (name, artist)
+        if artist["kind"] == "text" and not artist["on_image"]:
+            assert contrast(artist["colour"][1], "#111111") >= 4.5, (name, artist)
+    dark = widget._frames.explorer("dark").figure
+    for text in dark.findobj(Text):
+        if text.get_visible() and text.get_text().strip() and not (text.axes and text.axes.images):
+            assert contrast(text.get_color(), "#111111") >= 4.5, (name, text.get_text(), text.get_color())

@@ -1082,37 +1082,26 @@ def test_bad_explorer_settings_say_what_is_allowed():
     assert isinstance(imbalance.imbalance_figure(), Figure)
 
 
-WIDGET_CHECK = textwrap.dedent('''
-    import json
-    import ipywidgets
-    from grader import imbalance
-
-    box = imbalance.imbalance_explorer()
-    *controls, image = box.children
-    changed = []
-    for control in controls:
-        before = image.value
-        if type(control).__name__ == "FloatSlider":
-            control.value = control.min
-        else:
-            values = [v for _, v in control.options] if isinstance(control.options[0], tuple) else list(control.options)
-            control.value = values[-1] if control.value != values[-1] else values[0]
-        changed.append(image.value != before)
-    print(json.dumps({"version": ipywidgets.__version__, "controls": [type(c).__name__ for c in controls],
-                      "changed": changed, "params": box.explorer.params}))
-''')
-
-
 def run_widget_check(extra_path=None):
+    """tests/widget_check.py on the imbalance explorer: what a browser's view asks of it."""
     env = dict(os.environ)
     if extra_path:
         env["PYTHONPATH"] = str(extra_path) + os.pathsep + env.get("PYTHONPATH", "")
-    done = subprocess.run([sys.executable, "-c", WIDGET_CHECK], capture_output=True, text=True, env=env,
-                          timeout=300, cwd=ROOT)
+    done = subprocess.run([sys.executable, str(ROOT / "tests" / "widget_check.py"), "imbalance"], capture_output=True,
+                          text=True, env=env, timeout=300, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert result["controls"] == ["Dropdown", "Dropdown", "SelectionSlider", "FloatSlider"]
-    assert all(result["changed"]), result
+    widget = result["imbalance"]
+    assert "image/png" in widget["mime"] and widget["png"]
+    moves = widget["moves"]
+    assert {name: (m["kind"], m["kernel"]) for name, m in moves.items()} == {
+        "task": ("menu", True), "model": ("menu", True), "pos_weight": ("slider", False),
+        "threshold": ("slider", False)}
+    assert all(m["index_changed"] and m["params_follow"] for m in moves.values()), moves
+    # the task and the model need the kernel (other models); pos_weight and the threshold do not
+    assert [m["new_payload"] for m in moves.values()] == [True, True, False, False]
+    assert moves["pos_weight"]["options"] == [f"{g:g}" for g in imbalance.GRID]
+    assert widget["frames"] == widget["expected_frames"] == len(imbalance.GRID) * len(moves["threshold"]["options"])
     return result
 
 
@@ -1123,6 +1112,17 @@ def test_the_widget_under_ipywidgets_8():
 def test_the_widget_under_ipywidgets_7_7_as_in_colab():
     assert (IPYWIDGETS7 / "ipywidgets").is_dir(), "run `make test`, which installs ipywidgets 7.7 for this test"
     assert run_widget_check(IPYWIDGETS7)["version"].startswith("7.7.")
+
+
+def test_the_other_choices_are_computed_ahead_once_the_explorer_is_shown():
+    widget = imbalance.imbalance_explorer(task="digits: zero")
+    widget._message(widget, {"event": "view"}, [])
+    widget._prefetching.join(timeout=240)
+    assert not widget._prefetching.is_alive()
+    assert len(widget._cache) == len(imbalance.TASKS) * len(imbalance.MODELS)
+    cached = widget._cache["task=breast cancer: malignant|model=MLP"]
+    widget.update(task="breast cancer: malignant", model="MLP")
+    assert widget.payload is cached  # a new choice is only a message away
 
 
 def test_the_checks_do_not_run_while_grader_check_loads_a_notebook(monkeypatch):
