@@ -349,3 +349,30 @@ def test_both_themes_are_legible(name):
     for text in dark.findobj(Text):
         if text.get_visible() and text.get_text().strip() and not (text.axes and text.axes.images):
             assert contrast(text.get_color(), "#111111") >= 4.5, (name, text.get_text(), text.get_color())
+
+
+def test_static_views_show_the_figure_not_the_widgets_name(tmp_path):
+    """An executed notebook exported to HTML shows each explorer's figure at its natural size:
+    saved as JupyterLab saves it (no widget state), and as nbgrader's feedback renders the
+    autograded notebook (whose executor saved the state: the feedback's preprocessor drops it)."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbconvert import HTMLExporter
+
+    from grader.instructor.plugins import StaticExplorers
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "from grader.explore import batch_explorer, probability_explorer\n"
+        "display(probability_explorer(target=0.3))\nbatch_explorer()")])
+    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    outputs = nb.cells[0].outputs
+    assert len(outputs) == 2 and all("image/png" in o.data for o in outputs), outputs
+    assert "widgets" in nb.metadata  # the executor saved the widgets' state
+    with_state, _ = HTMLExporter().from_notebook_node(nb)
+    assert with_state.count('src="data:image/png;base64,') == 0  # a live widget: nothing offline
+    nb, _ = StaticExplorers().preprocess(nb, {})
+    html, _ = HTMLExporter().from_notebook_node(nb)
+    assert html.count('src="data:image/png;base64,') == 2, "the figures are not in the page"
+    assert "VBox" not in html
+    width = explore.probability_explorer().spec["width"]
+    assert f'width="{width}"' in html, f"not shown at its natural width {width}"

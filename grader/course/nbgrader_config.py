@@ -25,9 +25,11 @@ c.IgnorePattern.pattern = r"(?m)^.*\b\w*Warning: "
 # A submission whose test cell was deleted is graded with the original test cell.
 c.OverwriteCells.add_missing_cells = True
 
-# Feedback never shows a hidden test (plain nbgrader's does: its issues 917 and 1363).
+# Feedback never shows a hidden test (plain nbgrader's does: its issues 917 and 1363),
+# and shows each explorer as its figure, which needs neither a kernel nor the network.
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
     "grader.instructor.plugins.HideHiddenTests",
+    "grader.instructor.plugins.StaticExplorers",
 ]

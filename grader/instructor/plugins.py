@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from nbconvert.preprocessors import Preprocessor
 from nbgrader.preprocessors import ClearHiddenTests
 from nbgrader.utils import is_grade
 
@@ -50,3 +51,16 @@ class HideHiddenTests(ClearHiddenTests):
                 if output.get("output_type") == "error":
                     output["traceback"] = [f"{output.get('ename', 'Error')}: {output.get('evalue', '')}"]
         return cell, resources
+
+
+class StaticExplorers(Preprocessor):
+    """For feedback: show each explorer as its figure.
+
+    The executor saves the state of every widget in the notebook's metadata, and with it
+    nbconvert renders an explorer as a live widget, which needs the course's JavaScript
+    from the network and shows nothing offline. Without the state, nbconvert shows the
+    figure every explorer also sends (its ``image/png``)."""
+
+    def preprocess(self, nb, resources):
+        nb.metadata.pop("widgets", None)
+        return nb, resources
