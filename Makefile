@@ -3,6 +3,7 @@
 #   make test   set everything up and run the whole test suite
 # Both create .venv with the pinned versions of constraints.txt the first time,
 # and again whenever pyproject.toml or constraints.txt change.
+# For instructors, make instructor-lab opens JupyterLab on the repository with nbgrader's tools.
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -11,10 +12,16 @@ STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: lab test bench constraints clean
+.PHONY: lab instructor-lab test bench constraints clean
 
+# JupyterLab without nbgrader's menu, Validate button, Create Assignment sidebar and formgrader,
+# which students do not need (grader/student-lab/); the user's Jupyter configuration is left alone.
 lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/python -m grader lab notebooks/
+
+# JupyterLab with nbgrader's tools, on the whole repository (the masters are in grader/course/source/).
+instructor-lab: $(STAMP)
+	$(BIN)/python -m grader lab --instructor
 
 test: $(STAMP) | $(CHROMIUM)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -27,7 +34,7 @@ $(CHROMIUM):
 	    echo "note: the browser test needs Chromium at $(CHROMIUM) (Debian: sudo apt-get install chromium)"; \
 	fi
 
-bench: $(STAMP)
+bench: $(STAMP) | $(CHROMIUM)
 	@for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 $(STAMP): pyproject.toml constraints.txt tests/ipywidgets7.txt

@@ -11,7 +11,9 @@ For an nbgrader test cell, where a failure must raise ``AssertionError``::
 
 The same battery runs from a terminal: ``python -m grader check FILE``.
 
-What a notebook imports lives here, flat: these two functions, the explorers
+Every notebook's setup cell ends with ``device = grader.setup()``, which picks the device.
+
+What a notebook imports lives here, flat: these functions, the explorers
 (:mod:`grader.explore`), the data (:mod:`grader.datasets`), the capstone's helpers
 (:mod:`grader.imbalance`) and the articles' examples (:mod:`grader.articles`). The
 battery's internals are in :mod:`grader._battery`; the instructor's side (release,
@@ -29,7 +31,7 @@ from ._battery.loading import checks_suppressed
 from ._battery.report import Report
 
 __all__ = ["CATEGORIES", "Report", "assert_matches", "assert_passes", "assert_prediction", "available_devices",
-           "check", "check_matches", "check_prediction"]
+           "check", "check_matches", "check_prediction", "setup"]
 __version__ = "0.1.0"
 
 
@@ -117,6 +119,20 @@ def assert_matches(fn: Any, key: str) -> None:
     verdict = check_matches(fn, key)
     if not verdict.passed:
         raise AssertionError("\n" + str(verdict))
+
+
+def setup(installed_from: str | None = None):
+    """The last step of a notebook's setup cell: choose the device the notebook computes on
+    (CUDA when torch sees a GPU, else the CPU), print one line saying so, with torch's
+    version, and return the device. ``installed_from`` is the pip requirement the cell has
+    just installed the course package from (in Google Colab), to say so on that line."""
+    import torch
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    done = (f"installed the course package from {installed_from}" if installed_from
+            else "the course package is installed")
+    print(f"Setup: {done}; torch {torch.__version__} on {device}.")
+    return device
 
 
 def _not_run(fn: Any, function: str | None, note: str) -> Report:

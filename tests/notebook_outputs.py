@@ -55,6 +55,12 @@ def numbers(text: str) -> list[float]:
     return [float(n) for n in NUMBER.findall(text)]
 
 
+def without_badge(text: str) -> str:
+    """A markdown cell's text without the "Open in Colab" badge that release writes under the
+    title: the author's words alone."""
+    return "\n".join(line for line in text.split("\n") if not line.startswith(release.BADGE_LINE))
+
+
 def markdown_after(nb, code_cell) -> str:
     """The markdown cell right after ``code_cell``: where prose comments on its output."""
     index = nb.cells.index(code_cell)

@@ -156,9 +156,10 @@ def test_badges_point_at_the_notebooks_in_the_configured_repository():
             assert (NOTEBOOKS / notebook).is_file(), (path, notebook)
             found.setdefault(notebook, set()).add(path.name)
     for name in NAMES:
-        # listed in both READMEs, and in its own first cell
+        # listed in both READMEs, and in its own first cell, on the line under the title
         assert {"README.md", f"{name}.ipynb"} <= found[f"{name}.ipynb"], found
-        first = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4).cells[0].source
-        assert first.startswith("[![Open In Colab]") and f"notebooks/{name}.ipynb" in first
+        first = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4).cells[0].source.splitlines()
+        assert first[0].startswith("# ") and first[2].startswith("[![Open In Colab]") \
+            and f"notebooks/{name}.ipynb" in first[2]
     readme = (ROOT / "README.md").read_text()
     assert f"https://mybinder.org/v2/gh/{where.repository}/{where.branch}?urlpath=lab/tree/notebooks" in readme

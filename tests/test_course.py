@@ -53,8 +53,12 @@ def test_master_is_clean_and_opens_with_current_headers(name):
     for cell in nb.cells:
         if cell.cell_type == "code":
             assert cell.outputs == [] and cell.execution_count is None, f"{name}: stale outputs"
-    badge, setup = nb.cells[0], nb.cells[1]
-    assert (badge.source, setup.source) == release.header_sources(name, release.location())
+    # its title first, with the Colab badge under it, then the setup cell; as release writes them
+    title, setup = nb.cells[0], nb.cells[1]
+    badge, setup_source = release.header_sources(name, release.location())
+    assert title.cell_type == "markdown" and title.source.startswith(f"# {release.title(path)}\n\n{badge}\n\n")
+    assert setup.cell_type == "code" and setup.source == setup_source
+    assert not release.bring_headers_in_line(nb, name, release.location(), path)
     assert any(graded(c) for c in nb.cells), f"{name} has no autograded tests"
     assert any("BEGIN HIDDEN TESTS" in c.source for c in nb.cells if graded(c)), f"{name} has no hidden tests"
 

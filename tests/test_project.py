@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-RUNTIME = {"torch", "numpy", "matplotlib", "ipywidgets", "nbformat"}
+RUNTIME = {"torch", "numpy", "matplotlib", "ipywidgets", "anywidget", "nbformat"}
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -64,7 +64,10 @@ def test_readme_gives_the_two_commands_and_ci_runs_the_test_one(root):
     assert "make lab" in readme and "make test" in readme
     assert "make test" in (root / ".ci" / "run").read_text()
     makefile = (root / "Makefile").read_text()
-    assert re.search(r"^lab:.*\n\t.*jupyter lab notebooks/", makefile, re.M)
+    # the students' lab, without nbgrader's tools; the instructors' with them (tests/test_student_lab.py)
+    assert re.search(r"^lab:.*\n\t.*python -m grader lab notebooks/$", makefile, re.M)
+    assert re.search(r"^instructor-lab:.*\n\t.*python -m grader lab --instructor$", makefile, re.M)
+    assert "make instructor-lab" in readme
     assert re.search(r"^test:.*\n\t.*pytest", makefile, re.M)
 
 

@@ -1,4 +1,5 @@
-"""The command line: ``python -m grader check FILE`` (also ``bce-grader check FILE``)."""
+"""The command line: ``python -m grader check FILE`` (also ``bce-grader check FILE``), the
+instructor's commands, and ``python -m grader lab``."""
 
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ EXIT_PASSED, EXIT_FAILED, EXIT_UNREADABLE = 0, 1, 2
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m grader",
-        description=("The course's grader: check BCE implementations against PyTorch's own, and run the "
-                     "course with nbgrader (release, collect, autograde, feedback, export, report)."))
+        description=("The course's grader: check BCE implementations against PyTorch's own, open the course "
+                     "in JupyterLab, and run the course with nbgrader (release, collect, autograde, feedback, "
+                     "export, report)."))
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -39,6 +41,20 @@ def _parser() -> argparse.ArgumentParser:
                        help="check only this category (may be repeated): " + ", ".join(CATEGORIES))
     check.add_argument("--json", action="store_true", help="print a machine-readable report")
 
+    lab = commands.add_parser(
+        "lab", help="open JupyterLab on the course, without nbgrader's tools (what `make lab` runs)",
+        description=("Start JupyterLab with this Python, without nbgrader's JupyterLab extension (its "
+                     "Nbgrader menu, Validate button and Create Assignment sidebar) and its server "
+                     "extensions (the formgrader among them), which students do not need: the folder "
+                     "grader/student-lab/ goes first on JUPYTER_CONFIG_PATH. Nothing is written to your "
+                     "own Jupyter configuration. Every other argument goes to JupyterLab as it is: a "
+                     "folder to open, JupyterLab's options (see `jupyter lab --help`)."))
+    lab.add_argument("--instructor", action="store_true",
+                     help="keep nbgrader's tools: JupyterLab as nbgrader's installation configures it "
+                          "(what `make instructor-lab` runs)")
+    lab.add_argument("jupyterlab", nargs=argparse.REMAINDER, metavar="ARGUMENT ...",
+                     help="JupyterLab's arguments, passed on unchanged")
+
     workspace = argparse.ArgumentParser(add_help=False)
     workspace.add_argument("--workspace", metavar="DIR",
                            help="the course workspace: gradebook, submissions, autograded and feedback "
@@ -53,8 +69,8 @@ def _parser() -> argparse.ArgumentParser:
 
     release = commands.add_parser(
         "release", parents=[workspace], help="generate the student notebooks from the masters",
-        description=("Bring the masters' header cells (Colab badge, setup) in line with "
-                     "[tool.bce-course] in pyproject.toml, then generate the student copies with "
+        description=("Bring the masters' header cells (the Colab badge under the title, the setup "
+                     "cell) in line with [tool.bce-course] in pyproject.toml, then generate the student copies with "
                      "nbgrader's generate_assignment in the course workspace (its release/ folder "
                      "and gradebook) and copy them to notebooks/, with notebooks/README.md listing "
                      "them. Exit status: 0 on success (with --check: when notebooks/ is up to date), "
@@ -179,8 +195,7 @@ def _release(args) -> int:
             where = release.location()
             for name in release.assignments():
                 path = release.master_path(name)
-                badge, setup = release._header_cells(release._read(path), path)
-                if (badge.source, setup.source) != release.header_sources(name, where):
+                if release.bring_headers_in_line(release._read(path), name, where, path):
                     problems.append(f"{path.name}: its header cells are out of date")
             with tempfile.TemporaryDirectory() as tmp:
                 release.generate(Path(tmp))
@@ -259,7 +274,21 @@ def _workflow(args) -> int:
     raise AssertionError(args.command)
 
 
+def _lab(arguments: list[str]) -> int:
+    """``lab [--instructor] ARGUMENT...``: every argument but ``--instructor`` goes to
+    JupyterLab unchanged and in order, options with separate values included."""
+    from . import lab
+
+    if {"-h", "--help"} & set(arguments):
+        _parser().parse_args(["lab", "--help"])
+    instructor = "--instructor" in arguments
+    return lab.launch([a for a in arguments if a != "--instructor"], instructor=instructor)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["lab"]:
+        return _lab(argv[1:])
     args = _parser().parse_args(argv)
     if args.command == "check":
         return _check(args)

@@ -1,15 +1,19 @@
 """The course's notebooks: the masters, their header cells, and the student copies.
 
-The masters live in the nbgrader course, ``grader/course/source/<assignment>/``;
-``python -m grader release`` brings their header cells (the Colab badge and the
-setup cell) in line with the repository configured in ``pyproject.toml``,
-generates the student copies with nbgrader's ``generate_assignment`` and
-writes them to ``notebooks/``.
+The masters live in the nbgrader course, ``grader/course/source/<assignment>/``.
+Each opens with two header cells: its title cell (a markdown cell whose first line
+is the notebook's title, ``# ...``, followed by the author's introduction), then
+the setup code cell. ``python -m grader release`` brings their generated parts
+in line with the repository configured in ``pyproject.toml`` (the Colab badge,
+on the line under the title, and the whole setup cell, both locked for
+nbgrader), generates the student copies with nbgrader's ``generate_assignment``
+and writes them to ``notebooks/``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import shutil
 import sys
@@ -23,29 +27,24 @@ SOURCE_DIR = COURSE_DIR / "source"
 REPO_ROOT = COURSE_DIR.parent.parent
 
 BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
+#: How the badge's markdown line starts; release owns the line under the title that starts so.
+BADGE_LINE = "[![Open In Colab]("
+#: The nbgrader ids of the two header cells, both locked.
+TITLE_ID, SETUP_ID = "header_title", "header_setup"
 
 SETUP = '''\
-# Setup. In Google Colab this installs the course's package (Colab has torch already);
-# elsewhere it checks that it is installed. Then it picks the device: a GPU runtime gets CUDA.
-import os
-import sys
-
+# Setup: in Google Colab this installs the course package, bce-course; elsewhere it must be installed.
+import os, sys
 source = os.environ.get("BCE_COURSE_INSTALL", "bce-course @ git+https://github.com/{repository}@{branch}")
 colab = "google.colab" in sys.modules
 if colab:
     %pip install --quiet "{{source}}"
 try:
-    import grader
+    import grader, torch
 except ModuleNotFoundError:
-    raise ModuleNotFoundError("the course package is missing. " + (
-        "Its install failed: read pip's messages above (is the runtime online?), then run this cell again."
-        if colab else f'Install it in this kernel\\'s environment with: pip install "{{source}}", then restart '
-        "the kernel.")) from None
-import torch
-
-device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-done = f"installed the course package from {{source}}" if colab else "the course package is installed"
-print(f"Setup: {{done}}; torch {{torch.__version__}} on {{device}}.")'''
+    raise ModuleNotFoundError("the course package bce-course did not install: read pip's messages above." if colab
+        else f'the course package bce-course is missing: pip install "{{source}}", then restart the kernel.') from None
+device = grader.setup(installed_from=source if colab else None)  # CUDA on a GPU, else the CPU'''
 
 #: The environment variable that overrides where the setup cell installs the package from in
 #: Colab (a pip requirement: a path, a wheel, a git URL), for tests and for forks.
@@ -100,10 +99,25 @@ def master_path(assignment: str, source: Path = SOURCE_DIR) -> Path:
     return path
 
 
+def badge(assignment: str, where: Location) -> str:
+    """The "Open in Colab" badge of a notebook, a markdown line."""
+    return f"{BADGE_LINE}{BADGE})]({where.colab_url(assignment + '.ipynb')})"
+
+
 def header_sources(assignment: str, where: Location) -> tuple[str, str]:
-    """The text of the two header cells of a notebook: the badge, the setup."""
-    badge = f"[![Open In Colab]({BADGE})]({where.colab_url(assignment + '.ipynb')})"
-    return badge, SETUP.format(repository=where.repository, branch=where.branch)
+    """The generated text of the two header cells of a notebook: the badge (the line under
+    the title), the setup (the whole cell)."""
+    return badge(assignment, where), SETUP.format(repository=where.repository, branch=where.branch)
+
+
+def title_source(text: str, badge_line: str) -> str:
+    """The title cell's text ``text`` with ``badge_line`` on the line under the title, in
+    place of the badge there, if any; the author's lines are kept as they are."""
+    heading, _, rest = text.partition("\n")
+    rest = rest.lstrip("\n")
+    if rest.startswith(BADGE_LINE):
+        rest = rest.partition("\n")[2].lstrip("\n")
+    return f"{heading}\n\n{badge_line}" + (f"\n\n{rest}" if rest else "")
 
 
 @contextlib.contextmanager
@@ -131,13 +145,42 @@ def _read(path: Path):
 
 
 def _header_cells(nb, path: Path) -> tuple:
-    tagged = [c for c in nb.cells if "header" in c.get("metadata", {}).get("tags", [])]
-    badge = next((c for c in tagged if c.cell_type == "markdown"), None)
-    setup = next((c for c in tagged if c.cell_type == "code"), None)
-    if badge is None or setup is None or nb.cells[:2] != [badge, setup]:
-        raise ReleaseError(f"{path} must open with its two header cells, tagged 'header': a markdown "
-                           "cell (the Colab badge) and a code cell (the setup)")
-    return badge, setup
+    """The title cell and the setup cell that open ``nb``, or a ReleaseError saying what is wrong."""
+    title, setup = (list(nb.cells) + [None, None])[:2]
+    if title is None:
+        problem = "it has no cells"
+    elif title.cell_type != "markdown" or not title.source.startswith("# "):
+        first_line = title.source.split("\n", 1)[0]
+        problem = f"its first cell is a {title.cell_type} cell that starts with {first_line[:60]!r}"
+    elif setup is None or setup.cell_type != "code" or "header" not in setup.get("metadata", {}).get("tags", []):
+        problem = "its second cell is not a code cell tagged 'header'"
+    else:
+        return title, setup
+    raise ReleaseError(f"{path} must open with its title cell, a markdown cell whose first line is the "
+                       f"notebook's title ('# ...'), then its setup cell, a code cell tagged 'header' ({problem})")
+
+
+def bring_headers_in_line(nb, assignment: str, where: Location, path: Path) -> bool:
+    """Rewrite the generated parts of ``nb``'s header cells, in place: the badge under the
+    title, the whole setup cell, and the tag and nbgrader metadata of both (locked, with
+    fixed ids). The rest of the title cell is the author's and stays as it is. True if
+    anything changed."""
+    title, setup = _header_cells(nb, path)
+    badge_line, setup_source = header_sources(assignment, where)
+
+    def state():
+        return copy.deepcopy([(c.source, c.metadata) for c in (title, setup)])
+
+    before = state()
+    title.source = title_source(title.source, badge_line)
+    setup.source = setup_source
+    for cell, grade_id in ((title, TITLE_ID), (setup, SETUP_ID)):
+        tags = cell.metadata.setdefault("tags", [])
+        if "header" not in tags:
+            tags.append("header")
+        cell.metadata["nbgrader"] = {"grade": False, "grade_id": grade_id, "locked": True, "schema_version": 3,
+                                     "solution": False, "task": False}
+    return state() != before
 
 
 def sync_headers(where: Location | None = None, source: Path = SOURCE_DIR) -> list[Path]:
@@ -149,10 +192,7 @@ def sync_headers(where: Location | None = None, source: Path = SOURCE_DIR) -> li
     for name in assignments(source):
         path = master_path(name, source)
         nb = _read(path)
-        badge, setup = _header_cells(nb, path)
-        want = header_sources(name, where)
-        if (badge.source, setup.source) != want:
-            badge.source, setup.source = want
+        if bring_headers_in_line(nb, name, where, path):
             nbformat.write(nb, path)
             changed.append(path)
     return changed
@@ -194,8 +234,7 @@ def notebooks_readme(names: list[str], where: Location, source: Path = SOURCE_DI
         "",
     ]
     for number, name in enumerate(names, start=1):
-        badge = f"[![Open In Colab]({BADGE})]({where.colab_url(name + '.ipynb')})"
-        lines.append(f"{number}. [{title(master_path(name, source))}]({name}.ipynb) {badge}")
+        lines.append(f"{number}. [{title(master_path(name, source))}]({name}.ipynb) {badge(name, where)}")
     return "\n".join(lines) + "\n"
 
 
@@ -209,8 +248,8 @@ def readme_block(names: list[str], where: Location, source: Path = SOURCE_DIR) -
              "with the environment of `environment.yml`.", "",
              "| | notebook | |", "| --- | --- | --- |"]
     for number, name in enumerate(names, start=1):
-        badge = f"[![Open In Colab]({BADGE})]({where.colab_url(name + '.ipynb')})"
-        lines.append(f"| {number} | [{title(master_path(name, source))}](notebooks/{name}.ipynb) | {badge} |")
+        link = f"[{title(master_path(name, source))}](notebooks/{name}.ipynb)"
+        lines.append(f"| {number} | {link} | {badge(name, where)} |")
     lines += ["", README_END]
     return "\n".join(lines)
 
