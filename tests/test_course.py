@@ -202,3 +202,29 @@ def test_every_notebook_has_an_explorer_that_renders_headless(executed_student_c
     for cell in cells:
         views = [o for o in cell.outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
         assert views, f"{name}: the explorer cell shows no widget: {cell.outputs}"
+        # a static view (GitHub, nbviewer, the feedback) shows the explorer's figure
+        assert all("image/png" in o.data for o in views), f"{name}: an explorer has no static figure"
+
+
+#: Words that name a colour. A reader who cannot tell red from green (one man in twelve)
+#: must be able to follow every sentence: the prose names line styles and markers instead.
+COLOURS = re.compile(r"\b(red|orange|green|blue|purple|violet|yellow|pink|brown|cyan|magenta|grey|gray)\b", re.I)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_no_sentence_names_a_colour(name):
+    nb = nbformat.read(release.master_path(name), as_version=4)
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type == "markdown":
+            prose = re.sub(r"\(https?://[^)]*\)", "", cell.source)  # addresses are not prose
+            assert not COLOURS.search(prose), f"{name} cell {index}: {COLOURS.search(prose)[0]!r} in {prose[:200]!r}"
+
+
+def test_no_explorer_title_names_a_colour():
+    from grader import explore, imbalance
+
+    for make in [m for m, _, _ in explore.EXPLORERS.values()] + [imbalance.imbalance_explorer]:
+        widget = make()
+        texts = [item["t"] for frame in widget.payload_for(widget._kernel_params())["frames"][:5]
+                 for item in frame["a"] if item and "t" in item]
+        assert texts and not [t for t in texts if COLOURS.search(t)], texts

@@ -143,12 +143,17 @@ function render({ model, el }) {
     }
     input.id = id;
     input.dataset.control = control.name;
+    // Keys pressed on a control are the control's: JupyterLab's command-mode shortcuts (arrows move
+    // between cells, X cuts one) would take them otherwise, as neither a range input nor a menu is
+    // :read-write. Lumino looks for this attribute from the focused element up.
+    input.setAttribute("data-lm-suppress-shortcuts", "true");
     const announce = () => {
       const text = control.options[Number(input.value)];
       if (control.kind !== "menu") { input.setAttribute("aria-valuetext", text); readout.textContent = text; }
     };
     announce();
     const changed = (final) => {
+      const moved = index[control.name] !== Number(input.value);
       index[control.name] = Number(input.value);
       announce();
       if (control.kernel) {
@@ -160,8 +165,7 @@ function render({ model, el }) {
         model.save_changes();
         return;
       }
-      inputAt = performance.now();
-      draw();
+      if (moved) { inputAt = performance.now(); draw(); }
       if (final) { model.set("index", Object.assign({}, index)); model.save_changes(); }
     };
     input.addEventListener("input", () => changed(control.kind === "menu"));
@@ -187,10 +191,18 @@ function render({ model, el }) {
       overlays: payload.overlays.map(url),
       key: payload.key,
     };
-    busy = false;
-    status.textContent = "";
-    root.dataset.busy = "false";
-    draw();
+    // every image decoded ahead, so that a step that changes the axes does not wait for one
+    const decoded = [...data.backgrounds.flat(), ...data.overlays].map((src) => {
+      const image = new Image();
+      image.src = src;
+      return image.decode().catch(() => undefined);
+    });
+    Promise.all(decoded).then(() => {
+      busy = false;
+      status.textContent = "";
+      root.dataset.busy = "false";
+      draw();
+    });
   }
 
   function frameNumber() {
@@ -247,14 +259,17 @@ function render({ model, el }) {
   status.textContent = "preparing the explorer...";
   model.on("change:payload", load);
   model.on("change:index", () => {
+    // a change from Python (or another view); this view's own changes are drawn already
     const now = model.get("index");
+    let moved = false;
     for (const control of spec.controls) {
       if (now[control.name] !== undefined && now[control.name] !== index[control.name]) {
         index[control.name] = now[control.name];
         inputs[control.name].value = String(now[control.name]);
+        moved = true;
       }
     }
-    if (!busy) draw();
+    if (moved && !busy) draw();
   });
   // A theme change (JupyterLab's menu, a system dark mode) redraws with the other background.
   const themes = new MutationObserver(() => draw());

@@ -19,6 +19,7 @@ training other models) ask the kernel for a new set of frames; the view shows a
 
 from __future__ import annotations
 
+import atexit
 import base64
 import colorsys
 import io
@@ -173,6 +174,10 @@ class Frames:
             with matplotlib.rc_context(THEMES[theme]):
                 explorer = self._make(**self._params)
             explorer.figure.set_dpi(CSS_DPI * SCALE)
+            # whole CSS pixels, each exactly SCALE image pixels: Agg truncates the figure's size in
+            # pixels, so it is set a quarter of an image pixel above the size wanted
+            wanted = [round(v * CSS_DPI) * SCALE for v in explorer.figure.get_size_inches()]
+            explorer.figure.set_size_inches([(v + 0.25) / (CSS_DPI * SCALE) for v in wanted])
             legends = [ax.get_legend() for ax in explorer.figure.axes if ax.get_legend()]
             for artist in [*explorer.dynamic, *legends, *explorer.figure.legends]:
                 artist.set_animated(True)  # left out of the backgrounds
@@ -213,7 +218,8 @@ class Frames:
                     "marker": MARKERS.get(marker), "ms": artist.get_markersize() * px, "clip": self._clip(artist)}
         if isinstance(artist, Text):
             colour = artist.get_color()
-            on_image = artist.axes is not None and bool(artist.axes.images)  # a label on a coloured cell
+            # a label on a coloured cell (not the title above the cells)
+            on_image = artist.axes is not None and bool(artist.axes.images) and artist is not artist.axes.title
             return {"kind": "text", "colour": [_hex(colour), _hex(colour) if on_image else dark_variant(colour)],
                     "on_image": on_image,
                     "size": artist.get_fontsize() * px, "ha": artist.get_horizontalalignment(),
@@ -261,8 +267,7 @@ class Frames:
             colour = _hex(artist.get_color())
             if colour != style["colour"][0]:
                 # a label on a coloured cell keeps its colour in both themes
-                on_image = artist.axes is not None and bool(artist.axes.images)
-                item["c"] = [colour, colour if on_image else dark_variant(colour)]
+                item["c"] = [colour, colour if style["on_image"] else dark_variant(colour)]
             return item
         # cells of an image, each with its colour
         values = artist.get_array()
@@ -435,10 +440,12 @@ def _widget_class():
 
         def _prefetch_all(self) -> None:
             """Every other choice of the kernel controls, computed ahead, in a thread with its own
-            figures: a later choice is then only a message away."""
+            figures: a later choice is then only a message away. It stops when Python exits."""
             kernel = [c for c in self._controls if c.kernel]
             frames = Frames(self._make, self._controls, self.params)
             for combo in itertools.product(*[c.options for c in kernel]):
+                if _EXITING.is_set():
+                    return
                 params = {c.name: value for c, (_, value) in zip(kernel, combo)}
                 key = self._key(params)
                 with self._lock:
@@ -482,6 +489,17 @@ def _widget_class():
 
 
 _CLASS = None
+_EXITING = threading.Event()
+
+
+@atexit.register
+def _stop_prefetching() -> None:
+    """At exit, let the threads that compute ahead finish what they are doing and stop: a
+    thread still inside torch when the interpreter ends aborts the process."""
+    _EXITING.set()
+    for thread in threading.enumerate():
+        if thread.name == "explorer-prefetch":
+            thread.join(timeout=30)
 
 
 def ExplorerWidget(*args, **kwargs):  # noqa: N802 - a class, built on first use (anywidget is imported then)
