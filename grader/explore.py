@@ -405,7 +405,7 @@ def interactive(make: Callable[..., Explorer], controls: list, params: dict, tit
 
 def probability_explorer(target: float = 0.3):
     """Explorer 1: the loss of one prediction against p, with a slider for the target y."""
-    from ._widget.widget import slider
+    from ._widget.controls import slider
 
     return interactive(lambda target: LossVsProbability(target, points=201), [slider("target", "target y", TARGETS)],
                        {"target": target}, "The loss of one prediction against p")
@@ -414,7 +414,7 @@ def probability_explorer(target: float = 0.3):
 def logit_explorer(target: float = 1.0, pos_weight: float = 3.0):
     """Explorer 2: BCE-with-logits and its gradient against the logit, with sliders
     for the target and pos_weight."""
-    from ._widget.widget import slider
+    from ._widget.controls import slider
 
     return interactive(lambda target, pos_weight: LossVsLogit(target, pos_weight, points=201),
                        [slider("target", "target y", COARSE_TARGETS),
@@ -424,7 +424,7 @@ def logit_explorer(target: float = 1.0, pos_weight: float = 3.0):
 
 def naive_explorer(dtype: str = "float32", target: float = 0.0):
     """Explorer 3: where the naive log(sigmoid(z)) formula breaks, for a chosen dtype."""
-    from ._widget.widget import menu, slider
+    from ._widget.controls import menu, slider
 
     return interactive(lambda dtype, target: NaiveVsFused(dtype, target),
                        [menu("dtype", "dtype", DTYPES), slider("target", "target y", COARSE_TARGETS)],
@@ -433,7 +433,7 @@ def naive_explorer(dtype: str = "float32", target: float = 0.0):
 
 def batch_explorer(example: str = "001-2", reduction: str = "mean", weight: str = "none"):
     """Explorer 4: a 3x3 batch's per-element loss, with controls for reduction and weight."""
-    from ._widget.widget import menu
+    from ._widget.controls import menu
 
     return interactive(lambda example, reduction, weight: BatchHeatmap(example, reduction, weight),
                        [menu("example", "example", EXAMPLES), menu("reduction", "reduction", REDUCTIONS),

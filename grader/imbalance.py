@@ -336,7 +336,7 @@ def imbalance_explorer(task: str = "digits: eight", model: str = "logistic regre
     """The explorer as a widget: menus for the task and the model, a slider over the trained
     ``pos_weight`` values and one for the decision threshold. The models of the other tasks
     are trained in the background once it is shown, so a new choice is then immediate."""
-    from ._widget.widget import menu, slider
+    from ._widget.controls import menu, slider
     from .explore import interactive
 
     training = "training the models for this choice (a few seconds)..."

@@ -10,6 +10,7 @@ a canvas. Static views (GitHub, nbviewer, exported HTML) show the figure at its
 initial state instead.
 """
 
-from .widget import Control, ExplorerWidget, Frames
+from .controls import Control
+from .widget import ExplorerWidget, Frames
 
 __all__ = ["Control", "ExplorerWidget", "Frames"]

@@ -24,14 +24,14 @@ import base64
 import colorsys
 import io
 import itertools
-import math
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import PIL.Image
+
+from .controls import Control, menu, slider  # noqa: F401 - the controls' constructors live there
 
 HERE = Path(__file__).resolve().parent
 CSS_DPI = 96  # CSS pixels per inch: a font of 10 points is 10 points on the screen at 100 %
@@ -51,43 +51,6 @@ THEMES = {
 #: Dash patterns in points per point of line width (matplotlib's defaults, which scale with the width).
 DASHES = {"--": "lines.dashed_pattern", ":": "lines.dotted_pattern", "-.": "lines.dashdot_pattern"}
 MARKERS = {"o": "o", "s": "s", "^": "^", "D": "D"}
-
-
-@dataclass(frozen=True)
-class Control:
-    """One control of an explorer: the parameter ``name`` it sets, the ``label`` beside it,
-    its ``options`` as ``(shown text, value)`` pairs, and its ``kind`` ("slider" or "menu").
-    A ``kernel`` control asks the kernel for new frames when it changes; ``busy`` is what
-    the view says meanwhile."""
-
-    name: str
-    label: str
-    options: tuple
-    kind: str = "slider"
-    kernel: bool = False
-    busy: str = "working..."
-
-    def index(self, value: Any) -> int:
-        for i, (_, option) in enumerate(self.options):
-            if option == value or (isinstance(value, (int, float)) and isinstance(option, (int, float))
-                                   and math.isclose(option, value, rel_tol=1e-9, abs_tol=1e-12)):
-                return i
-        shown = ", ".join(text for text, _ in self.options[:12]) + (", ..." if len(self.options) > 12 else "")
-        raise ValueError(f"{self.name} must be one of the explorer's values ({shown}), not {value!r}")
-
-    def describe(self) -> dict:
-        return {"name": self.name, "label": self.label, "kind": self.kind, "kernel": self.kernel,
-                "busy": self.busy, "options": [text for text, _ in self.options]}
-
-
-def slider(name: str, label: str, values, fmt: str = "{:.2f}") -> Control:
-    return Control(name, label, tuple((fmt.format(v), v) for v in values))
-
-
-def menu(name: str, label: str, values, kernel: bool = False, busy: str = "working...") -> Control:
-    """A menu of ``values``; a dict's values are what the menu shows for its keys."""
-    shown = values if isinstance(values, dict) and all(isinstance(v, str) for v in values.values()) else {}
-    return Control(name, label, tuple((shown.get(v, str(v)), v) for v in values), "menu", kernel, busy)
 
 
 def _hex(colour) -> str:
@@ -443,7 +406,13 @@ def _widget_class():
             figures: a later choice is then only a message away. It stops when Python exits."""
             kernel = [c for c in self._controls if c.kernel]
             frames = Frames(self._make, self._controls, self.params)
-            for combo in itertools.product(*[c.options for c in kernel]):
+            now = self._kernel_params()
+            # nearest first: the choices one control away from the student's (the last control's
+            # first, the model before the task), then the rest
+            combos = sorted(itertools.product(*[c.options for c in kernel]), key=lambda combo: (
+                sum(value != now[c.name] for c, (_, value) in zip(kernel, combo)),
+                [value != now[c.name] for c, (_, value) in zip(kernel, combo)]))
+            for combo in combos:
                 if _EXITING.is_set():
                     return
                 params = {c.name: value for c, (_, value) in zip(kernel, combo)}
