@@ -12,7 +12,7 @@ STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: lab instructor-lab test bench constraints clean
+.PHONY: lab instructor-lab test postgresql bench constraints clean
 
 # JupyterLab without nbgrader's menu, Validate button, Create Assignment sidebar and formgrader,
 # which students do not need (grader/student-lab/); the user's Jupyter configuration is left alone.
@@ -23,7 +23,7 @@ lab: $(STAMP)
 instructor-lab: $(STAMP)
 	$(BIN)/python -m grader lab --instructor
 
-test: $(STAMP) | $(CHROMIUM)
+test: $(STAMP) | $(CHROMIUM) postgresql
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The browser test drives Debian's Chromium; install it where this can (Debian, as root).
@@ -32,6 +32,17 @@ $(CHROMIUM):
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	else \
 	    echo "note: the browser test needs Chromium at $(CHROMIUM) (Debian: sudo apt-get install chromium)"; \
+	fi
+
+# The PostgreSQL test (tests/instructor/test_postgres.py) starts Debian's PostgreSQL server in a
+# temporary folder; install it where this can (Debian, as root). Debian keeps initdb and pg_ctl
+# in /usr/lib/postgresql/VERSION/bin/, where the test looks too.
+postgresql:
+	@if command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	else \
+	    echo "note: the PostgreSQL test needs PostgreSQL's server (Debian: sudo apt-get install postgresql)"; \
 	fi
 
 bench: $(STAMP) | $(CHROMIUM)

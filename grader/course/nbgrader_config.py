@@ -33,3 +33,7 @@ c.GenerateFeedback.preprocessors = [
     "grader.instructor.plugins.HideHiddenTests",
     "grader.instructor.plugins.StaticExplorers",
 ]
+# The feedback is one file a student opens from disk, offline: formulas rendered as MathML
+# when it is written (nbgrader's template would load MathJax from a CDN), no script, no remote
+# image, long lines wrapped (grader/instructor/feedback_html.py).
+c.GenerateFeedback.exporter_class = "grader.instructor.feedback_html.FeedbackExporter"

@@ -14,6 +14,7 @@ from .._battery.judge import KNOWN_DEVICES
 from .._battery.loading import LoadError, load
 
 EXIT_PASSED, EXIT_FAILED, EXIT_UNREADABLE = 0, 1, 2
+EXIT_INTERRUPTED = 130  # as a shell reports a command stopped by Ctrl-C
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -59,10 +60,17 @@ def _parser() -> argparse.ArgumentParser:
     workspace.add_argument("--workspace", metavar="DIR",
                            help="the course workspace: gradebook, submissions, autograded and feedback "
                                 "folders (default: $BCE_COURSE_WORKSPACE, else course-workspace/ in the "
-                                "repository, which git ignores)")
+                                "repository, which git ignores; run from an installed package, course-workspace/ "
+                                "in the current folder)")
     workspace.add_argument("--db-url", metavar="URL",
-                           help="the gradebook: any SQLAlchemy URL nbgrader accepts (default: "
-                                "$BCE_COURSE_DB_URL, else sqlite:///WORKSPACE/gradebook.db)")
+                           help="the gradebook: any SQLAlchemy URL nbgrader accepts, such as "
+                                "postgresql://USER:PASSWORD@HOST:PORT/DATABASE (default: $BCE_COURSE_DB_URL, else "
+                                "the one the workspace was released with, else sqlite:///WORKSPACE/gradebook.db)")
+    workspace.add_argument("--course", metavar="DIR",
+                           help="the nbgrader course folder: nbgrader_config.py and the masters, "
+                                "source/<assignment>/<assignment>.ipynb (default: the course the workspace was "
+                                "released from, else $BCE_COURSE_DIR, else grader/course/ in a checkout of the "
+                                "repository)")
     select = argparse.ArgumentParser(add_help=False)
     select.add_argument("--student", action="append", metavar="ID", help="only this student (repeatable)")
     select.add_argument("--assignment", action="append", metavar="NAME", help="only this assignment (repeatable)")
@@ -75,7 +83,9 @@ def _parser() -> argparse.ArgumentParser:
                      "and gradebook) and copy them to notebooks/, with notebooks/README.md listing "
                      "them. Exit status: 0 on success (with --check: when notebooks/ is up to date), "
                      "1 when --check finds differences, 2 when a master or the configuration is unusable."))
-    release.add_argument("--out", metavar="DIR", help="where the student copies go (default: notebooks/)")
+    release.add_argument("--out", metavar="DIR",
+                         help="where the student copies go (default: notebooks/ in a checkout of the repository; "
+                              "for a course folder of its own, they stay in the workspace's release/ folder)")
     release.add_argument("--check", action="store_true",
                          help="change nothing; report whether notebooks/ and the headers are up to date")
 
@@ -108,8 +118,11 @@ def _parser() -> argparse.ArgumentParser:
     autograde.add_argument("--engine", choices=("warm", "nbgrader"), default="warm",
                            help="warm (default): notebooks run in processes forked from a warm one, in "
                                 "parallel; nbgrader: plain nbgrader, a new kernel per notebook, one at a time")
-    autograde.add_argument("--jobs", type=int, metavar="N",
+    autograde.add_argument("--jobs", type=_at_least_one, metavar="N",
                            help="notebooks graded at once by the warm engine (default: the number of cores)")
+    autograde.add_argument("--regrade", action="store_true",
+                           help="grade every selected submission again, not only those new or changed since "
+                                "they were graded (a change of the released notebook counts as a change)")
     autograde.add_argument("--shard", metavar="I/N",
                            help="grade only shard I of N (a fixed share of the students, by a hash of their id) "
                                 "into a gradebook of its own, gradebook-shard-I-of-N.db; then run `merge`")
@@ -120,20 +133,80 @@ def _parser() -> argparse.ArgumentParser:
                                              "into the workspace's gradebook, keeping for each submission the "
                                              "newest grading, wherever it is. Safe to run again."))
     merge.add_argument("shards", nargs="*", metavar="FILE")
+    remove = commands.add_parser(
+        "remove-student", parents=[workspace], help="remove a student and all of theirs from the workspace",
+        description=("List what the workspace holds of each student ID: their record, submissions and grades in "
+                     "the gradebook (and in the shards' gradebooks), their folders under submitted/, "
+                     "autograded/ and feedback/, their entries in the workspace's records (autograde's flags "
+                     "and graded records, the remembered roster, the latest collect report); with --yes, remove "
+                     "them. Exit status: 0 when listed (or removed), 2 when an ID is not in the workspace "
+                     "(then nothing is removed)."))
+    remove.add_argument("students", nargs="+", metavar="ID", help="a student's id (several may be given)")
+    remove.add_argument("--yes", action="store_true",
+                        help="remove what is listed (without it, nothing is removed)")
 
     commands.add_parser("feedback", parents=[workspace, select], help="write per-student HTML feedback",
                         description=("Write feedback/<student>/<assignment>/<notebook>.html for every "
-                                     "autograded submission (or those selected), without any hidden test."))
+                                     "autograded submission (or those selected), without any hidden test: one "
+                                     "file a student opens from disk, offline, with its formulas rendered "
+                                     "(MathML, no script) and long lines wrapped."))
     export = commands.add_parser("export", parents=[workspace], help="write the grades as CSV",
-                                 description=("Write the gradebook's grades as CSV: one row per student, one "
-                                              "column per notebook (0 where nothing was handed in) and the total."))
+                                 description=("Write the grades as CSV: a row of maxima (and due dates), then "
+                                              "one row per student (the roster's, when collect was given one); "
+                                              "for each notebook its score (empty when there is none), its status "
+                                              "(graded, blank, needs manual grading, not graded, missing), when it "
+                                              "was handed in and nbgrader's late penalty; then the total, where "
+                                              "what is missing counts 0."))
     export.add_argument("--out", metavar="FILE", help="default: WORKSPACE/grades.csv")
     report = commands.add_parser("report", parents=[workspace], help="draw the class's results",
-                                 description=("Write PNG figures (score distribution, pass rate of each test, "
-                                              "the checker's most common failing categories), report.json with "
-                                              "their numbers and summary.txt, and print the summary."))
+                                 description=("Write PNG figures (each notebook's score distribution, of "
+                                              "those who handed it in; the pass rate of each test cell, in "
+                                              "notebook order; the checker's failing categories per notebook and "
+                                              "exercise), report.json with their numbers and summary.txt, and "
+                                              "print the summary."))
     report.add_argument("--out", metavar="DIR", help="default: WORKSPACE/report")
     return parser
+
+
+def _at_least_one(text: str) -> int:
+    """argparse's type for --jobs: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 (the notebooks graded at once), not {value}")
+    return value
+
+
+def _patterns(patterns: list[str] | None) -> list[str] | None:
+    """The naming rules given with --pattern, each a valid regular expression with a
+    (?P<student>...) group, or a WorkflowError saying which is not and why."""
+    import re
+
+    from .workspace import WorkflowError
+
+    for pattern in patterns or ():
+        try:
+            compiled = re.compile(pattern)
+        except re.error as exc:
+            raise WorkflowError(f"--pattern {pattern!r} is not a regular expression: {exc}") from None
+        if "student" not in compiled.groupindex:
+            raise WorkflowError(f"--pattern {pattern!r} has no (?P<student>...) group to say which part is the "
+                                "student's id; for instance '(?P<student>[^_]+)_[^/]*\\.ipynb$'")
+    return patterns
+
+
+def _quiet_database_warnings() -> None:
+    """nbgrader's gradebook makes SQLAlchemy warn (SAWarning) about its sessions on every
+    submission: noise to an instructor, a hundred lines a run."""
+    import warnings
+
+    try:
+        from sqlalchemy.exc import SAWarning
+    except ImportError:  # without the instructor's tools, nothing warns
+        return
+    warnings.filterwarnings("ignore", category=SAWarning)
 
 
 def _check(args) -> int:
@@ -178,7 +251,7 @@ def _check(args) -> int:
 def _workspace(args):
     from .workspace import Workspace
 
-    return Workspace.at(args.workspace, args.db_url)
+    return Workspace.at(args.workspace, args.db_url, args.course)
 
 
 def _release(args) -> int:
@@ -188,19 +261,27 @@ def _release(args) -> int:
     from . import release
     from .workspace import WorkflowError, release_course
 
-    out = Path(args.out) if args.out else release.REPO_ROOT / "notebooks"
     try:
+        workspace = _workspace(args)
+        source = workspace.source
+        # notebooks/ and the README's list are a checkout's; a course folder of its own has neither
+        checkout = release.checkout_of(workspace.course_dir())
+        where = release.location(checkout) if checkout else None
+        out = Path(args.out) if args.out else checkout / "notebooks" if checkout else None
         if args.check:
+            if out is None:
+                raise WorkflowError(f"the course {workspace.course_dir()} is not in a checkout of the repository, "
+                                    "which has notebooks/: give --out DIR, the student copies to compare")
             problems = []
-            where = release.location()
-            for name in release.assignments():
-                path = release.master_path(name)
+            for name in release.assignments(source) if checkout else ():
+                path = release.master_path(name, source)
                 if release.bring_headers_in_line(release._read(path), name, where, path):
                     problems.append(f"{path.name}: its header cells are out of date")
             with tempfile.TemporaryDirectory() as tmp:
-                release.generate(Path(tmp))
+                release.generate(Path(tmp), source=source)
                 problems += release.differences(Path(tmp), out)
-            if release.update_readme(release.REPO_ROOT / "README.md", release.assignments(), where, write=False):
+            if checkout and release.update_readme(checkout / "README.md", release.assignments(source), where,
+                                                  write=False, source=source):
                 problems.append("README.md: its list of notebooks is out of date")
             for problem in problems:
                 print(problem)
@@ -209,14 +290,17 @@ def _release(args) -> int:
                 return EXIT_FAILED
             print(f"{out} is up to date with the masters")
             return EXIT_PASSED
-        for path in release.sync_headers():
+        for path in release.sync_headers(where, source) if checkout else ():
             print(f"updated the header cells of {path.name}")
-        workspace = _workspace(args)
         for path in release_course(workspace, out):
             print(f"wrote {path}")
-        if release.update_readme(release.REPO_ROOT / "README.md", release.assignments(), release.location()):
+        if checkout and release.update_readme(checkout / "README.md", release.assignments(source), where,
+                                              source=source):
             print("updated the list of notebooks in README.md")
         print(f"released in {workspace.root / 'release'}")
+        if out is None:
+            print(f"the student copies are in {workspace.root / 'release'}/<assignment>/; "
+                  "--out DIR puts them in a folder of their own")
         return EXIT_PASSED
     except (release.ReleaseError, WorkflowError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -229,10 +313,11 @@ def _workflow(args) -> int:
     from . import collect, grading, results, shards
     from .workspace import WorkflowError
 
+    _quiet_database_warnings()
     workspace = _workspace(args)
     try:
         if args.command == "collect":
-            report = collect.collect(workspace, args.sources, patterns=args.pattern,
+            report = collect.collect(workspace, args.sources, patterns=_patterns(args.pattern),
                                      roster=Path(args.roster) if args.roster else None,
                                      assignment=args.assignment)
             for item in report.collected:
@@ -247,17 +332,26 @@ def _workflow(args) -> int:
         if args.command == "autograde":
             shard = shards.parse_shard(args.shard) if args.shard else None
             rows = grading.autograde(workspace, students=args.student, assignments=args.assignment,
-                                     progress=not args.quiet, engine=args.engine, jobs=args.jobs, shard=shard)
-            if shard:
-                rows = [r for r in rows if shards.in_shard(r.student, shard)]
+                                     progress=not args.quiet, engine=args.engine, jobs=args.jobs, shard=shard,
+                                     regrade=args.regrade)
             print(grading.summary_table(rows))
+            if rows.unchanged:
+                print(f"graded {rows.graded}; {rows.unchanged} graded before and unchanged since, not graded again "
+                      "(--regrade grades them again)")
             failed = [r for r in rows if any(a.startswith("nbgrader could not") for a in r.attention)]
             return EXIT_FAILED if failed else EXIT_PASSED
+        if args.command == "remove-student":
+            for line in collect.remove_students(workspace, args.students, apply=args.yes):
+                print(line)
+            return EXIT_PASSED
         if args.command == "merge":
             for path in shards.merge(workspace, [Path(p) for p in args.shards] or None):
                 print(f"merged {path}")
             return EXIT_PASSED
         if args.command == "feedback":
+            grading.check_selection(workspace, args.student, args.assignment, workspace.released())
+            if not (workspace.root / "autograded").is_dir() or not any((workspace.root / "autograded").iterdir()):
+                raise WorkflowError("nothing is autograded yet: run `python -m grader autograde` first")
             for path in results.feedback(workspace, students=args.student, assignments=args.assignment):
                 print(f"wrote {path}")
             return EXIT_PASSED
@@ -268,9 +362,16 @@ def _workflow(args) -> int:
             data = results.report(workspace, Path(args.out) if args.out else None)
             print(data["text"])
             return EXIT_PASSED
+    except grading.Interrupted as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_INTERRUPTED
     except WorkflowError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNREADABLE
+    except KeyboardInterrupt:
+        print(f"interrupted: {args.command} stopped before it finished; run it again (it is safe to)",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
     raise AssertionError(args.command)
 
 

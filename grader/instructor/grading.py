@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -44,6 +45,16 @@ def edited_test_cells(workspace: Workspace, student: str, assignment: str) -> li
     return found
 
 
+class Interrupted(WorkflowError):
+    """Ctrl-C during autograde: what was graded is saved; ``graded`` and ``left`` count."""
+
+    def __init__(self, graded: int, left: int):
+        super().__init__(f"interrupted: {graded} submission{'s' if graded != 1 else ''} graded and saved, "
+                         f"{left} not graded; run the same command again to grade the rest (what is graded "
+                         "and unchanged is not graded again)")
+        self.graded, self.left = graded, left
+
+
 @dataclass
 class Graded:
     student: str
@@ -56,56 +67,119 @@ class Graded:
 ENGINES = ("warm", "nbgrader")
 
 
+def _names(names: Iterable[str], limit: int = 8) -> str:
+    names = sorted(names)
+    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def check_selection(workspace: Workspace, students: Iterable[str] | None, assignments: Iterable[str] | None,
+                    released) -> None:
+    """A selection that names no student or assignment of the workspace is a mistake, said in one line."""
+    unknown = set(assignments or ()) - set(released)
+    if unknown:
+        raise WorkflowError(f"no assignment {_names(unknown)}; the assignments are {_names(released)}")
+    known = set(_submitted_students(workspace))
+    unknown = set(students or ()) - known
+    if unknown:
+        raise WorkflowError(f"no student {_names(unknown)} in {workspace.root}: "
+                            + (f"the students collected are {_names(known)}" if known
+                               else "nothing is collected yet; run `python -m grader collect SOURCE` first"))
+
+
+def _source_key(workspace: Workspace, student: str, assignment: str, released: Path) -> str:
+    """What a grade depends on: the submitted notebook and the released one, by content."""
+    import hashlib
+
+    digest = hashlib.sha256(workspace.submitted(student, assignment).read_bytes())
+    digest.update(b"\0" + released.read_bytes())
+    return digest.hexdigest()
+
+
 def autograde(workspace: Workspace, *, students: Iterable[str] | None = None,
               assignments: Iterable[str] | None = None, progress: bool = True,
-              engine: str = "warm", jobs: int | None = None, shard: tuple[int, int] | None = None) -> list[Graded]:
-    """Autograde every collected submission (or the selected ones) with nbgrader,
-    then read every score back from the gradebook.
+              engine: str = "warm", jobs: int | None = None, shard: tuple[int, int] | None = None,
+              regrade: bool = False) -> list[Graded]:
+    """Autograde the collected submissions (or the selected ones) that are new or changed since
+    they were graded (all of them with ``regrade``) with nbgrader, then read every score
+    back from the gradebook.
 
     ``engine="warm"`` runs the notebooks in processes forked from a warm one, in
     ``jobs`` parallel workers (default: the number of cores); ``"nbgrader"`` is
-    plain nbgrader, a kernel per notebook, one at a time."""
+    plain nbgrader, a kernel per notebook, one at a time. Ctrl-C stops it with what was
+    graded saved (:class:`Interrupted`)."""
     if engine not in ENGINES:
         raise WorkflowError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+    if jobs is not None and jobs < 1:
+        raise WorkflowError(f"--jobs must be at least 1, not {jobs}")
     flags_file, graded_file, gradebook = MAIN_FLAGS, MAIN_GRADED, "main"
     if shard:
         workspace = shard_workspace(workspace, shard)
         gradebook = Path(workspace.db_url.removeprefix("sqlite:///")).name
         flags_file = Path(gradebook).with_suffix(".flags.json").name
         graded_file = Path(gradebook).with_suffix(".graded.json").name
+    sources_file = Path(graded_file).name.replace("graded", "sources")
     released = workspace.released()
+    check_selection(workspace, students, assignments, released)
     wanted_students = set(students) if students else None
     wanted_assignments = set(assignments) if assignments else set(released)
-    unknown = wanted_assignments - set(released)
-    if unknown:
-        raise WorkflowError(f"no assignment {', '.join(sorted(unknown))}; the assignments are {', '.join(released)}")
-    pending = [(s, a) for s in _submitted_students(workspace) for a in released
-            if a in wanted_assignments and (wanted_students is None or s in wanted_students)
-            and (shard is None or in_shard(s, shard)) and workspace.submitted(s, a).exists()]
+    selected = [(s, a) for s in _submitted_students(workspace) for a in released
+                if a in wanted_assignments and (wanted_students is None or s in wanted_students)
+                and (shard is None or in_shard(s, shard)) and workspace.submitted(s, a).exists()]
+    if not selected and not shard:  # a shard may hold no student of a small class: nothing to do, no mistake
+        raise WorkflowError("nothing to grade: no submission is collected"
+                            + (" for this selection" if students or assignments or shard else "")
+                            + "; run `python -m grader collect SOURCE` first")
+    sources: dict = workspace.read_json(sources_file, {})
+    keys = {(s, a): _source_key(workspace, s, a, released[a]) for s, a in selected}
+    pending = [(s, a) for s, a in selected
+               if regrade or sources.get(f"{s}/{a}") != keys[(s, a)]
+               or not _autograded_notebook(workspace, s, a).exists()]
     flags: dict = workspace.read_json(flags_file, {})
     done: dict[tuple[str, str], dict | None] = {}
     if engine == "warm":
         results = _grade_warm(workspace, pending, jobs or os.cpu_count() or 1, progress)
     else:
         results = _grade_plain(workspace, pending, progress)
-    for student, assignment, success, log in results:
-        attention = edited_test_cells(workspace, student, assignment)
-        if not success:
-            attention.append("nbgrader could not grade it: " + _last_error(log))
-        notebook = _autograded_notebook(workspace, student, assignment)
-        done[(student, assignment)] = _fingerprint(notebook)
-        text = notebook.read_text() if notebook.exists() else ""
-        if "CellTimeoutError" in text or "Timeout" in log:
-            attention.append("a cell ran out of time")
-        engine_notes = _engine_attention(text) if engine == "warm" else []
-        if engine_notes:
-            attention += engine_notes  # the crash, with its cause, is among them
-        elif "DeadKernelError" in text or "DeadKernelError" in log or "Kernel died" in log:
-            attention.append("the notebook's process died")
-        flags[f"{student}/{assignment}"] = attention
+    try:
+        for result in results:
+            _take(workspace, engine, result, flags, done)
+            sources[f"{result[0]}/{result[1]}"] = keys[(result[0], result[1])]
+    except KeyboardInterrupt:
+        _save(workspace, flags_file, flags, graded_file, gradebook, done, sources_file, sources)
+        raise Interrupted(len(done), len(pending) - len(done)) from None
+    if isinstance(results, _Partial):
+        _save(workspace, flags_file, flags, graded_file, gradebook, done, sources_file, sources)
+        raise Interrupted(len(done), len(pending) - len(done))
+    _save(workspace, flags_file, flags, graded_file, gradebook, done, sources_file, sources)
+    rows = summary(workspace, flags_file)
+    return Summary([r for r in rows if (wanted_students is None or r.student in wanted_students)
+                    and r.assignment in wanted_assignments and (shard is None or in_shard(r.student, shard))],
+                   graded=len(done), unchanged=len(selected) - len(pending))
+
+
+def _save(workspace, flags_file, flags, graded_file, gradebook, done, sources_file, sources) -> None:
     workspace.write_json(flags_file, flags)
+    workspace.write_json(sources_file, sources)
     _record_graded(workspace, graded_file, gradebook, done)  # when, for merge to keep the newest
-    return summary(workspace, flags_file)
+
+
+def _take(workspace: Workspace, engine: str, result, flags: dict, done: dict) -> None:
+    """Record what grading one submission found."""
+    student, assignment, success, log = result
+    attention = edited_test_cells(workspace, student, assignment)
+    if not success:
+        attention.append("nbgrader could not grade it: " + _last_error(log))
+    notebook = _autograded_notebook(workspace, student, assignment)
+    done[(student, assignment)] = _fingerprint(notebook)
+    text = notebook.read_text() if notebook.exists() else ""
+    if "CellTimeoutError" in text or "Timeout" in log:
+        attention.append("a cell ran out of time")
+    engine_notes = _engine_attention(text) if engine == "warm" else []
+    if engine_notes:
+        attention += engine_notes  # the crash, with its cause, is among them
+    elif "DeadKernelError" in text or "DeadKernelError" in log or "Kernel died" in log:
+        attention.append("the notebook's process died")
+    flags[f"{student}/{assignment}"] = attention
 
 
 def _engine_attention(text: str) -> list[str]:
@@ -127,9 +201,25 @@ def _grade_plain(workspace: Workspace, pending, progress: bool):
                 (result.get("log") or "") + (result.get("error") or "")
 
 
+class Summary(list):
+    """The rows of :func:`summary` for a selection, with how many submissions this run
+    ``graded`` and how many it left ``unchanged`` (graded before, and not changed since)."""
+
+    def __init__(self, rows, graded: int = 0, unchanged: int = 0):
+        super().__init__(rows)
+        self.graded, self.unchanged = graded, unchanged
+
+
+class _Partial(list):
+    """The results of a warm run that Ctrl-C stopped: those of the submissions it finished."""
+
+
 def _grade_warm(workspace: Workspace, pending, jobs: int, progress: bool):
     """The warm engine runs in a process of its own, which warms up single-threaded
-    whatever state this process is in (one that has used torch's thread pool cannot fork)."""
+    whatever state this process is in (one that has used torch's thread pool cannot fork).
+    It runs in a session of its own, so that Ctrl-C reaches only this process: this one
+    then asks the engine to stop, and the engine answers with what it finished."""
+    import signal
     import subprocess
     import sys
 
@@ -138,12 +228,24 @@ def _grade_warm(workspace: Workspace, pending, jobs: int, progress: bool):
     job = {"workspace": str(workspace.root), "db_url": workspace.db_url, "tasks": pending, "jobs": jobs,
            "progress": progress}
     with environment_bin_on_path():
-        done = subprocess.run([sys.executable, "-m", "grader.instructor.engine"], input=json.dumps(job), text=True,
-                              stdout=subprocess.PIPE, env=dict(os.environ))
-    if done.returncode != 0:
-        raise WorkflowError(f"the warm engine failed (exit code {done.returncode}); "
+        # the course folder (masters: solutions, hidden tests) is hidden from the notebooks wherever it is
+        env = {**os.environ, "BCE_COURSE_DIR": str(workspace.course_dir())}
+        engine = subprocess.Popen([sys.executable, "-m", "grader.instructor.engine"], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True, env=env, start_new_session=True)
+        try:
+            out, _ = engine.communicate(json.dumps(job))
+        except KeyboardInterrupt:
+            engine.send_signal(signal.SIGINT)
+            out, _ = engine.communicate()
+    try:
+        answer = json.loads(out)
+    except ValueError:
+        answer = None
+    if engine.returncode != 0 or not isinstance(answer, dict):
+        raise WorkflowError(f"the warm engine failed (exit code {engine.returncode}); "
                             "run again with --engine nbgrader to grade with plain nbgrader")
-    return [tuple(r) for r in json.loads(done.stdout)]
+    results = [tuple(r) for r in answer["results"]]
+    return _Partial(results) if answer.get("interrupted") else results
 
 
 def _progress(items, enabled: bool):
@@ -154,10 +256,36 @@ def _progress(items, enabled: bool):
     return tqdm(items, desc="autograde", unit="notebook")
 
 
+_EXCEPTION = re.compile(r"^\s*(?P<name>[A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Warning))(?::\s*(?P<text>.*))?$")
+_FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line \d+, in (?P<function>\S+)')
+_NOT_THE_CAUSE = ("Please see the", "There was an error processing")
+
+
 def _last_error(log: str) -> str:
-    lines = [line.strip() for line in log.splitlines() if line.strip()]
-    errors = [line for line in lines if "Error" in line or "error" in line]
-    return _short(Exception((errors or lines or ["(no log)"])[-1]))
+    """nbgrader's own error, from its log: the last exception a traceback there ends with (and
+    the function it was raised in), not its "Please see the above traceback" that follows;
+    else its first [ERROR] line that says something; else the log's last line."""
+    lines = [line.rstrip() for line in log.splitlines() if line.strip()]
+    where = None
+    found = None
+    for line in lines:
+        frame = _FRAME.match(line)
+        if frame:
+            if not frame["function"].startswith("<"):  # <listcomp>, <module>: the function around it says more
+                where = f"{Path(frame['file']).stem}.{frame['function']}"
+            continue
+        match = _EXCEPTION.match(line)
+        if match and not any(words in line for words in _NOT_THE_CAUSE):
+            name = match["name"].rsplit(".", 1)[-1]
+            found = f"{name}: {match['text']}" if match["text"] else name
+            if where:
+                found += f" (in nbgrader's {where})" if "nbgrader" in line or "nbgrader" in log else f" (in {where})"
+            where = None
+    if found is None:
+        errors = [line.split("]", 1)[-1].strip() for line in lines
+                  if "[ERROR]" in line and not any(words in line for words in _NOT_THE_CAUSE)]
+        found = errors[0] if errors else (lines[-1].strip() if lines else "(nbgrader wrote nothing)")
+    return _short(Exception(found), limit=200)
 
 
 def summary(workspace: Workspace, flags_file: str = MAIN_FLAGS) -> list[Graded]:

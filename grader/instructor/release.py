@@ -22,6 +22,9 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+#: The course of a checkout of the repository, grader/course/. The wheel leaves it out (its masters
+#: hold the solutions and hidden tests): an installed package is given a course folder instead
+#: (``--course DIR``; see grader.instructor.workspace), and these paths then lead nowhere.
 COURSE_DIR = Path(__file__).resolve().parent.parent / "course"
 SOURCE_DIR = COURSE_DIR / "source"
 REPO_ROOT = COURSE_DIR.parent.parent
@@ -70,6 +73,21 @@ class Location:
 
     def binder_url(self) -> str:
         return f"https://mybinder.org/v2/gh/{self.repository}/{self.branch}?urlpath=lab/tree/notebooks"
+
+
+def checkout_of(course: Path) -> Path | None:
+    """The checkout of the repository whose course ``course`` is (``<checkout>/grader/course``,
+    beside a pyproject.toml with a ``[tool.bce-course]`` table), or None: a course folder of its
+    own. Only a checkout has the notebooks/ folder and the README that release brings in line."""
+    course = Path(course).resolve()
+    root = course.parent.parent
+    if course.name != "course" or course.parent.name != "grader":
+        return None
+    try:
+        tool = tomllib.loads((root / "pyproject.toml").read_text()).get("tool", {})
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+    return root if isinstance(tool, dict) and "bce-course" in tool else None
 
 
 def location(root: Path = REPO_ROOT) -> Location:
@@ -221,7 +239,18 @@ def title(path: Path) -> str:
     raise ReleaseError(f"{path} has no title (a markdown line starting with '# ')")
 
 
-def notebooks_readme(names: list[str], where: Location, source: Path = SOURCE_DIR) -> str:
+def master_badge(path: Path) -> str | None:
+    """The badge line under the title of the master at ``path``, as it is, if it has one."""
+    cells = _read(path).cells
+    if not cells or cells[0].cell_type != "markdown":
+        return None
+    found = [line for line in cells[0].source.splitlines()[1:] if line.strip()][:1]
+    return found[0] if found and found[0].startswith(BADGE_LINE) else None
+
+
+def notebooks_readme(names: list[str], where: Location | None, source: Path = SOURCE_DIR) -> str:
+    """notebooks/README.md: the notebooks in order, with their badges (``where`` None, for a
+    course outside a checkout: the badge each master has)."""
     lines = [
         "# The course notebooks",
         "",
@@ -234,7 +263,9 @@ def notebooks_readme(names: list[str], where: Location, source: Path = SOURCE_DI
         "",
     ]
     for number, name in enumerate(names, start=1):
-        lines.append(f"{number}. [{title(master_path(name, source))}]({name}.ipynb) {badge(name, where)}")
+        path = master_path(name, source)
+        shown = badge(name, where) if where else master_badge(path)
+        lines.append(f"{number}. [{title(path)}]({name}.ipynb)" + (f" {shown}" if shown else ""))
     return "\n".join(lines) + "\n"
 
 
@@ -254,7 +285,8 @@ def readme_block(names: list[str], where: Location, source: Path = SOURCE_DIR) -
     return "\n".join(lines)
 
 
-def update_readme(readme: Path, names: list[str], where: Location, *, write: bool = True) -> bool:
+def update_readme(readme: Path, names: list[str], where: Location, *, write: bool = True,
+                  source: Path = SOURCE_DIR) -> bool:
     """Put the list of notebooks between the README's markers; True if it changed (or would)."""
     text = readme.read_text()
     if README_START not in text or README_END not in text:
@@ -262,20 +294,22 @@ def update_readme(readme: Path, names: list[str], where: Location, *, write: boo
                            "notebooks goes")
     before, rest = text.split(README_START, 1)
     _, after = rest.split(README_END, 1)
-    new = before + readme_block(names, where) + after
+    new = before + readme_block(names, where, source) + after
     if new != text and write:
         readme.write_text(new)
     return new != text
 
 
-def generate(out: Path, *, source: Path = SOURCE_DIR, release_dir: Path | None = None,
+def generate(out: Path | None, *, source: Path = SOURCE_DIR, release_dir: Path | None = None,
              workspace: Path | None = None, config=None) -> list[Path]:
     """Generate the student copy of every master into ``out`` with nbgrader's
     generate_assignment, and ``out/README.md`` listing them. nbgrader runs in
     ``workspace`` with ``config`` when given (a course workspace, whose gradebook
-    then knows the assignments), else in a temporary course folder. With
-    ``release_dir``, nbgrader's release folder (release/<assignment>/...) is
-    copied there too."""
+    then knows the assignments), else in a temporary course folder, with the
+    configuration of the course ``source`` belongs to. With ``release_dir``,
+    nbgrader's release folder (release/<assignment>/...) is copied there too.
+    ``out`` None (with a workspace): the copies stay in the workspace's release
+    folder; they are returned from there."""
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
     from traitlets.config.loader import PyFileConfigLoader
@@ -285,14 +319,19 @@ def generate(out: Path, *, source: Path = SOURCE_DIR, release_dir: Path | None =
         raise ReleaseError(f"no assignments in {source}")
     for name in names:
         master_path(name, source)
-    where = location()
-    out.mkdir(parents=True, exist_ok=True)
+    if out is None and workspace is None:
+        raise ReleaseError("the student copies need a folder to go to")
+    checkout = checkout_of(source.parent)
+    where = location(checkout) if checkout else None
+    course = source.parent if (source.parent / "nbgrader_config.py").is_file() else COURSE_DIR
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
     written = []
     with tempfile.TemporaryDirectory(prefix="bce-release-") as tmp, environment_bin_on_path():
         if workspace is None:
             root = Path(tmp)
             shutil.copytree(source, root / "source")
-            config = PyFileConfigLoader("nbgrader_config.py", path=str(COURSE_DIR)).load_config()
+            config = PyFileConfigLoader("nbgrader_config.py", path=str(course)).load_config()
             config.CourseDirectory.root = str(root)
         else:
             root = Path(workspace)
@@ -302,12 +341,16 @@ def generate(out: Path, *, source: Path = SOURCE_DIR, release_dir: Path | None =
             if not result["success"]:
                 raise ReleaseError(f"nbgrader could not generate {name}:\n{result.get('error') or result.get('log')}")
             produced = root / "release" / name / f"{name}.ipynb"
+            if out is None:
+                written.append(produced)
+                continue
             target = out / produced.name
             shutil.copyfile(produced, target)
             written.append(target)
         if release_dir is not None:
             shutil.copytree(root / "release", release_dir, dirs_exist_ok=True)
-    (out / "README.md").write_text(notebooks_readme(names, where, source))
+    if out is not None:
+        (out / "README.md").write_text(notebooks_readme(names, where, source))
     return written
 
 

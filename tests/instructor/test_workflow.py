@@ -177,25 +177,38 @@ def test_feedback_never_shows_a_hidden_test(course):
 
 
 def test_export_equals_the_gradebook(course):
+    from nbgrader.api import MissingEntry
+
+    from grader.instructor.results import TOTAL, course_order
+
     ws, _, _ = course
     with (ws.root / "grades.csv").open() as f:
-        rows = list(csv.DictReader(f))
+        maximum, *rows = list(csv.DictReader(f))
+    roster = ws.read_json("roster.json", None)
     with ws.gradebook() as gb:
-        assignments = sorted(a.name for a in gb.assignments)
-        students = sorted(s.id for s in gb.students)
+        assignments = course_order(a.name for a in gb.assignments)
+        students = roster if roster is not None else sorted(s.id for s in gb.students)
         assert [r["student"] for r in rows] == students
-        assert list(rows[0]) == ["student", *assignments, "total"]
+        assert list(maximum)[:3] == ["student", assignments[0], f"{assignments[0]} status"]
+        assert maximum["student"] == "(maximum)"
+        assert float(maximum[TOTAL]) == sum(float(maximum[a]) for a in assignments)
         for row in rows:
             total = 0.0
             for assignment in assignments:
+                assert float(maximum[assignment]) == gb.find_assignment(assignment).max_score
                 try:
-                    score = gb.find_submission(assignment, row["student"]).score
-                except Exception:
-                    score = 0.0
+                    submission = gb.find_submission(assignment, row["student"])
+                except MissingEntry:  # nothing handed in: no score, and says so
+                    assert row[assignment] == "" and row[f"{assignment} status"] in ("missing", "not graded")
+                    continue
+                score = max(0.0, submission.score - submission.late_submission_penalty)
                 assert float(row[assignment]) == score
                 total += score
-            assert float(row["total"]) == total
-    assert "erin" in students  # on the roster, nothing handed in: a row of zeros
+            assert float(row[TOTAL]) == total
+    by = {r["student"]: r for r in rows}
+    assert by["bob"][f"{A1} status"] == "blank" and by["bob"][A1] == "0"  # handed in unchanged
+    assert by["erin"][f"{A1} status"] == "missing" and by["erin"][A1] == ""  # on the roster, nothing handed in
+    assert by["alice"][f"{A1} status"] == "graded" and by["alice"][A1] == "9"
 
 
 def test_report_shows_the_gradebooks_numbers(course):

@@ -6,6 +6,7 @@ sources of one collect share one _Budget (MAX_FILES, MAX_TOTAL_BYTES)."""
 
 from __future__ import annotations
 
+import datetime
 import os
 import stat
 import zipfile
@@ -18,6 +19,7 @@ from .. import collect as limits  # the package: the limits are set (and raised,
 from ..workspace import WorkflowError, _short
 from .files import _Dir, _kind, _link, _read, _Refused, _too_large, _unreadable
 from .names import EXCHANGE_ENTRY, STUDENT_ID, _bad_name, _entry_problem, _member_problem, _size
+from . import times
 
 
 @dataclass
@@ -30,6 +32,8 @@ class Candidate:
     problem: str | None = None     # why it is skipped without being read (then no data)
     digest: str | None = None      # of the data, once it is set aside in the staging folder
     staged: Path | None = None
+    time: datetime.datetime | None = None  # when it was handed in (UTC), as far as the source tells
+    time_from: str | None = None           # where that time came from (times.FROM_...)
 
 
 class _Budget:
@@ -123,9 +127,10 @@ def _from_file(folder: _Dir, name: str, seen: os.stat_result, relative: str, bud
         if _suffix(name) == ".zip":
             fd = folder.open(name, seen, follow)
             with os.fdopen(fd, "rb") as archive:
-                yield from _from_zip(archive, str(path), relative, budget)
+                yield from _from_zip(archive, str(path), relative, budget, seen.st_mtime)
         else:
-            yield Candidate(str(path), relative, _read(folder, name, seen, budget, follow))
+            yield Candidate(str(path), relative, _read(folder, name, seen, budget, follow),
+                            time=times.from_epoch(seen.st_mtime), time_from=times.FROM_FILE)
     except _Refused as exc:
         yield _skipped(path, relative, str(exc))
     except OSError as exc:
@@ -152,10 +157,11 @@ def _zip_directory_problem(archive) -> str | None:
     return None
 
 
-def _from_zip(archive, origin: str, relative: str, budget: _Budget) -> Iterator[Candidate]:
+def _from_zip(archive, origin: str, relative: str, budget: _Budget,
+              archive_mtime: float | None = None) -> Iterator[Candidate]:
     """The notebooks in the zip archive open as ``archive``: each member checked (its path,
     its size, how much it unpacks from how little) before it is unpacked, and unpacked no
-    further than MAX_NOTEBOOK_BYTES."""
+    further than MAX_NOTEBOOK_BYTES; each dated by the archive (times.zip_member_time)."""
     try:
         problem = _zip_directory_problem(archive)
         if problem:
@@ -204,7 +210,8 @@ def _from_zip(archive, origin: str, relative: str, budget: _Budget) -> Iterator[
                 yield _skipped(where, inside, f"cannot be unpacked ({_short(exc)}): the archive is damaged; "
                                               "download or export it again")
                 continue
-            yield Candidate(where, inside, data)
+            when, source = times.zip_member_time(info, archive_mtime)
+            yield Candidate(where, inside, data, time=when, time_from=source)
 
 
 def _from_exchange(inbound: _Dir, budget: _Budget) -> Iterator[Candidate]:
@@ -237,7 +244,7 @@ def _from_exchange(inbound: _Dir, budget: _Budget) -> Iterator[Candidate]:
         key = (match["student"], match["assignment"])
         if key not in latest or match["timestamp"] > latest[key][0]:
             latest[key] = (match["timestamp"], name, seen)
-    for (student, assignment), (_, name, seen) in sorted(latest.items()):
+    for (student, assignment), (stamp, name, seen) in sorted(latest.items()):
         path = inbound.path / name
         if stat.S_ISLNK(seen.st_mode):
             yield _skipped(path, f"{student}/", "this exchange entry " + _link(path, inbound.readlink(name)),
@@ -252,7 +259,7 @@ def _from_exchange(inbound: _Dir, budget: _Budget) -> Iterator[Candidate]:
             yield _skipped(path, f"{student}/", _unreadable(exc, "folder"), student, assignment)
             continue
         try:
-            for candidate in _from_entry(entry, student, assignment, budget):
+            for candidate in _from_entry(entry, student, assignment, budget, times.parse(stamp)):
                 yield candidate
                 if budget.stopped:
                     return
@@ -260,8 +267,10 @@ def _from_exchange(inbound: _Dir, budget: _Budget) -> Iterator[Candidate]:
             entry.close()
 
 
-def _from_entry(entry: _Dir, student: str, assignment: str, budget: _Budget) -> Iterator[Candidate]:
-    """The notebooks in one exchange entry (not in folders below it)."""
+def _from_entry(entry: _Dir, student: str, assignment: str, budget: _Budget,
+                stamp: datetime.datetime | None = None) -> Iterator[Candidate]:
+    """The notebooks in one exchange entry (not in folders below it), handed in at ``stamp``
+    (the time in the entry's name; when it cannot be read, the file's own time)."""
     try:
         names = entry.names(budget.files)
     except OSError as exc:
@@ -278,14 +287,17 @@ def _from_entry(entry: _Dir, student: str, assignment: str, budget: _Budget) -> 
             problem = _bad_name(name)
             if problem:
                 raise _Refused(problem)
-            data = _read(entry, name, entry.lstat(name), budget)
+            seen = entry.lstat(name)
+            data = _read(entry, name, seen, budget)
         except _Refused as exc:
             yield _skipped(path, relative, str(exc), student, assignment)
             continue
         except OSError as exc:
             yield _skipped(path, relative, _unreadable(exc), student, assignment)
             continue
-        yield Candidate(str(path), relative, data, student, assignment)
+        yield Candidate(str(path), relative, data, student, assignment,
+                        time=stamp or times.from_epoch(seen.st_mtime),
+                        time_from=times.FROM_EXCHANGE if stamp else times.FROM_FILE)
 
 
 def _exchange_inbound(source: _Dir, course_id: str) -> _Dir | None:

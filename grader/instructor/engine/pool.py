@@ -95,6 +95,9 @@ def _grade(task):
 
 
 def _init_worker(lock_path: str, threads: int) -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the engine stops its workers itself, without a traceback each
     os.environ["BCE_ENGINE_THREADS"] = str(threads)
     patches.in_a_worker(lock_path)
 
@@ -124,17 +127,32 @@ def grade_all(workspace_root: str, db_url: str | None, tasks: list[tuple[str, st
                 iterator = tqdm(iterator, total=len(work), desc="autograde", unit="notebook")
             for result in iterator:
                 results.append(result)
+    except KeyboardInterrupt:  # asked to stop: the pool's workers are ended, what they finished is kept
+        raise Stopped(results) from None
     finally:
         shutil.rmtree(prefix.SERVER_DIR, ignore_errors=True)
     return results
 
 
+class Stopped(Exception):
+    """SIGINT while grading: ``results`` holds the submissions finished (graded and saved)."""
+
+    def __init__(self, results: list):
+        super().__init__(f"stopped after {len(results)} submissions")
+        self.results = results
+
+
 def main() -> None:
     """``python -m grader.instructor.engine``: warm up, start the root forker, then read a job
     from stdin and write the results to stdout (JSON)."""
-    warm_up()
-    forker.start_root()
-    job = json.loads(sys.stdin.read())
-    results = grade_all(job["workspace"], job["db_url"], [tuple(t) for t in job["tasks"]], job["jobs"],
-                        job["progress"])
-    sys.stdout.write(json.dumps(results))
+    try:
+        warm_up()
+        forker.start_root()
+        job = json.loads(sys.stdin.read())
+        results, interrupted = grade_all(job["workspace"], job["db_url"], [tuple(t) for t in job["tasks"]],
+                                         job["jobs"], job["progress"]), False
+    except Stopped as stopped:  # SIGINT from the command that started this one (its Ctrl-C)
+        results, interrupted = stopped.results, True
+    except KeyboardInterrupt:  # before any grading
+        results, interrupted = [], True
+    sys.stdout.write(json.dumps({"results": results, "interrupted": interrupted}))

@@ -81,10 +81,12 @@ def _shared_prefix(config, resources) -> SharedPrefix | None:
 
 def _hidden_paths(config) -> list[str]:
     """The course's folders and the gradebook's: never visible to a sandboxed notebook,
-    even where a readable path contains them."""
+    even where a readable path contains them. The course folder with the masters (their
+    solutions and hidden tests) is $BCE_COURSE_DIR, which autograde sets for the engine
+    whatever folder the course lives in (``--course``)."""
     paths = []
     root = config.CourseDirectory.get("root") if "CourseDirectory" in config else None
-    for path in (root, os.environ.get("BCE_COURSE_WORKSPACE")):
+    for path in (root, os.environ.get("BCE_COURSE_WORKSPACE"), os.environ.get("BCE_COURSE_DIR")):
         if path:
             paths.append(os.path.abspath(path))
     return paths
