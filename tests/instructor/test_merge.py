@@ -43,7 +43,8 @@ def state(workspace):
 def exported(workspace):
     run(workspace, "export")
     with (workspace.root / "grades.csv").open() as f:
-        return {row["student"]: float(row[A1]) for row in csv.DictReader(f)}
+        # the first row holds each notebook's maximum, the others a student's grades
+        return {row["student"]: float(row[A1]) for row in csv.DictReader(f) if row["student"] != "(maximum)"}
 
 
 def submitted_answer(workspace, student):
