@@ -18,7 +18,6 @@ import contextlib
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -29,7 +28,7 @@ from pathlib import Path
 from typing import Iterator
 from urllib.parse import quote
 
-import psutil
+from helpers import free_port, stop_server
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
@@ -93,12 +92,6 @@ class Lab:
             pass
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def tail(path: Path, lines: int = 40) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
@@ -154,35 +147,8 @@ def running_lab(root: Path, home: Path, log_path: Path) -> Iterator[Lab]:
                 time.sleep(0.2)
             yield lab
         finally:
-            stop(process, lab)
-
-
-def stop(process: subprocess.Popen, lab: Lab) -> None:
-    """Shut JupyterLab down and its kernels with it (they run in sessions of their own)."""
-    try:
-        children = psutil.Process(process.pid).children(recursive=True)
-    except psutil.Error:
-        children = []
-    if process.poll() is None:
-        try:
-            lab.request("api/shutdown", method="POST", timeout=LAB_STOP_S)
-        except (urllib.error.URLError, OSError):
-            pass
-        try:
-            process.wait(timeout=LAB_STOP_S)
-        except subprocess.TimeoutExpired:
-            process.terminate()
-            try:
-                process.wait(timeout=LAB_STOP_S)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=LAB_STOP_S)
-    for child in children:
-        try:
-            child.kill()
-        except psutil.Error:
-            pass
-    psutil.wait_procs(children, timeout=LAB_STOP_S)
+            stop_server(process, lambda: lab.request("api/shutdown", method="POST", timeout=LAB_STOP_S),
+                        LAB_STOP_S)
 
 
 def launch_chromium(playwright, chromium: Path = CHROMIUM):

@@ -4,8 +4,10 @@ submissions built from the released notebooks, and a fresh Python to run a scrip
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
+from typing import Callable
 
 import nbformat
 
@@ -79,3 +81,42 @@ def cell_scores(workspace):
         return {(g.student.id, g.assignment.name, g.name): (g.score, g.max_score)
                 for a in gb.assignments for sub in gb.assignment_submissions(a.name)
                 for nb in sub.notebooks for g in nb.grades}
+
+
+def free_port() -> int:
+    """A TCP port on the loopback interface that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop_server(process: subprocess.Popen, shutdown: Callable[[], object], timeout: float) -> None:
+    """Stop a server started for a test, and the processes it started (kernels run in sessions
+    of their own): ``shutdown()`` asks it through its API, else signals end it."""
+    import psutil
+    import urllib.error
+
+    try:
+        children = psutil.Process(process.pid).children(recursive=True)
+    except psutil.Error:
+        children = []
+    if process.poll() is None:
+        try:
+            shutdown()
+        except (urllib.error.URLError, OSError):
+            pass
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.terminate()
+            try:
+                process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=timeout)
+    for child in children:
+        try:
+            child.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(children, timeout=timeout)

@@ -10,7 +10,6 @@ import os
 import re
 import secrets
 import shlex
-import socket
 import subprocess
 import sys
 import time
@@ -18,8 +17,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import psutil
 import pytest
+
+from helpers import free_port, stop_server
 
 ROOT = Path(__file__).resolve().parent.parent
 START_S, STOP_S = 120, 30
@@ -37,12 +37,6 @@ def recipe(target: str) -> list[str]:
     argv = shlex.split(found[1].replace("$(BIN)/python", shlex.quote(sys.executable)))
     assert argv[:4] == [sys.executable, "-m", "grader", "lab"], argv  # the launcher
     return argv
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Lab:
@@ -103,34 +97,6 @@ def start(target: str, tmp_path: Path):
         time.sleep(0.2)
 
 
-def stop(process: subprocess.Popen, lab: Lab) -> None:
-    """Shut JupyterLab down: through its API, else by signal."""
-    try:
-        children = psutil.Process(process.pid).children(recursive=True)
-    except psutil.Error:
-        children = []
-    if process.poll() is None:
-        try:
-            lab.get("api/shutdown", method="POST", timeout=STOP_S)
-        except (urllib.error.URLError, OSError):
-            pass
-        try:
-            process.wait(timeout=STOP_S)
-        except subprocess.TimeoutExpired:
-            process.terminate()
-            try:
-                process.wait(timeout=STOP_S)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=STOP_S)
-    for child in children:
-        try:
-            child.kill()
-        except psutil.Error:
-            pass
-    psutil.wait_procs(children, timeout=STOP_S)
-
-
 def nbgrader_in(lab: Lab) -> dict:
     """What JupyterLab shows of nbgrader: its lab extension (listed, disabled) and its formgrader."""
     config = lab.page_config()
@@ -181,3 +147,8 @@ def test_the_students_lab_keeps_the_users_own_configuration_path():
     assert env["JUPYTER_CONFIG_PATH"].split(os.pathsep) == [str(lab.STUDENT_CONFIG), "/a", "/b"]
     assert lab.environment(base={})["JUPYTER_CONFIG_PATH"] == str(lab.STUDENT_CONFIG)
     assert "JUPYTER_CONFIG_PATH" not in lab.environment(instructor=True, base={})
+
+
+def stop(process: subprocess.Popen, lab: Lab) -> None:
+    """Shut JupyterLab down: through its API, else by signal."""
+    stop_server(process, lambda: lab.get("api/shutdown", method="POST", timeout=STOP_S), STOP_S)

@@ -12,7 +12,6 @@ import os
 import pwd
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from grader.instructor import release
 from grader.instructor.cli import main
 from grader.instructor.workspace import Workspace
 
-from helpers import A1, Class, cell_scores, solutions
+from helpers import A1, Class, cell_scores, free_port, solutions
 
 USER, PASSWORD = "instructor", "s3cret-" + "pw"
 EXPECTED = {"alice": 9, "bob": 0, "carol": 5}  # all right; handed in unchanged; only the loss written
@@ -76,12 +75,6 @@ def prepared(tmp_path):
     workspace = Workspace.at(tmp_path / "workspace", course=one_notebook_course(tmp_path / "course"))
     workspace.prepare()
     return workspace
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.parametrize("url, words", [
