@@ -120,3 +120,18 @@ def stop_server(process: subprocess.Popen, shutdown: Callable[[], object], timeo
         except psutil.Error:
             pass
     psutil.wait_procs(children, timeout=timeout)
+
+
+def copy_of_checkout(root, dest) -> None:
+    """The repository's files as git sees them (tracked, and new ones not ignored) copied to
+    ``dest``: what building a package from a clean clone would start from."""
+    import shutil
+    from pathlib import Path
+
+    root, dest = Path(root), Path(dest)
+    files = subprocess.run(["git", "-C", str(root), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                           check=True, capture_output=True, timeout=60).stdout.decode().split("\0")
+    for name in filter(None, files):
+        if (root / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(root / name, dest / name)

@@ -3,7 +3,6 @@ a pinned development environment, and a package that carries no tests."""
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -13,6 +12,8 @@ from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
+
+from helpers import copy_of_checkout
 
 RUNTIME = {"torch", "numpy", "matplotlib", "ipywidgets", "anywidget", "nbformat"}
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,12 +78,7 @@ def distributions(tmp_path_factory):
     repository's tracked files, so nothing a developer left in the checkout is in them)."""
     out = tmp_path_factory.mktemp("dist")
     source = tmp_path_factory.mktemp("source") / "checkout"
-    files = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                           check=True, capture_output=True, timeout=60).stdout.decode().split("\0")
-    for name in filter(None, files):
-        if (ROOT / name).is_file():
-            (source / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, source / name)
+    copy_of_checkout(ROOT, source)
     done = subprocess.run([sys.executable, "-m", "build", "--sdist", "--wheel", "--outdir", str(out), str(source)],
                           capture_output=True, text=True, timeout=600,
                           env={**os.environ, "TMPDIR": str(tmp_path_factory.mktemp("tmp"))})

@@ -30,15 +30,6 @@ MIB = 1024 ** 2
 SECRET = "zq-the-masters-secret-" + "41c7"  # in the fake master only
 
 
-@pytest.fixture(scope="module")
-def released(tmp_path_factory):
-    """A released workspace (release takes a while: once for the module)."""
-    tmp = tmp_path_factory.mktemp("released")
-    ws = Workspace.at(tmp / "workspace")
-    assert main(["release", "--out", str(tmp / "notebooks"), "--workspace", str(ws.root)]) == 0
-    return ws
-
-
 @pytest.fixture
 def course(released, tmp_path):
     """A fresh copy of the released workspace, the sources' folder beside it, and a class."""

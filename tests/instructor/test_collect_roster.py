@@ -25,15 +25,6 @@ A2 = "02-bce-matrix"
 UTC = datetime.timezone.utc
 
 
-@pytest.fixture(scope="module")
-def released(tmp_path_factory):
-    """A released workspace (release takes a while: once for the module)."""
-    tmp = tmp_path_factory.mktemp("released")
-    ws = Workspace.at(tmp / "workspace")
-    assert main(["release", "--out", str(tmp / "notebooks"), "--workspace", str(ws.root)]) == 0
-    return ws
-
-
 @pytest.fixture
 def course(released, tmp_path):
     """A fresh copy of the released workspace, a folder of sources beside it, and a class."""

@@ -22,7 +22,7 @@ import yaml
 from grader.instructor import release
 from grader.instructor.workspace import WorkflowError, Workspace
 
-from helpers import A1, Class, solutions
+from helpers import A1, Class, copy_of_checkout, solutions
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPECTED = {"alice": 9, "bob": 0, "carol": 5}  # all right; handed in unchanged; only the loss written
@@ -85,12 +85,7 @@ def installed(tmp_path_factory) -> Installed:
     tmp = tmp_path_factory.mktemp("installed")
     # the wheel, built in isolation from a copy of the repository's files, as tests/test_project.py builds it
     source = tmp / "checkout"
-    files = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                           check=True, capture_output=True, timeout=60).stdout.decode().split("\0")
-    for name in filter(None, files):
-        if (ROOT / name).is_file():
-            (source / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, source / name)
+    copy_of_checkout(ROOT, source)
     (tmp / "tmp").mkdir()
     env = {k: v for k, v in os.environ.items() if k not in VARIABLES}
     env["TMPDIR"] = str(tmp / "tmp")
