@@ -397,9 +397,13 @@ POS_WEIGHTS = (0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 7.5, 10.0)
 
 def interactive(make: Callable[..., Explorer], controls: list, params: dict, title: str, prefetch: bool = False):
     """The explorer ``make(**params)`` as a widget with ``controls`` (``grader._widget.Control``):
-    its frames are computed when a browser first shows it, and drawn there."""
-    from ._widget import ExplorerWidget
+    its frames are computed when a browser first shows it, and drawn there. In a cell the
+    autograder runs and nobody grades, nothing is drawn (``grader._widget.UndrawnExplorer``)."""
+    from ._battery.checks import figures_drawn
+    from ._widget import ExplorerWidget, UndrawnExplorer
 
+    if not figures_drawn():
+        return UndrawnExplorer(make, controls, params, title)
     return ExplorerWidget(make, controls, params, title, prefetch=prefetch)
 
 

@@ -37,6 +37,17 @@ def judged_elsewhere() -> bool:
     return os.environ.get(JUDGED_ELSEWHERE) == "1"
 
 
+#: Set in the process of a notebook being autograded while it runs a cell nobody grades
+#: (an explanation, a cell the student added): its figures are made but not drawn.
+NOT_DRAWN = "BCE_GRADER_NOT_DRAWN"
+
+
+def figures_drawn() -> bool:
+    """Whether the cell running now has its figures drawn: always, but while the autograder
+    runs a cell whose output nobody grades (no feedback needs its pixels)."""
+    return os.environ.get(NOT_DRAWN) != "1"
+
+
 def register(name: str, positional: tuple[str, ...] = ()) -> Callable[[Judge], Judge]:
     def add(fn: Judge) -> Judge:
         JUDGES[name] = fn

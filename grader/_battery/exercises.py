@@ -92,6 +92,41 @@ def _find(registry: dict, key: Any, kind: str):
     return registry[key]
 
 
+#: torch's answers, computed once per process (every input is seeded: they never change):
+#: each quantity's value, and each reference's cases with torch's result for each.
+_VALUES: dict[str, torch.Tensor] = {}
+_ANSWERS: dict[str, list[tuple[str, dict, Any]]] = {}
+
+
+def _truth(q: Quantity) -> torch.Tensor:
+    """torch's value of ``q``, a copy of the one kept."""
+    if q.key not in _VALUES:
+        _VALUES[q.key] = _as_tensor(q.compute())
+    return _VALUES[q.key].clone()
+
+
+def _answers(ref: Reference) -> list[tuple[str, dict, Any]]:
+    """``ref``'s cases ``(name, arguments, torch's result)``, kept; the judge sends copies of
+    the arguments, so the student's code never changes those kept."""
+    if ref.key not in _ANSWERS:
+        found = []
+        for case, args in ref.cases():
+            expected = ref.reference(**{k: (v.clone() if isinstance(v, torch.Tensor) else v)
+                                        for k, v in args.items()})
+            found.append((case, args, expected.detach() if isinstance(expected, torch.Tensor) else expected))
+        _ANSWERS[ref.key] = found
+    return _ANSWERS[ref.key]
+
+
+def prepare() -> int:
+    """Compute, once, torch's answer for every prediction and every case of every exercise: the
+    autograder does this in the process its workers fork from. Returns how many."""
+    _load()
+    for q in QUANTITIES.values():
+        _truth(q)
+    return len(QUANTITIES) + sum(len(_answers(ref)) for ref in REFERENCES.values())
+
+
 def _as_tensor(value: Any) -> torch.Tensor:
     return value.detach().to("cpu", torch.float64) if isinstance(value, torch.Tensor) else \
         torch.tensor(float(value), dtype=torch.float64)
@@ -109,7 +144,7 @@ def judge_prediction(params: dict, subject: str | None, ask: Ask) -> list[str]:
                                                         and value.dtype != torch.int64):
         shown = text(answer.get("not a number"), 200) or "something else"
         return [f"{name} should be a number (or a tensor) for {q.what}, but it is {shown}"]
-    truth = _as_tensor(q.compute())
+    truth = _truth(q)
     mine = _as_tensor(value)
     if mine.shape != truth.shape and mine.numel() == truth.numel() == 1:
         mine = mine.reshape(truth.shape)
@@ -135,7 +170,7 @@ def judge_matches(params: dict, subject: str | None, ask: Ask) -> list[str]:
         shown = text((described or {}).get("shown") if isinstance(described, dict) else None, 200)
         return [f"{name} should be a function, but it is {shown or 'something else'}"]
     problems = []
-    for case, args in ref.cases():
+    for case, args, expected in _answers(ref):
         request = {"op": "call", "device": "cpu", "time_limit": ref.time_limit, "positional": list(args),
                    "args": {k: (v.clone() if isinstance(v, torch.Tensor) else v) for k, v in args.items()}}
         try:
@@ -143,7 +178,6 @@ def judge_matches(params: dict, subject: str | None, ask: Ask) -> list[str]:
         except Unreadable as error:
             problems.append(f"{case}: the grader has no usable result of {name} ({error})")
             continue
-        expected = ref.reference(**args)
         problem = _judge_call(seen, expected, ref, name)
         if problem:
             problems.append(f"{case}: {problem}" + (f"\nHint: {ref.hint}" if ref.hint else ""))

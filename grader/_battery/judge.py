@@ -149,6 +149,24 @@ def torch_reference(case: Case, device: str, torch_function: Callable, key: str)
     return reference
 
 
+def prepare(devices: Iterable[str] = ("cpu",)) -> int:
+    """torch's :class:`Reference` for every case of every function the battery checks, in its
+    function and (for the losses) its module form, on ``devices``: the autograder computes them
+    once in the process its workers fork from, so that no judgement computes them again.
+    Returns how many there are."""
+    count = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's own warnings about the cases' arguments
+        for function in CHECKABLE:
+            for module in (False, True) if function not in GRADIENTS else (False,):
+                torch_function, key = reference(function, module=module), reference_name(module, function)
+                for device in devices:
+                    for case in _cases.battery(function):
+                        torch_reference(case, device, torch_function, key)
+                        count += 1
+    return count
+
+
 class CaseJudgement:
     """torch's result for one case on one device, and the verdict on the student's."""
 

@@ -11,6 +11,6 @@ initial state instead.
 """
 
 from .controls import Control
-from .widget import ExplorerWidget, Frames
+from .widget import ExplorerWidget, Frames, UndrawnExplorer
 
-__all__ = ["Control", "ExplorerWidget", "Frames"]
+__all__ = ["Control", "ExplorerWidget", "Frames", "UndrawnExplorer"]

@@ -230,7 +230,9 @@ def _grade_warm(workspace: Workspace, pending, jobs: int, progress: bool):
     with environment_bin_on_path():
         # the course folder (masters: solutions, hidden tests) is hidden from the notebooks wherever it is
         env = {**os.environ, "BCE_COURSE_DIR": str(workspace.course_dir())}
-        engine = subprocess.Popen([sys.executable, "-m", "grader.instructor.engine"], stdin=subprocess.PIPE,
+        # how many notebooks (not which: the engine forks its notebooks' processes before it reads that)
+        engine = subprocess.Popen([sys.executable, "-m", "grader.instructor.engine", str(len(pending))],
+                                  stdin=subprocess.PIPE,
                                   stdout=subprocess.PIPE, text=True, env=env, start_new_session=True)
         try:
             out, _ = engine.communicate(json.dumps(job))

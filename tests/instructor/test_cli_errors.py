@@ -140,11 +140,12 @@ def test_only_new_or_changed_submissions_are_graded_again_and_tables_follow_the_
     assert "graded before" not in capsys.readouterr().out
 
 
-def test_no_database_warnings_flood_the_terminal(workspace, tmp_path):
+@pytest.mark.parametrize("engine", ["nbgrader", "warm"])
+def test_no_database_warnings_flood_the_terminal(workspace, tmp_path, engine):
     hand_in(workspace, tmp_path, ["alice"])
     done = subprocess.run([sys.executable, "-m", "grader", "autograde", "--workspace", str(workspace.root), "--quiet",
-                           "--engine", "nbgrader"], capture_output=True, text=True, timeout=600, cwd=tmp_path,
-                          env={**os.environ, "TMPDIR": str(tmp_path)})
+                           "--engine", engine, "--regrade"], capture_output=True, text=True, timeout=600,
+                          cwd=tmp_path, env={**os.environ, "TMPDIR": str(tmp_path)})
     assert done.returncode == 0, done.stderr
     assert "SAWarning" not in done.stderr and "Warning" not in done.stdout
 

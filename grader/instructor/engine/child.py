@@ -79,7 +79,8 @@ def _run(job: dict, out_fd: int, in_fd: int, session=None, count_processes: bool
     only_these_files_open((out_fd, in_fd))
     torch.set_num_threads(job["threads"])
     cells = [(int(i), str(source), list(subjects) if subjects else None) for i, source, subjects in job["cells"]]
-    (session or Session()).run(cells, out_fd, in_fd, job["timeout"], count_processes)
+    (session or Session()).run(cells, out_fd, in_fd, job["timeout"], count_processes,
+                               drawn={int(i) for i in job.get("drawn") or ()})
 
 
 def _say(out_fd: int, message: dict) -> None:

@@ -204,10 +204,14 @@ def execute(nb, *, cwd: str, timeout: int = 30, threads: int | None = None, limi
     attention: list[str] = []
     tests: dict[int, _TestCell] = {}
     cells = []
+    drawn = []  # the cells somebody grades: only their figures are drawn
     for index, cell in enumerate(nb.cells):
         if cell.cell_type != "code":
             continue
         cell.outputs, cell.execution_count = [], None
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if isinstance(meta, dict) and (meta.get("grade") or meta.get("task")):
+            drawn.append(index)
         source, subjects = cell.source, None
         if verdict.is_test_cell(cell):
             source, calls, problem = verdict.split_test_cell(cell.source, hide)
@@ -232,7 +236,8 @@ def execute(nb, *, cwd: str, timeout: int = 30, threads: int | None = None, limi
             scratch = _scratch(cwd) if sandbox is not None else None
             if server is not None:
                 server.copy_what_it_wrote(os.path.join(scratch, "work") if scratch else cwd)
-            job = {"cells": cells[reused:], "cwd": None if sandbox is not None else cwd, "scratch": scratch,
+            job = {"cells": cells[reused:], "drawn": drawn, "cwd": None if sandbox is not None else cwd,
+                   "scratch": scratch,
                    "timeout": timeout, "threads": threads, "cores": threads, "limits": limits,
                    "sandbox": dataclasses.asdict(sandbox) if sandbox is not None else None}
             spawner = server if server is not None else forker.mine()

@@ -42,8 +42,6 @@ def serve(control: socket.socket, session=None) -> None:
     """Answer ``spawn`` (and, without a session, ``prefix``) requests on ``control`` until
     it closes. Each notebook's process is forked, its pid sent back, and its end waited for
     and sent back too; requests are served one at a time. Never returns."""
-    from . import prefix
-
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     while True:
         _reap()
@@ -65,19 +63,25 @@ def serve(control: socket.socket, session=None) -> None:
             control.send(json.dumps({"pid": pid}).encode())
             _, status = os.waitpid(pid, 0)
             control.send(json.dumps({"status": status}).encode())
-        elif request.get("op") == "prefix" and session is None and len(fds) == 2:
-            pid = os.fork()
-            if pid == 0:
-                control.close()
-                child.die_with_parent()
-                prefix.run_prefix(request, fds[0], socket.socket(fileno=fds[1]))
-            for fd in fds:
-                os.close(fd)
-            control.send(json.dumps({"pid": pid}).encode())
+        elif request.get("op") == "prefix" and session is None and len(fds) == 1:
+            control.send(json.dumps({"pid": _fork_prefix(request, fds[0], control)}).encode())
         else:
             for fd in fds:
                 os.close(fd)
             control.send(json.dumps({"error": "unknown request"}).encode())
+
+
+def _fork_prefix(request: dict, fd: int, control: socket.socket) -> int:
+    """Fork the process of a shared beginning (:func:`prefix.run_prefix`), talking on ``fd``."""
+    from . import prefix
+
+    pid = os.fork()
+    if pid == 0:
+        control.close()
+        child.die_with_parent()
+        prefix.run_prefix(request, socket.socket(fileno=fd))
+    os.close(fd)
+    return pid
 
 
 def _reap() -> None:
@@ -167,20 +171,34 @@ def _fork_server(target) -> tuple[socket.socket, int]:
 
 
 def _root(control: socket.socket) -> None:
-    """The root forker: for every socket a worker sends, fork a forker that serves it."""
+    """The root forker: for every socket a worker sends, fork a forker that serves it; asked
+    by the engine's first process, fork the process of a shared beginning (and say its pid)."""
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # its forkers are reaped by the kernel
     while True:
         try:
-            _, fds, _, _ = socket.recv_fds(control, _BUFFER, 1)
+            message, fds, _, _ = socket.recv_fds(control, _BUFFER, 1)
         except OSError:
             os._exit(0)
         if not fds:
             os._exit(0)
+        if message.startswith(b"{"):
+            request = json.loads(message)
+            if request.get("op") == "prefix":
+                control.send(json.dumps({"pid": _fork_prefix(request, fds[0], control)}).encode())
+            else:
+                os.close(fds[0])
+                control.send(json.dumps({"error": "unknown request"}).encode())
+            continue
         if os.fork() == 0:
             control.close()
             child.die_with_parent()
             serve(socket.socket(fileno=fds[0]))
         os.close(fds[0])
+
+
+def root() -> Forker | None:
+    """The root forker, to ask from the engine's first process (before its workers fork)."""
+    return Forker(_ROOT) if _ROOT is not None else None
 
 
 #: This process's root forker's socket, once started (:func:`start_root`), and its own forker.

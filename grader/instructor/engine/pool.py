@@ -26,8 +26,14 @@ from .. import patches
 from . import forker, prefix
 
 
-def warm_up() -> None:
-    """Import what notebooks use and run the battery once, on one thread."""
+#: The fewest notebooks for which the engine computes torch's answers to every check before
+#: its workers fork; for fewer, each worker computes those its notebooks ask for.
+PREPARE_FROM = 4
+
+
+def warm_up(notebooks: int | None = None) -> None:
+    """Import what notebooks use and run the battery once, on one thread; for a run of
+    ``notebooks`` notebooks (None: unknown, many), compute ahead what they will all need."""
     import torch
 
     torch.set_num_threads(1)
@@ -42,7 +48,7 @@ def warm_up() -> None:
 
     import grader
     from grader import datasets, explore, imbalance  # noqa: F401
-    from grader._battery import capstone, checks, ownwork  # noqa: F401
+    from grader._battery import capstone, checks, exercises, judge, ownwork  # noqa: F401
 
     from .. import scan, verdict  # noqa: F401
     from . import sandbox, session  # noqa: F401
@@ -52,13 +58,38 @@ def warm_up() -> None:
 
     ownwork.install()  # torch's BCE kernels hooked once, here: every notebook's process inherits the hooks
     grader.check(binary_cross_entropy, devices=["cpu"])
+    # torch's answers to every case the judges ask, once, here: every worker inherits them
+    # (on the CPU: CUDA cannot be started in a process that forks; a worker computes those once)
+    if notebooks is None or notebooks >= PREPARE_FROM:
+        judge.prepare(["cpu"])
+        exercises.prepare()
     # The capstone's data, read and checked once here rather than in every notebook that uses it.
     try:
         datasets.breast_cancer_split(), datasets.digits_split()
     except datasets.DataError:
         pass  # a notebook that reads the data gets the loader's own message
     _read_what_tracebacks_show()
+    _draw_once()
     patches.in_the_zygote()
+
+
+def _draw_once() -> None:
+    """Draw, once, a figure with what the course's figures have (a log axis, whose tick labels
+    are mathtext, a legend, an annotation), as the inline backend does: matplotlib parses
+    mathtext and finds its fonts once per process and keeps them, so the processes forked
+    from here find them ready."""
+    import matplotlib.pyplot as plt
+    from IPython.core.pylabtools import print_figure
+
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.plot([1, 2, 3], [1e-3, 1.0, 1e3], "--", label="a line")
+    ax.set_yscale("log")
+    ax.annotate("a note", (2, 1.0), xytext=(-8, 0), textcoords="offset points", ha="right")
+    ax.set(xlabel="x", ylabel="y", title="a title")
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    print_figure(fig, "png", bbox_inches="tight")
+    plt.close(fig)
 
 
 def _read_what_tracebacks_show() -> None:
@@ -107,18 +138,25 @@ def grade_all(workspace_root: str, db_url: str | None, tasks: list[tuple[str, st
     """Autograde ``tasks`` ((student, assignment) pairs) in ``jobs`` workers. Warms up and
     starts the root forker first, unless :func:`main` already has."""
     import multiprocessing
+    import warnings
 
+    from sqlalchemy.exc import SAWarning
+
+    # nbgrader's gradebook makes SQLAlchemy warn about its sessions on every submission: noise
+    warnings.filterwarnings("ignore", category=SAWarning)
     if forker._ROOT is None:
-        warm_up()
+        warm_up(len(tasks))
         forker.start_root()
-    threads = max(1, (os.cpu_count() or 1) // max(jobs, 1))
+    jobs = max(1, min(jobs, len(tasks)))  # no worker without a notebook to grade
+    threads = max(1, (os.cpu_count() or 1) // jobs)
     # one writer at a time per gradebook (SQLite allows one)
     lock_path = os.path.join(workspace_root, f".gradebook-{zlib.crc32((db_url or '').encode()):08x}.lock")
     context = multiprocessing.get_context("fork")
     work = [(workspace_root, db_url, a, s) for s, a in tasks]
     results = []
-    prefix.SERVER_DIR = tempfile.mkdtemp(prefix="bce-engine-")  # the workers' prefix processes keep their folders here
+    prefix.SERVER_DIR = tempfile.mkdtemp(prefix="bce-engine-")  # the beginnings' processes keep their folders here
     try:
+        _start_beginnings(workspace_root, db_url, tasks)
         with context.Pool(jobs, initializer=_init_worker, initargs=(lock_path, threads)) as pool:
             iterator = pool.imap_unordered(_grade, work)
             if progress:
@@ -134,6 +172,18 @@ def grade_all(workspace_root: str, db_url: str | None, tasks: list[tuple[str, st
     return results
 
 
+def _start_beginnings(workspace_root: str, db_url: str | None, tasks) -> None:
+    """Start, from the root forker, the shared beginning of every notebook of the assignments
+    with enough submissions to grade: they run while the workers start, once for all of them."""
+    from collections import Counter
+
+    from ..workspace import Workspace
+    from .preprocessor import beginnings_worth_sharing
+
+    config = Workspace(Path(workspace_root), db_url).config()
+    prefix.start_for_workers(beginnings_worth_sharing(config, Counter(a for _, a in tasks)), forker.root())
+
+
 class Stopped(Exception):
     """SIGINT while grading: ``results`` holds the submissions finished (graded and saved)."""
 
@@ -142,11 +192,13 @@ class Stopped(Exception):
         self.results = results
 
 
-def main() -> None:
-    """``python -m grader.instructor.engine``: warm up, start the root forker, then read a job
+def main(argv: list[str] | None = None) -> None:
+    """``python -m grader.instructor.engine [NOTEBOOKS]``: warm up (for a run of NOTEBOOKS
+    notebooks, if given: how much to compute ahead), start the root forker, then read a job
     from stdin and write the results to stdout (JSON)."""
+    argv = sys.argv[1:] if argv is None else argv
     try:
-        warm_up()
+        warm_up(int(argv[0]) if argv and argv[0].isdigit() else None)
         forker.start_root()
         job = json.loads(sys.stdin.read())
         results, interrupted = grade_all(job["workspace"], job["db_url"], [tuple(t) for t in job["tasks"]],

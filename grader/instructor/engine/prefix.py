@@ -119,9 +119,11 @@ def begins_with(nb, cells, shared: SharedPrefix | None, cwd: str) -> bool:
     return tuple(sorted(file_digests(cwd, shared.ignore).items())) == shared.files
 
 
-def run_prefix(request: dict, out_fd: int, control: socket.socket) -> None:
-    """In the process forked for a beginning: run its cells in its folder, say whether it
-    left threads running, then fork a process for every notebook that asks. Never returns."""
+def run_prefix(request: dict, control: socket.socket) -> None:
+    """In the process forked for a beginning: run its cells in its folder, writing their
+    outputs to a file, and say whether it left threads running; then, for every socket a
+    grading process sends on ``control``, answer with that (and where the outputs are), and
+    fork a forker that serves it, continuing from the state the cells left. Never returns."""
     code = 0
     try:
         import torch
@@ -134,15 +136,33 @@ def run_prefix(request: dict, out_fd: int, control: socket.socket) -> None:
         session = Session()
         before = child.thread_count()
         cells = [(i, source, None) for i, source in zip(request["indices"], request["sources"])]
+        out_fd = os.open(request["outputs"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         session.run(cells, out_fd, None, request["timeout"])
+        prepare_what_it_imports(request["sources"])
         # A thread the prefix started (a progress bar's monitor, OpenMP's team after
         # torch.set_num_threads(4), ...) would not exist in the children, and a lock it
         # held would stay locked there: such a prefix is not shared.
         started = child.thread_count() - before
-        control.send(json.dumps({"threads started": started}).encode())
-        if started > 0:
-            os._exit(0)
-        forker.serve(control, session)
+        status = json.dumps({"threads started": started}).encode()
+        signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the forkers it starts are reaped by the kernel
+        while True:
+            try:
+                _, fds, _, _ = socket.recv_fds(control, 4096, 1)
+            except OSError:
+                os._exit(0)
+            if not fds:
+                os._exit(0)
+            user = socket.socket(fileno=fds[0])
+            try:
+                user.send(status)
+            except OSError:
+                user.close()
+                continue
+            if started == 0 and os.fork() == 0:
+                control.close()
+                child.die_with_parent()
+                forker.serve(user, session)
+            user.close()
     except BaseException:  # noqa: BLE001
         traceback.print_exc(file=sys.__stderr__)
         code = 1
@@ -150,57 +170,130 @@ def run_prefix(request: dict, out_fd: int, control: socket.socket) -> None:
         os._exit(code)
 
 
+#: The course's modules that can compute ahead what their notebooks use (deterministic course
+#: code, no student's), by the name a beginning imports them by, with the function that does it.
+PREPARE = {"grader.imbalance": "prepare"}
+
+
+def prepare_what_it_imports(sources) -> None:
+    """Have each course module of :data:`PREPARE` that the beginning imports compute ahead what
+    its notebook will ask of it: every notebook forked from here then finds it done."""
+    import importlib
+    import re
+
+    code = "\n".join(sources)
+    for name, function in PREPARE.items():
+        package, _, module = name.rpartition(".")
+        if re.search(rf"^\s*(import\s+{re.escape(name)}\b|from\s+{re.escape(package)}\s+import\s+.*\b{module}\b)",
+                     code, re.MULTILINE):
+            try:
+                getattr(importlib.import_module(name), function)()
+            except Exception:  # noqa: BLE001 - the notebook's own cell will meet the problem and say it
+                pass
+
+
 #: Where prefix processes keep their folders (the pool sets one per run and removes it).
 SERVER_DIR: str | None = None
 
 
-class PrefixServer:
-    """A process that has run a :class:`SharedPrefix` once, in a folder of its own, and
-    forks a process for every notebook that begins with it. The prefix's outputs are kept
-    here and copied into every such notebook.
+@dataclasses.dataclass
+class Beginning:
+    """A process started to run a :class:`SharedPrefix` once (:func:`start`), as the process
+    that started it, and every process forked from that one, sees it: the socket on which a
+    grading process asks for a forker of its own (:func:`connect`), the folder it runs in,
+    the file its outputs go to, and the folder's files before it ran."""
 
-    The process runs torch on one thread, as the forker does (a process that has used
+    shared: SharedPrefix
+    timeout: int
+    control: socket.socket | None
+    base: str
+    before: dict
+
+    @property
+    def folder(self) -> str:
+        return os.path.join(self.base, "work")
+
+    @property
+    def outputs(self) -> str:
+        return os.path.join(self.base, "outputs.jsonl")
+
+    def close(self) -> None:
+        if self.control is not None:
+            self.control.close()
+            self.control = None
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+def start(shared: SharedPrefix, timeout: int, via=None) -> Beginning:
+    """Start a process that runs ``shared``'s cells, forked by ``via`` (a forker that has never
+    seen a submission: by default this process's own, :func:`forker.mine`). It runs while
+    this process goes on; :func:`connect` waits for it."""
+    base = tempfile.mkdtemp(prefix="bce-prefix-", dir=SERVER_DIR)
+    folder = os.path.join(base, "work")
+    os.mkdir(folder)
+    for relative, _ in shared.files:
+        os.makedirs(os.path.dirname(os.path.join(folder, relative)), exist_ok=True)
+        shutil.copy(os.path.join(shared.folder, relative), os.path.join(folder, relative))
+    shutil.copy(shared.notebook, os.path.join(folder, os.path.basename(shared.notebook)))
+    beginning = Beginning(shared, timeout, None, base, file_digests(folder))
+    control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    reply = (via or forker.mine()).ask({"op": "prefix", "folder": folder, "outputs": beginning.outputs,
+                                        "sources": list(shared.sources), "indices": list(shared.indices),
+                                        "timeout": timeout}, [theirs.fileno()])
+    theirs.close()
+    if reply and "pid" in reply:
+        beginning.control = control
+    else:
+        control.close()
+    return beginning
+
+
+#: The longest the file of a beginning's outputs may be.
+OUTPUTS_LIMIT = 64 << 20
+
+
+class PrefixServer:
+    """A grading process's forker that continues from a :class:`Beginning`: it forks a process
+    for every notebook that begins with the beginning's cells. The beginning's outputs are
+    read once and copied into every such notebook, with the files it wrote.
+
+    The beginning runs torch on one thread, as the forker does (a process that has used
     OpenMP's thread team cannot fork safely); each notebook's process sets its threads back."""
 
-    def __init__(self, shared: SharedPrefix, timeout: int):
-        from .execute import listen
-
+    def __init__(self, beginning: Beginning):
         self.prefix: list | None = None
         self.alive = False
         self.handle: forker.Forker | None = None
-        self.folder = tempfile.mkdtemp(prefix="bce-prefix-", dir=SERVER_DIR)
-        for relative, _ in shared.files:
-            os.makedirs(os.path.dirname(os.path.join(self.folder, relative)), exist_ok=True)
-            shutil.copy(os.path.join(shared.folder, relative), os.path.join(self.folder, relative))
-        shutil.copy(shared.notebook, os.path.join(self.folder, os.path.basename(shared.notebook)))
-        before = file_digests(self.folder)
-        control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        read_fd, write_fd = os.pipe()
-        reply = forker.mine().ask({"op": "prefix", "folder": self.folder, "sources": list(shared.sources),
-                                    "indices": list(shared.indices), "timeout": timeout},
-                                   [write_fd, theirs.fileno()])
-        os.close(write_fd)
-        theirs.close()
-        if not reply or "pid" not in reply:
-            os.close(read_fd)
-            control.close()
+        self.folder = beginning.folder
+        if beginning.control is None:
             return
-        self.handle = forker.Forker(control, reply["pid"])
-        messages = []
-        listen(read_fd, reply["pid"], timeout, None, lambda message, channel: messages.append(message))
-        if len(messages) != len(shared.sources):
-            return  # it died or hung before the end of the prefix: notebooks run whole
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
-            said = json.loads(control.recv(4096) or b"{}")
+            socket.send_fds(beginning.control, [b"connect"], [theirs.fileno()])
+        except OSError:
+            mine.close()
+            return
+        finally:
+            theirs.close()
+        self.handle = forker.Forker(mine)
+        # the cells, each within its time limit and the grace the engine gives any cell, and the
+        # course's modules computing ahead (prepare_what_it_imports)
+        mine.settimeout(len(beginning.shared.sources) * (beginning.timeout + 15) + 600)
+        try:
+            said = json.loads(mine.recv(4096) or b"{}")
         except (OSError, ValueError):
             said = {}
+        mine.settimeout(None)
         if said.get("threads started") != 0:
-            return  # it left threads running: its children could not use them
+            return  # it died, hung, or left threads running (its children could not use them)
+        messages = _read_outputs(beginning.outputs)
+        if messages is None or [m.get("index") for m in messages] != list(beginning.shared.indices):
+            return  # it did not run every cell of the beginning: notebooks run whole
         self.prefix = messages
         self.alive = True
         after = file_digests(self.folder)
-        self.written = sorted(name for name, digest in after.items() if before.get(name) != digest)
-        self.deleted = sorted(name for name in before if name not in after)
+        self.written = sorted(name for name, digest in after.items() if beginning.before.get(name) != digest)
+        self.deleted = sorted(name for name in beginning.before if name not in after)
 
     def copy_what_it_wrote(self, folder: str) -> None:
         """Make ``folder`` (a copy of the submission's) hold what the prefix left in its own."""
@@ -228,20 +321,45 @@ class PrefixServer:
         if self.handle is not None:
             self.handle.close()
             self.handle = None
-        shutil.rmtree(self.folder, ignore_errors=True)
 
 
-#: The prefix processes of this worker, by (prefix, cell time limit); None: it failed.
+def _read_outputs(path: str) -> list | None:
+    """The messages a beginning wrote (one JSON object per cell), or None if they cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(OUTPUTS_LIMIT + 1)
+    except OSError:
+        return None
+    if len(data) > OUTPUTS_LIMIT:
+        return None
+    try:
+        messages = [json.loads(line) for line in data.splitlines() if line.strip()]
+    except ValueError:
+        return None
+    return messages if all(isinstance(m, dict) and isinstance(m.get("outputs"), list) for m in messages) else None
+
+
+#: The beginnings the engine's first process started for its workers (:func:`start_for_workers`),
+#: by (prefix, cell time limit); once it has, a worker shares no other beginning.
+STARTED: dict = {}
+DECIDED = False
+#: This process's forkers that continue from a beginning, by (prefix, cell time limit); None: it failed.
 _SERVERS: dict = {}
+#: The beginnings this process started itself, by (prefix, cell time limit).
+_OWN: dict = {}
 
 
 def server(shared: SharedPrefix | None, timeout: int) -> PrefixServer | None:
-    """The running process of ``shared``'s beginning, started on first use."""
+    """A forker that continues from ``shared``'s beginning: from the one the engine's first
+    process started, else (outside the engine's pool) from one this process starts on first use."""
     if shared is None:
         return None
     key = (shared, timeout)
     if key not in _SERVERS:
-        _SERVERS[key] = PrefixServer(shared, timeout)
+        beginning = STARTED.get(key)
+        if beginning is None and not DECIDED:
+            beginning = _OWN[key] = start(shared, timeout)
+        _SERVERS[key] = PrefixServer(beginning) if beginning is not None else None
     found = _SERVERS[key]
     if found is not None and not found.alive:  # it failed to run the prefix, or died since
         found.close()
@@ -249,9 +367,23 @@ def server(shared: SharedPrefix | None, timeout: int) -> PrefixServer | None:
     return found
 
 
+def start_for_workers(beginnings, via) -> None:
+    """In the engine's first process, before its workers fork: start the beginnings
+    ``[(prefix, cell time limit)]`` worth sharing, all at once, each forked by ``via`` (the
+    root forker); every worker then connects to them instead of running its own."""
+    global DECIDED
+    DECIDED = True
+    for shared, timeout in beginnings:
+        if (shared, timeout) not in STARTED:
+            STARTED[(shared, timeout)] = start(shared, timeout, via)
+
+
 def close_servers() -> None:
-    """End this process's prefix processes and remove their folders."""
+    """End this process's forkers of beginnings, and the beginnings it started itself."""
     for found in _SERVERS.values():
         if found is not None:
             found.close()
     _SERVERS.clear()
+    for beginning in _OWN.values():
+        beginning.close()
+    _OWN.clear()

@@ -61,7 +61,11 @@ def _shared_prefix(config, resources) -> SharedPrefix | None:
     """The shared prefix of the notebook nbgrader is autograding: from its released copy,
     with the source folder's files (those nbgrader copies beside the submission)."""
     info = resources.get("nbgrader", {})
-    assignment, notebook = info.get("assignment"), info.get("notebook")
+    return shared_prefix(config, info.get("assignment"), info.get("notebook"))
+
+
+def shared_prefix(config, assignment: str | None, notebook: str | None) -> SharedPrefix | None:
+    """The shared prefix of ``notebook`` (its name, without ``.ipynb``) of ``assignment``."""
     if not assignment or not notebook:
         return None
     from nbgrader.coursedir import CourseDirectory
@@ -77,6 +81,37 @@ def _shared_prefix(config, resources) -> SharedPrefix | None:
     if key not in _PREFIXES:
         _PREFIXES[key] = SharedPrefix.of(released, source, tuple(coursedir.ignore))
     return _PREFIXES[key]
+
+
+#: The fewest notebooks of an assignment, graded in one run, for which its beginnings are run
+#: once and shared: below, running each notebook whole costs no more.
+SHARE_FROM = 3
+
+
+def beginnings_worth_sharing(config, counts: dict[str, int]) -> list[tuple[SharedPrefix, int]]:
+    """``[(prefix, cell time limit)]`` of every notebook of each assignment of which ``counts``
+    says at least :data:`SHARE_FROM` submissions are to be graded (none if the configuration
+    turns sharing off)."""
+    from nbgrader.coursedir import CourseDirectory
+
+    step = WarmExecute(config=config)
+    if not step.share_prefix:
+        return []
+    coursedir = CourseDirectory(config=config)
+    found = []
+    for assignment, count in sorted(counts.items()):
+        if count < SHARE_FROM:
+            continue
+        folder = coursedir.format_path(coursedir.release_directory, ".", assignment)
+        try:
+            names = sorted(n[:-len(".ipynb")] for n in os.listdir(folder) if n.endswith(".ipynb"))
+        except OSError:
+            continue
+        for name in names:
+            shared = shared_prefix(config, assignment, name)
+            if shared is not None:
+                found.append((shared, int(step.timeout or 30)))
+    return found
 
 
 def _hidden_paths(config) -> list[str]:

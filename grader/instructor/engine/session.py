@@ -17,6 +17,7 @@ import signal
 import sys
 
 from ..._battery import observe, wire
+from ..._battery.checks import NOT_DRAWN, figures_drawn
 
 #: Characters of output (as JSON) one cell may produce; the rest is dropped, with a note.
 OUTPUT_LIMIT = 1 << 20
@@ -64,6 +65,43 @@ def _shell(record):
     config.HistoryManager.hist_file = ":memory:"
     # the singleton: IPython.display.display() and the inline backend find it by Shell.instance()
     return Shell.instance(config=config, displayhook_class=Hook, display_pub_class=Publisher, colors="NoColor")
+
+
+def _figures_drawn_only_where_graded() -> None:
+    """Figures are made as the cell says, but drawn (rendered to an image for the notebook)
+    only in the cells somebody grades (:func:`grader._battery.checks.figures_drawn`): drawing is
+    most of the time a notebook's explanations take, and no score depends on it. A figure
+    not drawn shows one line in its place, and is not laid out either (``tight_layout``).
+    IPython's image formatters call these two functions of ``pylabtools`` (also when a cell
+    chooses other formats)."""
+    from IPython.core import pylabtools
+    from matplotlib.figure import Figure
+
+    def when_drawn(draw):
+        if getattr(draw, "only_where_graded", False):
+            return draw
+
+        def maybe(figure, *args, **kwargs):
+            return draw(figure, *args, **kwargs) if figures_drawn() else None
+
+        maybe.only_where_graded = True
+        return maybe
+
+    pylabtools.print_figure = when_drawn(pylabtools.print_figure)
+    pylabtools.retina_figure = when_drawn(pylabtools.retina_figure)
+    # the layout only places what is drawn (the subplots' margins): a figure not drawn needs none
+    Figure.tight_layout = when_drawn(Figure.tight_layout)
+
+
+def _say_what_is_not_drawn(shell) -> None:
+    """A figure not drawn shows its usual text, and says why there is no image."""
+    from matplotlib.figure import Figure
+
+    def text(figure, printer, cycle):
+        printer.text(repr(figure) if figures_drawn()
+                     else f"{figure!r} (not drawn by the autograder: run the notebook to see it)")
+
+    shell.display_formatter.formatters["text/plain"].for_type(Figure, text)
 
 
 class _Stream:
@@ -142,7 +180,9 @@ class Session:
         self.shell = _shell(self.record)
         sys.stdout, sys.stderr = _Stream("stdout", self.record), _Stream("stderr", self.record)
         try:
+            _figures_drawn_only_where_graded()
             self.shell.enable_matplotlib("inline")
+            _say_what_is_not_drawn(self.shell)  # after: choosing the inline formats resets a figure's text
         except Exception:  # noqa: BLE001 - no matplotlib: nothing to show
             pass
 
@@ -182,10 +222,12 @@ class Session:
                 return _Missing(f"{expression} cannot be read: {type(error).__name__}")
         return value
 
-    def run(self, cells, out_fd: int, in_fd: int | None, timeout: int, count_processes: bool = False) -> None:
+    def run(self, cells, out_fd: int, in_fd: int | None, timeout: int, count_processes: bool = False,
+            drawn=()) -> None:
         """Run ``cells`` ((index, source, subjects) triples); write one JSON line per cell to
         ``out_fd``. Before a cell with ``subjects`` (the names its checks are given) runs, they
-        are looked up; after it, the judge's requests about them are answered from ``in_fd``."""
+        are looked up; after it, the judge's requests about them are answered from ``in_fd``.
+        Only the cells whose index is in ``drawn`` (those somebody grades) draw their figures."""
 
         def on_alarm(signum, frame):
             raise CellTimeoutError(f"the cell ran longer than its time limit of {timeout} s")
@@ -194,6 +236,7 @@ class Session:
         with os.fdopen(out_fd, "wb", buffering=0) as pipe:
             for index, source, subjects in cells:
                 self.record(None)
+                os.environ[NOT_DRAWN] = "0" if index in drawn else "1"
                 found = {name: self.subject(name) for name in subjects or ()}
                 signal.signal(signal.SIGALRM, on_alarm)
                 signal.alarm(timeout)

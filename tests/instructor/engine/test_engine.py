@@ -129,7 +129,7 @@ def test_the_warm_engine_gives_exactly_nbgraders_scores(two_engines):
     for (student, _, _), (score, _) in got.items():
         totals[student] = totals.get(student, 0) + score
     assert totals == {"ann": 9, "ben": 0, "cat": 5, "dan": 7, "eve": 4, "fay": 9}
-    # every student kept the released beginning: the engine ran it once per worker, not per student
+    # every student kept the released beginning: the engine ran it once for both workers, not per student
     import json
 
     for student in totals:
