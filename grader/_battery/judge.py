@@ -113,6 +113,7 @@ class Reference:
     wrt: list[str]
     upstream: torch.Tensor | None = None
     gradients: tuple | None = None
+    inputs: dict | None = None  # the arguments in words, for a failure's report (written on first use)
 
 
 _REFERENCES: dict[tuple, Reference] = {}
@@ -208,7 +209,12 @@ class CaseJudgement:
                                      inputs=self._inputs_text(), **detail))
 
     def _inputs_text(self) -> dict[str, str]:
-        return {k: (describe_tensor(v) if isinstance(v, torch.Tensor) else repr(v)) for k, v in self.args.items()}
+        """The case's arguments in words, written once per process and kept with torch's answer
+        (they are the same for every student)."""
+        if self.reference.inputs is None:
+            self.reference.inputs = {k: (describe_tensor(v) if isinstance(v, torch.Tensor) else repr(v))
+                                     for k, v in self.args.items()}
+        return dict(self.reference.inputs)
 
     def judge(self, answer: Any) -> None:
         """Decide the case from the student's answer."""

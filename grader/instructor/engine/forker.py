@@ -115,6 +115,8 @@ class Forker:
         job_r, job_w = os.pipe()
         out_r, out_w = os.pipe()
         in_r, in_w = os.pipe()
+        for fd in (out_w, in_w):
+            _widen(fd)
         reply = self.ask({"op": "spawn"}, [job_r, out_w, in_r])
         for fd in (job_r, out_w, in_r):
             os.close(fd)
@@ -149,6 +151,22 @@ class Forker:
             except (ProcessLookupError, ChildProcessError):
                 pass
             self.pid = None
+
+
+#: The size asked for the pipes to and from a notebook's process (Linux's limit for any user,
+#: /proc/sys/fs/pipe-max-size, is 1 MiB by default): the judge's largest requests and most
+#: answers then go through in one write, without waiting for the other side to read.
+PIPE_SIZE = 1 << 20
+
+
+def _widen(fd: int) -> None:
+    """Ask for a pipe of :data:`PIPE_SIZE` bytes (keeping the default where that is refused)."""
+    import fcntl
+
+    try:
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_SIZE)
+    except OSError:
+        pass
 
 
 def _fork_server(target) -> tuple[socket.socket, int]:
