@@ -23,7 +23,7 @@ import zlib
 from pathlib import Path
 
 from .. import patches
-from . import forker, prefix
+from . import child, forker, prefix
 
 
 #: The fewest notebooks for which the engine computes torch's answers to every check before
@@ -69,27 +69,8 @@ def warm_up(notebooks: int | None = None) -> None:
     except datasets.DataError:
         pass  # a notebook that reads the data gets the loader's own message
     _read_what_tracebacks_show()
-    _draw_once()
     patches.in_the_zygote()
-
-
-def _draw_once() -> None:
-    """Draw, once, a figure with what the course's figures have (a log axis, whose tick labels
-    are mathtext, a legend, an annotation), as the inline backend does: matplotlib parses
-    mathtext and finds its fonts once per process and keeps them, so the processes forked
-    from here find them ready."""
-    import matplotlib.pyplot as plt
-    from IPython.core.pylabtools import print_figure
-
-    fig, ax = plt.subplots(figsize=(4, 3))
-    ax.plot([1, 2, 3], [1e-3, 1.0, 1e3], "--", label="a line")
-    ax.set_yscale("log")
-    ax.annotate("a note", (2, 1.0), xytext=(-8, 0), textcoords="offset points", ha="right")
-    ax.set(xlabel="x", ylabel="y", title="a title")
-    ax.legend(loc="upper left")
-    fig.tight_layout()
-    print_figure(fig, "png", bbox_inches="tight")
-    plt.close(fig)
+    child.settle_before_forking()
 
 
 def _read_what_tracebacks_show() -> None:

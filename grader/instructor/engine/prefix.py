@@ -139,6 +139,7 @@ def run_prefix(request: dict, control: socket.socket) -> None:
         out_fd = os.open(request["outputs"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         session.run(cells, out_fd, None, request["timeout"])
         prepare_what_it_imports(request["sources"])
+        child.settle_before_forking()
         # A thread the prefix started (a progress bar's monitor, OpenMP's team after
         # torch.set_num_threads(4), ...) would not exist in the children, and a lock it
         # held would stay locked there: such a prefix is not shared.
