@@ -60,15 +60,23 @@ def serve(control: socket.socket, session=None) -> None:
                 child.main(*fds, session=session)
             for fd in fds:
                 os.close(fd)
-            control.send(json.dumps({"pid": pid}).encode())
+            _reply(control, {"pid": pid})
             _, status = os.waitpid(pid, 0)
-            control.send(json.dumps({"status": status}).encode())
+            _reply(control, {"status": status})
         elif request.get("op") == "prefix" and session is None and len(fds) == 1:
-            control.send(json.dumps({"pid": _fork_prefix(request, fds[0], control)}).encode())
+            _reply(control, {"pid": _fork_prefix(request, fds[0], control)})
         else:
             for fd in fds:
                 os.close(fd)
-            control.send(json.dumps({"error": "unknown request"}).encode())
+            _reply(control, {"error": "unknown request"})
+
+
+def _reply(control: socket.socket, message: dict) -> None:
+    """Answer on ``control``; if whoever asked is gone (its grading stopped), leave quietly."""
+    try:
+        control.send(json.dumps(message).encode())
+    except OSError:
+        os._exit(0)
 
 
 def _fork_prefix(request: dict, fd: int, control: socket.socket) -> int:
@@ -202,10 +210,10 @@ def _root(control: socket.socket) -> None:
         if message.startswith(b"{"):
             request = json.loads(message)
             if request.get("op") == "prefix":
-                control.send(json.dumps({"pid": _fork_prefix(request, fds[0], control)}).encode())
+                _reply(control, {"pid": _fork_prefix(request, fds[0], control)})
             else:
                 os.close(fds[0])
-                control.send(json.dumps({"error": "unknown request"}).encode())
+                _reply(control, {"error": "unknown request"})
             continue
         if os.fork() == 0:
             control.close()

@@ -125,16 +125,19 @@ The package, module by module
                  qualified name is suspect.
     ``cells``    reading a cell: IPython's input transformer (or a stand-in),
                  the map back to the cell's lines, magics and shell escapes,
-                 the bodies of cell magics, the strings IPython runs.
+                 the bodies of cell magics, the strings IPython runs; the
+                 readings kept, by source, from one notebook to the next.
     ``syntax``   small helpers over the syntax tree shared by the others:
                  qualified names, scopes, walking a tree with each node's
                  scope, the names a function or a statement binds.
     ``bindings`` :class:`Bindings`, the taint analysis: what each name of the
-                 notebook stands for, across cells and scopes.
+                 notebook stands for, across cells and scopes; what it needs of
+                 each tree, found once.
     ``checks``   the visitor that walks one piece of a student's cell and names
                  what it does that is suspect.
     This module  the public API: :func:`suspicious`, :func:`scan_source`,
-                 :func:`written_by_the_student` and :class:`Bindings`.
+                 :func:`written_by_the_student` and :class:`Bindings`; what each
+                 kept cell was found to do, with the bindings it was found with.
 
 This package must not import nbgrader (nor the grader's battery): it reads a
 notebook as nbformat's dicts (``nb.cells``, each with ``cell_type``,
@@ -143,8 +146,8 @@ notebook as nbformat's dicts (``nb.cells``, each with ``cell_type``,
 
 from __future__ import annotations
 
-from .bindings import Bindings
-from .cells import _read
+from .bindings import Bindings, _Noting
+from .cells import _Cache, _read, _Reading
 from .checks import _Scan
 
 __all__ = ["Bindings", "scan_source", "suspicious", "written_by_the_student"]
@@ -172,18 +175,50 @@ def scan_source(source: str, bindings: Bindings | None = None) -> list[tuple[int
 
     ``bindings`` tells what the notebook's names stand for (:func:`suspicious` learns
     them from every cell of the notebook); without it, from this cell alone.
+
+    What a kept cell (see ``cells._read``) was found to do is kept too, by its source,
+    with the reads of the bindings the scan made (:class:`bindings._Noting`): a later
+    scan of the same source whose bindings answer those reads alike would find the same.
     """
     if bindings is None:
         bindings = Bindings()
         bindings.learn(source)
         bindings.settle()
     reading = _read(source)
+    if reading.kept and type(bindings) is Bindings:
+        seen = _SCANS.get(source) or ()
+        for reads, known in seen:
+            if bindings.agrees(reads):
+                return list(known)
+        noted: dict = {}
+        found = _scanned(reading, _Noting(bindings, noted))
+        if found is not None:
+            _SCANS.put(source, ((tuple(noted.items()), tuple(found)),) + seen[:_SCANS_PER_SOURCE - 1])
+            return found
     found = list(reading.found)
     for piece in reading.pieces:
         try:
             _Scan(bindings, piece, found).visit(piece.tree)
         except RecursionError:
             found.append((piece.line(1), "is nested too deeply for the scan to read"))
+    return sorted(dict.fromkeys(found), key=lambda item: item[0])
+
+
+#: What kept cells were found to do, by their source: for each of the last few bindings
+#: that answered differently, the reads of the bindings made and what was found.
+_SCANS: _Cache[str, tuple] = _Cache(2048)
+_SCANS_PER_SOURCE = 4
+
+
+def _scanned(reading: _Reading, bindings: Bindings) -> list[tuple[int, str]] | None:
+    """What :func:`scan_source` finds, or None when the scan ran out of stack (which depends
+    on where it runs: such a cell is scanned as it always was, and nothing of it is kept)."""
+    found = list(reading.found)
+    for piece in reading.pieces:
+        try:
+            _Scan(bindings, piece, found).visit(piece.tree)
+        except RecursionError:
+            return None
     return sorted(dict.fromkeys(found), key=lambda item: item[0])
 
 

@@ -6,11 +6,18 @@ default arguments, the student's own functions (arguments and return values),
 ``getattr``, ``vars``, ``type``, ``inspect.getmodule``, ``importlib`` and
 ``sys.modules``, over every cell of the notebook and by scope, until nothing
 changes. The checks ask it what a node stands for (:meth:`Bindings.qual`).
+
+What binding needs of a piece's tree (the nodes that bind, in the order they are
+met, each with its scope; the scopes and names its functions and classes bind;
+what its top-level statements bind) is found once per piece (:class:`_Plan`) and
+kept as long as the piece is: a piece of a kept reading is shared by every notebook
+with that cell, so its plan is too, and neither is ever changed.
 """
 
 from __future__ import annotations
 
 import ast
+import weakref
 from typing import Iterable
 
 from .cells import _Piece, _read
@@ -34,6 +41,137 @@ def _weight(qual: str | None) -> int:
     return 0 if qual is None else 2 if _root(qual.lstrip("*")) in _PROTECTED else 1
 
 
+#: What a plan's step does (the branches of binding a tree, in :meth:`Bindings._bind_steps`).
+_IMPORT, _ASSIGN, _ASSIGN_LAMBDA, _TARGET, _LOOP, _WITH, _FUNCTION, _CLASS, _CALL = range(9)
+_CONTAINER_METHODS = ("append", "extend", "insert", "add", "update", "setdefault", "appendleft")
+
+
+class _Function:
+    """What binding a function or lambda needs of it, read from its node once."""
+
+    __slots__ = ("name", "defaults", "signature", "returns")
+
+    def __init__(self, node) -> None:
+        #: The name of its scope (the scope of its body is the scope it is defined in, and this).
+        self.name = _lambda_scope(node) if isinstance(node, ast.Lambda) else node.name
+        args = node.args
+        positional = args.posonlyargs + args.args
+        #: (parameter, its default) for each default, positional then keyword-only.
+        self.defaults = tuple(
+            [(arg.arg, default) for arg, default in zip(positional[len(positional) - len(args.defaults):],
+                                                         args.defaults)]
+            + [(arg.arg, default) for arg, default in zip(args.kwonlyargs, args.kw_defaults) if default is not None])
+        self.signature = tuple(a.arg for a in positional) + tuple(a.arg for a in args.kwonlyargs)
+        #: What it returns or yields, each with the scope it is evaluated in: a lambda's body in
+        #: its own scope (None), a function's as :func:`_walk` gives it from the function's node.
+        if isinstance(node, ast.Lambda):
+            self.returns = ((node.body, None),)
+        else:
+            self.returns = tuple((inner_node.value, inner_scope) for inner_node, inner_scope in _walk(node)
+                                 if isinstance(inner_node, (ast.Return, ast.Yield, ast.YieldFrom))
+                                 and inner_node.value is not None)
+
+
+class _Plan:
+    """What binding needs of one piece's tree, found once: read-only, shared by every
+    notebook that has the piece.
+
+    ``steps`` are the nodes binding acts on (:meth:`Bindings._bind_steps`), in the order
+    :func:`_walk` meets them, with their scope and what of them is known without the
+    bindings (the names an import binds, a function's parameters and returns...); nodes
+    it does nothing with (most of a tree) are not in it. ``scopes`` are the names each function, lambda and
+    class binds for itself, ``top`` what each top-level statement binds (for the
+    course's cells)."""
+
+    __slots__ = ("steps", "scopes", "top", "__weakref__")
+
+    def __init__(self, tree: ast.AST) -> None:
+        steps: list[tuple] = []
+        scopes: list[tuple[Scope, frozenset[str]]] = []
+        functions: dict[int, _Function] = {}
+
+        def function(node) -> _Function:
+            if id(node) not in functions:
+                functions[id(node)] = _Function(node)
+            return functions[id(node)]
+
+        for node, scope in _walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+                inner = scope + ((_lambda_scope(node) if isinstance(node, ast.Lambda)
+                                  else f"class:{node.name}" if isinstance(node, ast.ClassDef) else node.name),)
+                scopes.append((inner, frozenset(_locals_of(node))))
+            if isinstance(node, ast.Import):
+                steps.append((_IMPORT, scope, tuple(
+                    (alias.asname, alias.name) if alias.asname else (alias.name.split(".")[0],) * 2
+                    for alias in node.names)))
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                steps.append((_IMPORT, scope, tuple((alias.asname or alias.name, f"{node.module}.{alias.name}")
+                                                    for alias in node.names if alias.name != "*")))
+            elif isinstance(node, ast.Assign):
+                if isinstance(node.value, ast.Lambda):
+                    steps.append((_ASSIGN_LAMBDA, scope, (node, function(node.value), tuple(
+                        target.id for target in node.targets if isinstance(target, ast.Name)))))
+                else:
+                    steps.append((_ASSIGN, scope, node))
+            elif isinstance(node, (ast.AnnAssign, ast.AugAssign)) and node.value is not None:
+                steps.append((_TARGET, scope, (node.target, node.value)))
+            elif isinstance(node, (ast.For, ast.AsyncFor, ast.comprehension)):
+                steps.append((_LOOP, scope, node))
+            elif isinstance(node, (ast.With, ast.AsyncWith)):
+                steps.append((_WITH, scope, tuple((item.optional_vars, item.context_expr) for item in node.items
+                                                  if item.optional_vars is not None)))
+            elif isinstance(node, ast.NamedExpr):
+                steps.append((_TARGET, scope, (node.target, node.value)))
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                steps.append((_FUNCTION, scope, (function(node), node.name)))
+            elif isinstance(node, ast.Lambda):
+                steps.append((_FUNCTION, scope, (function(node), None)))
+            elif isinstance(node, ast.ClassDef):
+                inner = scope + (f"class:{node.name}",)
+                steps.append((_CLASS, scope, tuple(
+                    (f"{node.name}.{name}", value, inner) for statement in node.body
+                    for name, value in _bound_at_top(statement) if isinstance(value, ast.AST))))
+            elif isinstance(node, ast.Call):
+                func = node.func
+                if isinstance(func, ast.Name) or (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)
+                                                  and func.attr in _CONTAINER_METHODS):
+                    steps.append((_CALL, scope, node))
+        self.steps = tuple(steps)
+        self.scopes = tuple(scopes)
+        body = tree.body if isinstance(tree, ast.Module) else []
+        self.top = tuple(pair for node in body for pair in _bound_at_top(node))
+
+
+#: The plan of each piece, for as long as the piece lives (a kept reading's, as long as it is kept).
+_PLANS: "weakref.WeakKeyDictionary[_Piece, _Plan]" = weakref.WeakKeyDictionary()
+
+
+def _plan(piece: _Piece) -> _Plan:
+    plan = _PLANS.get(piece)
+    if plan is None:
+        plan = _PLANS[piece] = _Plan(piece.tree)
+    return plan
+
+
+class _Targets(dict):
+    """Targets like ``self.m`` or ``A.m`` by their text (``ast.unparse``), knowing how those
+    texts end: the text of an attribute ends with its name, a subscript's with ``]``, so
+    a node whose ending no target has cannot be one, and is not unparsed to look."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        #: The endings of the texts held (None for a text that is neither: look for every node).
+        self.ends: set[str | None] = set()
+
+    def __setitem__(self, text: str, qual: str) -> None:
+        super().__setitem__(text, qual)
+        self.ends.add("]" if text.endswith("]") else text[text.rfind(".") + 1:] if "." in text else None)
+
+    def may_hold(self, node: ast.Attribute | ast.Subscript) -> bool:
+        ends = self.ends
+        return bool(ends) and (None in ends or (node.attr if isinstance(node, ast.Attribute) else "]") in ends)
+
+
 class Bindings:
     """What the names of a notebook stand for: ``F`` for ``torch.nn.functional``,
     ``m`` for the grader (``m = inspect.getmodule(grader.check)``), ...
@@ -54,9 +192,9 @@ class Bindings:
         #: scope -> the names bound in it.
         self.locals: dict[Scope, set[str]] = {}
         #: Targets like ``self.m`` or ``A.m`` bound to something known (by their text, in any scope).
-        self.targets: dict[str, str] = {}
+        self.targets: _Targets = _Targets()
         #: The student's functions: the scope of their body, their parameters; what they return.
-        self.functions: dict[str, tuple[Scope, list[str]]] = {}
+        self.functions: dict[str, tuple[Scope, tuple[str, ...]]] = {}
         self.returns: dict[str, str] = {}
         #: Names the instructor's cells bind (to what), which a student must not rebind.
         self.course: dict[str, str] = dict(COURSE_NAMES)
@@ -70,35 +208,41 @@ class Bindings:
         top-level names become names a student must not rebind)."""
         self.learn_pieces(_read(source).pieces, by_the_course)
 
-    def learn_pieces(self, pieces: list[_Piece], by_the_course: bool = False) -> None:
+    def learn_pieces(self, pieces: Iterable[_Piece], by_the_course: bool = False) -> None:
+        pieces = list(pieces)
         self._pieces.extend(pieces)
         for piece in pieces:
-            for node, scope in _walk(piece.tree):
-                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
-                    inner = scope + ((_lambda_scope(node) if isinstance(node, ast.Lambda)
-                                      else f"class:{node.name}" if isinstance(node, ast.ClassDef) else node.name),)
-                    self.locals.setdefault(inner, set()).update(_locals_of(node))
-            self._bind_piece(piece)
+            plan = _plan(piece)
+            for inner, names in plan.scopes:
+                self.locals.setdefault(inner, set()).update(names)
+            self._bind_piece(plan)
             if by_the_course:
-                for node in piece.tree.body:
-                    for name, value in _bound_at_top(node):
-                        qual = self.qual(value) if isinstance(value, ast.AST) else value
-                        if qual is not None:
-                            self.course[name] = qual
+                for name, value in plan.top:
+                    qual = self.qual(value) if isinstance(value, ast.AST) else value
+                    if qual is not None:
+                        self.course[name] = qual
 
     def settle(self, rounds: int = 20) -> "Bindings":
-        """Read every cell learned again until what the names stand for no longer changes."""
+        """Read every cell learned again until what the names stand for no longer changes.
+
+        A round is a function of what the names stand for when it starts (the scopes no
+        longer change once every cell is learned): a round that ends where it started is
+        the fixpoint, and every round after it would end there too. What the student's
+        functions are (:attr:`functions`) is not a monotone fact like the rest (two
+        functions of one name take turns), so it is compared, not counted as a change."""
+        plans = [_plan(piece) for piece in self._pieces]
         for _ in range(rounds):
             self._changed = False
-            for piece in self._pieces:
-                self._bind_piece(piece)
-            if not self._changed:
+            functions = dict(self.functions)
+            for plan in plans:
+                self._bind_piece(plan)
+            if not self._changed and self.functions == functions:
                 break
         return self
 
-    def _bind_piece(self, piece: _Piece) -> None:
+    def _bind_piece(self, plan: _Plan) -> None:
         try:
-            self._bind_tree(piece.tree)
+            self._bind_steps(plan.steps)
         except RecursionError:
             pass  # nested too deeply to follow: the scan names the cell instead
 
@@ -144,70 +288,48 @@ class Bindings:
         elif isinstance(target, (ast.Attribute, ast.Subscript)):
             self._bind(_text(target), qual, table=self.targets)
 
-    def _bind_function(self, node, scope: Scope, name: str | None) -> None:
-        inner = scope + ((_lambda_scope(node) if isinstance(node, ast.Lambda) else node.name),)
-        args = node.args
-        positional = args.posonlyargs + args.args
-        for arg, default in zip(positional[len(positional) - len(args.defaults):], args.defaults):
-            self._bind(arg.arg, self.qual(default, scope), inner)
-        for arg, default in zip(args.kwonlyargs, args.kw_defaults):
-            if default is not None:
-                self._bind(arg.arg, self.qual(default, scope), inner)
+    def _bind_function(self, function: _Function, scope: Scope, name: str | None) -> None:
+        inner = scope + (function.name,)
+        for arg, default in function.defaults:
+            self._bind(arg, self.qual(default, scope), inner)
         if name is not None:
-            signature = (inner, [a.arg for a in positional] + [a.arg for a in args.kwonlyargs])
+            signature = (inner, function.signature)
             if self.functions.get(name) != signature:
                 self.functions[name] = signature
-                self._changed = True
-            if isinstance(node, ast.Lambda):
-                self._bind(name, self.qual(node.body, inner), table=self.returns)
-            else:
-                for inner_node, inner_scope in _walk(node):
-                    if isinstance(inner_node, (ast.Return, ast.Yield, ast.YieldFrom)) and inner_node.value is not None:
-                        self._bind(name, self.qual(inner_node.value, inner_scope), table=self.returns)
+            for value, value_scope in function.returns:
+                self._bind(name, self.qual(value, inner if value_scope is None else value_scope), table=self.returns)
 
-    def _bind_tree(self, tree: ast.AST) -> None:
-        for node, scope in _walk(tree):
-            if isinstance(node, ast.Import):
-                for alias in node.names:
-                    if alias.asname:
-                        self._bind(alias.asname, alias.name, scope)
-                    else:
-                        top = alias.name.split(".")[0]
-                        self._bind(top, top, scope)
-            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
-                for alias in node.names:
-                    if alias.name != "*":
-                        self._bind(alias.asname or alias.name, f"{node.module}.{alias.name}", scope)
-            elif isinstance(node, ast.Assign):
+    def _bind_steps(self, steps: tuple) -> None:
+        """What a tree binds, from its plan's steps (see :class:`_Plan`): imports, assignments,
+        loops and comprehensions, ``with``, the walrus, functions and lambdas, classes, calls."""
+        for kind, scope, what in steps:
+            if kind == _IMPORT:
+                for name, qual in what:
+                    self._bind(name, qual, scope)
+            elif kind == _ASSIGN:
+                for target in what.targets:
+                    self._bind_target(target, what.value, scope)
+            elif kind == _ASSIGN_LAMBDA:
+                node, function, names = what
                 for target in node.targets:
                     self._bind_target(target, node.value, scope)
-                if isinstance(node.value, ast.Lambda):
-                    for target in node.targets:
-                        if isinstance(target, ast.Name):
-                            self._bind_function(node.value, scope, target.id)
-            elif isinstance(node, (ast.AnnAssign, ast.AugAssign)) and node.value is not None:
-                self._bind_target(node.target, node.value, scope)
-            elif isinstance(node, (ast.For, ast.AsyncFor, ast.comprehension)):
-                iterated = self.qual(node.iter, scope)
-                self._bind_target(node.target, None, scope, _item(iterated) if iterated else None)
-            elif isinstance(node, (ast.With, ast.AsyncWith)):
-                for item in node.items:
-                    if item.optional_vars is not None:
-                        self._bind_target(item.optional_vars, item.context_expr, scope)
-            elif isinstance(node, ast.NamedExpr):
-                self._bind_target(node.target, node.value, scope)
-            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                self._bind_function(node, scope, node.name)
-            elif isinstance(node, ast.Lambda):
-                self._bind_function(node, scope, None)
-            elif isinstance(node, ast.ClassDef):
-                for statement in node.body:
-                    for name, value in _bound_at_top(statement):
-                        if isinstance(value, ast.AST):
-                            self._bind(f"{node.name}.{name}", self.qual(value, scope + (f"class:{node.name}",)),
-                                       table=self.targets)
-            elif isinstance(node, ast.Call):
-                self._bind_call(node, scope)
+                for name in names:
+                    self._bind_function(function, scope, name)
+            elif kind == _TARGET:
+                self._bind_target(what[0], what[1], scope)
+            elif kind == _LOOP:
+                iterated = self.qual(what.iter, scope)
+                self._bind_target(what.target, None, scope, _item(iterated) if iterated else None)
+            elif kind == _WITH:
+                for target, value in what:
+                    self._bind_target(target, value, scope)
+            elif kind == _FUNCTION:
+                self._bind_function(what[0], scope, what[1])
+            elif kind == _CLASS:
+                for name, value, inner in what:
+                    self._bind(name, self.qual(value, inner), table=self.targets)
+            else:
+                self._bind_call(what, scope)
 
     def _bind_call(self, node: ast.Call, scope: Scope) -> None:
         func = node.func
@@ -226,6 +348,17 @@ class Bindings:
                     self._bind(func.value.id, "*" + (_item(qual) if func.attr in ("extend", "update") else qual),
                                scope)
 
+    def agrees(self, reads: Iterable[tuple[tuple[str, object], object]]) -> bool:
+        """Whether these bindings answer every read noted by a :class:`_Noting` as it was answered."""
+        tables = {"names": self.names, "targets": self.targets, "returns": self.returns, "course": self.course}
+        for (tag, key), value in reads:
+            if tag == "key":
+                if self.key(*key) != value:  # type: ignore[misc]
+                    return False
+            elif tables[tag].get(key, _ABSENT) != value:
+                return False
+        return True
+
     # ---------------------------------------------------------------- resolving
 
     def qual(self, node: ast.AST | None, scope: Scope = ()) -> str | None:
@@ -240,7 +373,7 @@ class Bindings:
             if node.id == "get_ipython":
                 return "IPython.get_ipython"
             return f"@builtin.{node.id}" if node.id in _BUILTIN_NAMES else None
-        if isinstance(node, (ast.Attribute, ast.Subscript)):
+        if isinstance(node, (ast.Attribute, ast.Subscript)) and self.targets.may_hold(node):
             known = self.targets.get(_text(node))
             if known is not None:
                 return known
@@ -365,3 +498,56 @@ class Bindings:
             third = self.qual(args[2], scope)
             return third + ".?" if third else None
         return None
+
+
+_ABSENT = object()
+
+
+class _Noted:
+    """A table of the bindings read through a :class:`_Noting`: the first value read of each
+    key (or that it was absent) is noted in ``reads``."""
+
+    __slots__ = ("table", "reads", "tag")
+
+    def __init__(self, table: dict, reads: dict, tag: str) -> None:
+        self.table, self.reads, self.tag = table, reads, tag
+
+    def get(self, key, default=None):
+        value = self.table.get(key, _ABSENT)
+        self.reads.setdefault((self.tag, key), value)
+        return default if value is _ABSENT else value
+
+    def __contains__(self, key) -> bool:
+        return self.get(key, _ABSENT) is not _ABSENT
+
+    def __getitem__(self, key):
+        value = self.get(key, _ABSENT)
+        if value is _ABSENT:
+            raise KeyError(key)
+        return value
+
+    def may_hold(self, node: ast.AST) -> bool:
+        return True  # every look is noted, even those that could not find anything
+
+
+class _Noting(Bindings):
+    """``bindings`` as the checks see them, noting every read: which scope each name used
+    lives in, what each name, target and function's return stands for, what the course
+    binds. A scan is a function of its cell's source and of the answers to these reads,
+    so what it found holds for any bindings that give the same answers
+    (:meth:`Bindings.agrees`): the course's cells, the same in every notebook, are mostly
+    scanned with the same answers."""
+
+    def __init__(self, bindings: Bindings, reads: dict) -> None:
+        self.bindings, self.reads = bindings, reads
+        self.locals, self.functions = bindings.locals, bindings.functions
+        self.names = _Noted(bindings.names, reads, "names")  # type: ignore[assignment]
+        self.targets = _Noted(bindings.targets, reads, "targets")  # type: ignore[assignment]
+        self.returns = _Noted(bindings.returns, reads, "returns")  # type: ignore[assignment]
+        self.course = _Noted(bindings.course, reads, "course")  # type: ignore[assignment]
+        self._pieces, self._changed = [], False
+
+    def key(self, name: str, scope: Scope) -> tuple[Scope, str]:
+        where = Bindings.key(self, name, scope)
+        self.reads.setdefault(("key", (name, scope)), where)
+        return where

@@ -10,6 +10,12 @@ expands in arguments too, and what a magic or a shell command does that is
 suspect is noted at once (in :attr:`_Reading.found`). The result is a
 :class:`_Reading`: pieces of Python (:class:`_Piece`) for the bindings and the
 checks, and what the magics already tell.
+
+A reading depends on the cell's source alone, and most cells of a course's
+notebooks are the same from one student to the next: :func:`_read` keeps the
+readings of whole cells, by their source, in a bounded cache (:data:`_READINGS`),
+frozen (tuples, frozensets) and shared, so whoever reads one must not change it
+nor its trees.
 """
 
 from __future__ import annotations
@@ -18,8 +24,10 @@ import ast
 import difflib
 import re
 import string
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Generic, Hashable, TypeVar
 
 from .rules import (
     _DISPLAY_CELL_MAGICS,
@@ -36,36 +44,91 @@ from .rules import (
 )
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
 class _Piece:
-    """Python read from a cell: its tree, and the cell's line of each of its lines."""
+    """Python read from a cell: its tree, and the cell's line of each of its lines.
+
+    A piece is known by its identity (the bindings keep what they learn of its tree
+    by it); one from a kept reading is shared by every notebook with that cell."""
     tree: ast.Module
     line: Callable[[int], int]
     #: ``get_ipython().X`` calls already read here (their ``X`` is not named again).
-    read: set[int] = field(default_factory=set)
+    read: set[int] | frozenset[int] = field(default_factory=set)
 
 
 @dataclass
 class _Reading:
-    pieces: list[_Piece]
-    found: list[tuple[int, str]]
+    pieces: list[_Piece] | tuple[_Piece, ...]
+    found: list[tuple[int, str]] | tuple[tuple[int, str], ...]
+    #: False when reading ran out of stack or memory somewhere, which depends on
+    #: where it was read from, not on the source alone: such a reading is not kept.
+    whole: bool = True
+    #: True for a reading from :data:`_READINGS`: shared, frozen, and shallow enough
+    #: (:data:`_DEEPEST_KEPT`) that how deep the stack already is where it is read or
+    #: scanned does not matter, so what is found of it alone may be kept too.
+    kept: bool = False
+
+
+_K = TypeVar("_K", bound=Hashable)
+_V = TypeVar("_V")
+
+
+class _Cache(Generic[_K, _V]):
+    """A bounded map that forgets what was used least recently: a class of a few
+    hundred students brings thousands of cells, most seen once (the answers), some
+    in every notebook (the course's), and memory must not grow with the class."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[_K, _V] = OrderedDict()
+        self._lock = threading.Lock()  # a process may scan on several threads
+
+    def get(self, key: _K) -> _V | None:
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: _K, value: _V) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+#: Readings of whole cells, by their source (the text itself is the key).
+_READINGS: _Cache[str, _Reading] = _Cache(2048)
+#: A tree deeper than this is read again each time: the stack it takes to read and
+#: scan depends on where it is read from, and a cell that deep is no one's honest code.
+_DEEPEST_KEPT = 100
 
 
 _TRANSFORMER = None
 
 
-def _transform(source: str) -> str:
+def _transform(source: str) -> tuple[str, bool]:
+    """The cell as IPython runs it, and False when IPython ran out of stack or memory
+    reading it (which depends on where it was read from)."""
     global _TRANSFORMER
     try:
         if _TRANSFORMER is None:
             from IPython.core.inputtransformer2 import TransformerManager
 
             _TRANSFORMER = TransformerManager()
-        return _TRANSFORMER.transform_cell(source)
+        return _TRANSFORMER.transform_cell(source), True
     except ImportError:
-        return _plain_transform(source)
-    except Exception:  # noqa: BLE001 - IPython could not read it: read it as Python
-        return source
+        return _plain_transform(source), True
+    except Exception as error:  # noqa: BLE001 - IPython could not read it: read it as Python
+        return source, not isinstance(error, (RecursionError, MemoryError))
 
 
 _ESCAPE = re.compile(r"^(\s*)(?:([\w., ()*]+?)\s*=\s*)?(!!|!|%%|%)(.*)$")
@@ -116,22 +179,32 @@ def _line_map(source: str, code: str) -> Callable[[int], int]:
     return lambda line: mapping.get(line, min(line, last))
 
 
-def _read(source: str, line: Callable[[int], int] = lambda n: n) -> _Reading:
-    """The Python in one cell (or in a magic's body), and what its magics already tell."""
+def _read(source: str, line: Callable[[int], int] | None = None) -> _Reading:
+    """The Python in one cell (or in a magic's body, whose lines are ``line`` of the cell's),
+    and what its magics already tell.
+
+    A whole cell's reading (no ``line``) is kept by its source and shared: frozen, and
+    read-only for everyone (its trees too)."""
+    if line is None:
+        kept = _READINGS.get(source)
+        if kept is not None:
+            return kept
     reading = _Reading([], [])
     if not source.strip():
-        return reading
-    code = _transform(source)
+        return _kept(source, reading) if line is None else reading
+    code, reading.whole = _transform(source)
     try:
         tree = ast.parse(code)
         local = _line_map(source, code)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as error:
+        reading.whole = reading.whole and not isinstance(error, (RecursionError, MemoryError))
         try:
             tree = ast.parse(source)
             local = lambda n: n  # noqa: E731
-        except (SyntaxError, ValueError, RecursionError, MemoryError):
-            return reading  # the kernel cannot run it either
-    where = lambda n: line(local(n))  # noqa: E731
+        except (SyntaxError, ValueError, RecursionError, MemoryError) as again:
+            reading.whole = reading.whole and not isinstance(again, (RecursionError, MemoryError))
+            return _kept(source, reading) if line is None else reading  # the kernel cannot run it either
+    where = local if line is None else lambda n: line(local(n))  # noqa: E731
     piece = _Piece(tree, where)
     reading.pieces.append(piece)
     lines = source.splitlines()
@@ -148,7 +221,27 @@ def _read(source: str, line: Callable[[int], int] = lambda n: n) -> _Reading:
         else:
             body_line = lambda n, at=at: at  # noqa: E731
         _read_entry(entry, node, at, body_line, lines[min(local(node.lineno), len(lines)) - 1], reading)
-    return reading
+    return _kept(source, reading) if line is None else reading
+
+
+def _kept(source: str, reading: _Reading) -> _Reading:
+    """``reading``, frozen and kept for ``source`` when it is whole and shallow enough."""
+    if not reading.whole or any(_deeper_than(piece.tree, _DEEPEST_KEPT) for piece in reading.pieces):
+        return reading
+    frozen = _Reading(tuple(_Piece(piece.tree, piece.line, frozenset(piece.read)) for piece in reading.pieces),
+                      tuple(reading.found), whole=True, kept=True)
+    _READINGS.put(source, frozen)
+    return frozen
+
+
+def _deeper_than(tree: ast.AST, limit: int) -> bool:
+    stack = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return False
 
 
 def _shell_entry(node: ast.AST) -> str | None:
@@ -200,13 +293,15 @@ def _read_entry(entry: str, node: ast.Call, at: int, body_line, text: str, readi
 def _add(reading: _Reading, other: _Reading) -> None:
     reading.pieces.extend(other.pieces)
     reading.found.extend(other.found)
+    reading.whole = reading.whole and other.whole
 
 
 def _read_python(code: str, line, reading: _Reading, mode: str = "exec") -> None:
     """A string IPython runs as plain Python (no magics in it)."""
     try:
         tree = ast.parse(code.strip() if mode == "eval" else code, mode=mode)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as error:
+        reading.whole = reading.whole and not isinstance(error, (RecursionError, MemoryError))
         return  # it cannot run either
     if mode == "eval":
         tree = ast.Module(body=[ast.Expr(tree.body, lineno=1, col_offset=0)], type_ignores=[])
