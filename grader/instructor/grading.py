@@ -111,6 +111,15 @@ def autograde(workspace: Workspace, *, students: Iterable[str] | None = None,
         raise WorkflowError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
     if jobs is not None and jobs < 1:
         raise WorkflowError(f"--jobs must be at least 1, not {jobs}")
+    warm = _Engine(workspace) if engine == "warm" else None
+    try:
+        return _autograde(workspace, students, assignments, progress, engine, jobs, shard, regrade, warm)
+    finally:
+        if warm is not None:
+            warm.stop()
+
+
+def _autograde(workspace, students, assignments, progress, engine, jobs, shard, regrade, warm) -> "Summary":
     flags_file, graded_file, gradebook = MAIN_FLAGS, MAIN_GRADED, "main"
     if shard:
         workspace = shard_workspace(workspace, shard)
@@ -137,7 +146,7 @@ def autograde(workspace: Workspace, *, students: Iterable[str] | None = None,
     flags: dict = workspace.read_json(flags_file, {})
     done: dict[tuple[str, str], dict | None] = {}
     if engine == "warm":
-        results = _grade_warm(workspace, pending, jobs or os.cpu_count() or 1, progress)
+        results = warm.grade(workspace, pending, jobs or os.cpu_count() or 1, progress)
     else:
         results = _grade_plain(workspace, pending, progress)
     try:
@@ -214,40 +223,58 @@ class _Partial(list):
     """The results of a warm run that Ctrl-C stopped: those of the submissions it finished."""
 
 
-def _grade_warm(workspace: Workspace, pending, jobs: int, progress: bool):
-    """The warm engine runs in a process of its own, which warms up single-threaded
-    whatever state this process is in (one that has used torch's thread pool cannot fork).
-    It runs in a session of its own, so that Ctrl-C reaches only this process: this one
-    then asks the engine to stop, and the engine answers with what it finished."""
-    import signal
-    import subprocess
-    import sys
+class _Engine:
+    """The warm engine, in a process of its own, which warms up single-threaded whatever state
+    this process is in (one that has used torch's thread pool cannot fork). It is started
+    before this process reads the submissions, so that both warm up at once; it waits for how
+    many notebooks to grade, then for the job. It runs in a session of its own, so that Ctrl-C
+    reaches only this process: this one then asks the engine to stop, and the engine answers
+    with what it finished."""
 
-    if not pending:
-        return []
-    job = {"workspace": str(workspace.root), "db_url": workspace.db_url, "tasks": pending, "jobs": jobs,
-           "progress": progress}
-    with environment_bin_on_path():
-        # the course folder (masters: solutions, hidden tests) is hidden from the notebooks wherever it is
-        env = {**os.environ, "BCE_COURSE_DIR": str(workspace.course_dir())}
-        # how many notebooks (not which: the engine forks its notebooks' processes before it reads that)
-        engine = subprocess.Popen([sys.executable, "-m", "grader.instructor.engine", str(len(pending))],
-                                  stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    def __init__(self, workspace: Workspace):
+        import subprocess
+        import sys
+
+        with environment_bin_on_path():
+            # the course folder (masters: solutions, hidden tests) is hidden from the notebooks wherever it is
+            env = {**os.environ, "BCE_COURSE_DIR": str(workspace.course_dir())}
+            self.process = subprocess.Popen([sys.executable, "-m", "grader.instructor.engine"],
+                                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+                                            start_new_session=True)
+
+    def grade(self, workspace: Workspace, pending, jobs: int, progress: bool):
+        import signal
+
+        if not pending:
+            return []
+        job = {"workspace": str(workspace.root), "db_url": workspace.db_url, "tasks": pending, "jobs": jobs,
+               "progress": progress}
+        engine = self.process
         try:
-            out, _ = engine.communicate(json.dumps(job))
+            # how many notebooks first (not which: the engine starts the forker of its notebooks'
+            # processes before it reads that), then the job
+            out, _ = engine.communicate(f"{len(pending)}\n" + json.dumps(job))
         except KeyboardInterrupt:
             engine.send_signal(signal.SIGINT)
             out, _ = engine.communicate()
-    try:
-        answer = json.loads(out)
-    except ValueError:
-        answer = None
-    if engine.returncode != 0 or not isinstance(answer, dict):
-        raise WorkflowError(f"the warm engine failed (exit code {engine.returncode}); "
-                            "run again with --engine nbgrader to grade with plain nbgrader")
-    results = [tuple(r) for r in answer["results"]]
-    return _Partial(results) if answer.get("interrupted") else results
+        try:
+            answer = json.loads(out)
+        except ValueError:
+            answer = None
+        if engine.returncode != 0 or not isinstance(answer, dict):
+            raise WorkflowError(f"the warm engine failed (exit code {engine.returncode}); "
+                                "run again with --engine nbgrader to grade with plain nbgrader")
+        results = [tuple(r) for r in answer["results"]]
+        return _Partial(results) if answer.get("interrupted") else results
+
+    def stop(self) -> None:
+        """End the engine if it is still waiting (nothing was given to it, or this process failed)."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        for pipe in (self.process.stdin, self.process.stdout):
+            if pipe is not None and not pipe.closed:
+                pipe.close()
 
 
 def _progress(items, enabled: bool):

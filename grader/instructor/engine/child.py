@@ -72,18 +72,23 @@ def settle_before_forking() -> None:
       them in objects that reference cycles keep alive; in a process that closes every file
       it inherited (:func:`only_these_files_open`), such an object freed later would close
       whatever file has come to take its number -- a pipe to the judge, say;
-    * collect the garbage, and freeze what is left (``gc.freeze``): the collections of a
-      forked process then skip every object it inherited, which they would otherwise walk
-      (300 ms for the engine's warmed-up heap), copying each page they touch."""
+    * freeze the heap (``gc.freeze``): the collections of a forked process then skip every
+      object it inherited, which they would otherwise walk (300 ms for the engine's warmed-up
+      heap), copying each page they touch. The garbage is collected first only where fonts
+      were let go (a collection of that heap costs as much)."""
     import gc
 
+    held = 0
     fonts = sys.modules.get("matplotlib.font_manager")
     if fonts is not None:
+        held += fonts._get_font.cache_info().currsize
         fonts._get_font.cache_clear()
     mathtext = sys.modules.get("matplotlib.mathtext")
     if mathtext is not None:
+        held += mathtext.MathTextParser._parse_cached.cache_info().currsize
         mathtext.MathTextParser._parse_cached.cache_clear()
-    gc.collect()
+    if held:
+        gc.collect()
     gc.freeze()
 
 

@@ -248,7 +248,7 @@ def execute(nb, *, cwd: str, timeout: int = 30, threads: int | None = None, limi
                 raise RuntimeError("the engine could not start a process for the notebook")
             # the prefix's process is gone: run the whole notebook instead
             if scratch is not None:
-                shutil.rmtree(scratch, ignore_errors=True)
+                _remove(scratch)
             server = None
         done: set[int] = set()
 
@@ -302,7 +302,7 @@ def execute(nb, *, cwd: str, timeout: int = 30, threads: int | None = None, limi
         attention += [f"{name} called torch's own binary cross-entropy" for name in sorted(own_loss)]
     finally:
         if scratch is not None:
-            shutil.rmtree(scratch, ignore_errors=True)
+            _remove(scratch)
     nb.metadata["bce_grader"] = {"attention": list(dict.fromkeys(attention)), "shared_cells": reused}
     return nb
 
@@ -374,6 +374,17 @@ def _ended(status: int) -> str:
     if code > 128:
         return f"killed by signal {code - 128} ({signal.Signals(code - 128).name})"
     return f"exit code {code}"
+
+
+def _remove(scratch: str) -> None:
+    """Remove a notebook's scratch folder. A killed notebook's last process may still be
+    leaving (its root is mounted on ``root/`` in a mount namespace of its own, which ends only
+    when it has): the removal is tried again for a second before it gives up."""
+    for _ in range(40):
+        shutil.rmtree(scratch, ignore_errors=True)
+        if not os.path.lexists(scratch):
+            return
+        time.sleep(0.025)
 
 
 def _scratch(cwd: str) -> str:

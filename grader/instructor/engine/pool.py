@@ -32,8 +32,15 @@ PREPARE_FROM = 4
 
 
 def warm_up(notebooks: int | None = None) -> None:
-    """Import what notebooks use and run the battery once, on one thread; for a run of
-    ``notebooks`` notebooks (None: unknown, many), compute ahead what they will all need."""
+    """Import what notebooks use, then compute ahead what a run of ``notebooks`` notebooks
+    (None: unknown, many) will need: :func:`import_what_notebooks_use`, :func:`compute_ahead`."""
+    import_what_notebooks_use()
+    compute_ahead(notebooks)
+
+
+def import_what_notebooks_use() -> None:
+    """Import torch (on one thread), IPython, matplotlib, nbgrader and the grader, hook torch's
+    BCE kernels, and read what tracebacks show: what every run needs, however small."""
     import torch
 
     torch.set_num_threads(1)
@@ -43,26 +50,15 @@ def warm_up(notebooks: int | None = None) -> None:
     matplotlib.use("module://matplotlib_inline.backend_inline")
     import matplotlib.pyplot  # noqa: F401
     import nbgrader.api  # noqa: F401
-    import torch.nn.functional as F
     from IPython.core.inputtransformer2 import TransformerManager  # noqa: F401 - the verdict reads cells with it
 
-    import grader
     from grader import datasets, explore, imbalance  # noqa: F401
     from grader._battery import capstone, checks, exercises, judge, ownwork  # noqa: F401
 
     from .. import scan, verdict  # noqa: F401
     from . import sandbox, session  # noqa: F401
 
-    def binary_cross_entropy(input, target, weight=None, reduction="mean"):
-        return F.binary_cross_entropy(input, target, weight=weight, reduction=reduction)
-
     ownwork.install()  # torch's BCE kernels hooked once, here: every notebook's process inherits the hooks
-    grader.check(binary_cross_entropy, devices=["cpu"])
-    # torch's answers to every case the judges ask, once, here: every worker inherits them
-    # (on the CPU: CUDA cannot be started in a process that forks; a worker computes those once)
-    if notebooks is None or notebooks >= PREPARE_FROM:
-        judge.prepare(["cpu"])
-        exercises.prepare()
     # The capstone's data, read and checked once here rather than in every notebook that uses it.
     try:
         datasets.breast_cancer_split(), datasets.digits_split()
@@ -70,6 +66,26 @@ def warm_up(notebooks: int | None = None) -> None:
         pass  # a notebook that reads the data gets the loader's own message
     _read_what_tracebacks_show()
     patches.in_the_zygote()
+
+
+def compute_ahead(notebooks: int | None) -> None:
+    """For a run of at least :data:`PREPARE_FROM` notebooks (or an unknown number): run the
+    battery once, and compute torch's answer to every case the judges ask, once, here, so that
+    every worker inherits them (on the CPU: CUDA cannot start in a process that forks; a
+    worker computes those once). Then settle the heap before forking
+    (:func:`child.settle_before_forking`)."""
+    if notebooks is None or notebooks >= PREPARE_FROM:
+        import torch.nn.functional as F
+
+        import grader
+        from grader._battery import exercises, judge
+
+        def binary_cross_entropy(input, target, weight=None, reduction="mean"):
+            return F.binary_cross_entropy(input, target, weight=weight, reduction=reduction)
+
+        grader.check(binary_cross_entropy, devices=["cpu"])
+        judge.prepare(["cpu"])
+        exercises.prepare()
     child.settle_before_forking()
 
 
@@ -162,7 +178,24 @@ def _start_beginnings(workspace_root: str, db_url: str | None, tasks) -> None:
     from .preprocessor import beginnings_worth_sharing
 
     config = Workspace(Path(workspace_root), db_url).config()
-    prefix.start_for_workers(beginnings_worth_sharing(config, Counter(a for _, a in tasks)), forker.root())
+    beginnings = beginnings_worth_sharing(config, Counter(a for _, a in tasks))
+    prefix.start_for_workers(beginnings, forker.root())
+    _scan_the_released(beginnings)
+
+
+def _scan_the_released(beginnings) -> None:
+    """Scan each released notebook with a shared beginning once, here, before the workers fork:
+    the scan keeps what it read of each cell, and every worker inherits it for the course's
+    cells of every submission."""
+    import nbformat
+
+    from .. import scan
+
+    for shared, _ in beginnings:
+        try:
+            scan.suspicious(nbformat.read(shared.notebook, as_version=4))
+        except Exception:  # noqa: BLE001 - only a head start: each submission is scanned in full anyway
+            pass
 
 
 class Stopped(Exception):
@@ -173,13 +206,18 @@ class Stopped(Exception):
         self.results = results
 
 
-def main(argv: list[str] | None = None) -> None:
-    """``python -m grader.instructor.engine [NOTEBOOKS]``: warm up (for a run of NOTEBOOKS
-    notebooks, if given: how much to compute ahead), start the root forker, then read a job
-    from stdin and write the results to stdout (JSON)."""
-    argv = sys.argv[1:] if argv is None else argv
+def main() -> None:
+    """``python -m grader.instructor.engine``: import what notebooks use, read from stdin a first
+    line saying how many notebooks to grade (not which: the command that starts the engine
+    starts it first, so that both warm up at once), compute ahead as much as they need, start
+    the root forker, then read the job (JSON, to the end of stdin) and write the results to
+    stdout (JSON)."""
     try:
-        warm_up(int(argv[0]) if argv and argv[0].isdigit() else None)
+        import_what_notebooks_use()
+        first = sys.stdin.readline()
+        if not first:
+            return  # nothing to grade after all: the command that started the engine has closed its end
+        compute_ahead(int(first) if first.strip().isdigit() else None)
         forker.start_root()
         job = json.loads(sys.stdin.read())
         results, interrupted = grade_all(job["workspace"], job["db_url"], [tuple(t) for t in job["tasks"]],

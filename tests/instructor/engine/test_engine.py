@@ -85,8 +85,17 @@ def test_timeouts_and_crashes_are_recorded_like_nbgrader_does(executed):
 
 @pytest.fixture(scope="module")
 def two_engines(tmp_path_factory):
-    """The same class graded with plain nbgrader and with the warm engine."""
+    """The same class graded with plain nbgrader and with the warm engine, with temporary
+    folders of their own (what is left behind is theirs)."""
     tmp = tmp_path_factory.mktemp("engines")
+    private = tmp_path_factory.mktemp("engines-tmp")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TMPDIR", str(private))
+        patch.setattr(tempfile, "tempdir", str(private))
+        yield _two_engines(tmp)
+
+
+def _two_engines(tmp):
     plain = released_workspace(tmp / "plain", tmp / "notebooks", "c.Execute.timeout = 6\n")
     build = Class(plain)
     s1 = solutions(A1)
