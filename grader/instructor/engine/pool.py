@@ -2,12 +2,15 @@
 
 Plain ``nbgrader autograde`` starts a kernel for every notebook and imports torch there:
 seconds each, most of a notebook's grading time. Here one process imports torch, IPython
-and the grader and runs the checks once, single-threaded (a process that has used
-OpenMP's thread team cannot fork safely: its children hang at their first parallel
-region). It then starts the root forker (:mod:`grader.instructor.engine.forker`) --
-before it has read which students to grade, so that no process that runs student code
-holds anything of anyone's submission -- and only then reads its job and forks
-``--jobs`` workers, each running nbgrader's own autograde with
+and the grader, single-threaded (a process that has used OpenMP's thread team cannot fork
+safely: its children hang at their first parallel region). Told how many notebooks it will
+grade, it computes ahead what they all need (the battery run once, torch's answers to every
+case; for four notebooks or more) and freezes its heap. It then starts the root forker
+(:mod:`grader.instructor.engine.forker`) -- before it has read which students to grade, so
+that no process that runs student code holds anything of anyone's submission -- and only
+then reads its job, starts the shared beginnings of the assignments with enough
+submissions (:mod:`grader.instructor.engine.prefix`), and forks ``--jobs`` workers, each
+running nbgrader's own autograde with
 :class:`~grader.instructor.engine.preprocessor.WarmExecute` and taking turns to write to
 the gradebook.
 """
