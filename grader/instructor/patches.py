@@ -9,7 +9,17 @@ these patches make that safe and quick, and change no score:
   time it opens the gradebook (a subprocess per notebook), is asked once;
 * one SQLAlchemy engine per database URL, so that its cache of compiled statements
   survives nbgrader's opening the gradebook a dozen times per notebook;
-* each JSON schema of nbgrader's cell metadata is checked once, not before every cell.
+* each JSON schema of nbgrader's cell metadata is checked once, not before every cell, and
+  each cell's metadata once per content;
+* the gradebook's tables and course are checked the first time a worker opens it, not at
+  every opening (nbgrader opens it about ten times per notebook), and its connection is
+  kept from one opening to the next;
+* a notebook is checked against nbformat's schema once per content, and not after a step
+  that only reads it: nbconvert checks it after every step of nbgrader's, most of which
+  change nothing (and copies it once where it copied it twice);
+* ``OverwriteCells`` reads the notebook's source and graded cells in a query per kind of
+  cell, not two per cell; ``SaveAutoGrades`` reads its grades and comments likewise and
+  writes them in one commit (gradebook writes batched), not one per cell.
 
 nbgrader's version is capped in ``pyproject.toml``; :func:`check` runs before any patch
 and fails loudly, naming what is missing, if a version moved what these patch.
@@ -28,6 +38,12 @@ PATCHED = (
     ("nbgrader.api", "get_alembic_version"),
     ("nbgrader.api", "create_engine"),
     ("nbgrader.nbgraderformat.common", "jsonschema"),
+    ("nbgrader.api", "Gradebook.__init__"),
+    ("nbgrader.api", "Gradebook.close"),
+    ("nbgrader.preprocessors.overwritecells", "Gradebook"),
+    ("nbgrader.preprocessors.saveautogrades", "Gradebook"),
+    ("nbformat", "validate"),
+    ("nbconvert.exporters.exporter", "Exporter._preprocess"),
 )
 
 
@@ -108,45 +124,376 @@ def remember_alembic_version() -> None:
     nbgrader.api.get_alembic_version = lambda: version
 
 
+_ENGINES: dict = {}  # the engine of each database URL (and options), in this process
+
+
 def one_database_engine_per_url() -> None:
-    """One SQLAlchemy engine per database URL (nbgrader still closes its connections after
-    each use: ``Gradebook.close`` disposes of the engine's pool)."""
+    """One SQLAlchemy engine per database URL (its connections are kept from one opening of
+    the gradebook to the next by :func:`keep_the_gradebooks_connection`)."""
     import nbgrader.api
     from sqlalchemy import create_engine
 
-    engines: dict = {}
-
     def engine_for(url, *args, **kwargs):
         key = (str(url), repr(args), repr(sorted(kwargs.items())))
-        if key not in engines:
-            engines[key] = create_engine(url, *args, **kwargs)
-        return engines[key]
+        if key not in _ENGINES:
+            _ENGINES[key] = create_engine(url, *args, **kwargs)
+        return _ENGINES[key]
 
     nbgrader.api.create_engine = engine_for
 
 
 def check_schemas_once() -> None:
     """nbgrader validates the metadata of every nbgrader cell with ``jsonschema.validate``,
-    which first checks the schema itself, every time (a third of its validation). Check each
-    schema once; validate each cell as before."""
+    which first checks the schema itself, every time (a third of its validation), and reads
+    the schema anew for each notebook. Check each schema once (known by its content), and
+    each cell's metadata once per content: metadata whose JSON is, key for key and value for
+    value, metadata that passed passes again (a class's notebooks share their nbgrader cells);
+    any other is validated as before, and raises the same error."""
     import jsonschema
     import nbgrader.nbgraderformat.common as common
 
-    validators: dict = {}
+    validators: dict = {}  # the schema's JSON: (its validator, the JSON of the metadata that passed)
 
     def validate(instance, schema, cls=None, *args, **kwargs):
         if cls is not None or args or kwargs:
             return jsonschema.validate(instance, schema, cls, *args, **kwargs)
-        key = id(schema)
-        if key not in validators or validators[key][0] is not schema:
+        key, text = _json(schema), _json(instance)
+        if key is None:
+            return jsonschema.validate(instance, schema)
+        if key not in validators:
             kind = jsonschema.validators.validator_for(schema)
             kind.check_schema(schema)
-            validators[key] = (schema, kind(schema))
-        error = jsonschema.exceptions.best_match(validators[key][1].iter_errors(instance))
+            validators[key] = (kind(schema), set())
+        validator, passed = validators[key]
+        if text is not None and text in passed:
+            return
+        error = jsonschema.exceptions.best_match(validator.iter_errors(instance))
         if error is not None:
             raise error
+        if text is not None and len(passed) < 100_000:
+            passed.add(text)
 
     common.jsonschema = types.SimpleNamespace(**{**vars(jsonschema), "validate": validate})
+
+
+def _json(value) -> str | None:
+    """``value`` as JSON with its keys sorted (what a JSON schema sees of it); None where it
+    is not JSON (or has keys of more than one type)."""
+    import json
+
+    try:
+        return json.dumps(value, sort_keys=True, check_circular=False)
+    except (TypeError, ValueError, RecursionError):
+        return None
+
+
+def check_the_gradebook_once() -> None:
+    """Open the gradebook without checking it again. Each time nbgrader opens it (about ten
+    times per notebook) it lists the database's tables, creates those missing (a query per
+    table) and looks up its course, adding it if missing (a query and a commit). None of that
+    is ever undone while the engine grades: after a worker's first opening of a database with a
+    course, the tables and the course are there, and an opening that skips those checks reads
+    and writes what nbgrader's own would. A SQLite file is told apart from one that replaced
+    it by its inode; an in-memory database is checked every time."""
+    import nbgrader.api
+
+    gradebook = nbgrader.api.Gradebook
+    open_checked = gradebook.__init__
+    checked: set = set()
+
+    def __init__(self, db_url, course_id="default_course", authenticator=None):
+        database = _database_identity(db_url)
+        key = (db_url, course_id, database)
+        if database is None or key not in checked:
+            open_checked(self, db_url, course_id, authenticator)
+            if database is not None:
+                checked.add(key)
+            return
+        self.engine = nbgrader.api.create_engine(db_url, echo=False, future=True)
+        self.db = nbgrader.api.scoped_session(nbgrader.api.sessionmaker(autoflush=True, bind=self.engine,
+                                                                        future=True))
+        self.course_id = course_id
+        self.authenticator = authenticator
+
+    gradebook.__init__ = __init__
+
+
+def _database_identity(db_url) -> tuple | str | None:
+    """What tells the database at ``db_url`` apart from another at the same URL: a SQLite
+    file's device and inode, a server database's URL; None for one that may not persist
+    (in memory, or a file that is not there yet)."""
+    import os
+
+    from sqlalchemy.engine import make_url
+
+    try:
+        url = make_url(db_url)
+    except Exception:  # noqa: BLE001 - not a URL SQLAlchemy reads: nbgrader's opening says why
+        return None
+    if url.get_backend_name() != "sqlite":
+        return str(db_url)
+    database = url.database or ""
+    if database in ("", ":memory:") or database.startswith("file:"):
+        return None
+    try:
+        stat = os.stat(database)
+    except OSError:
+        return None
+    return (stat.st_dev, stat.st_ino)
+
+
+def keep_the_gradebooks_connection() -> None:
+    """``Gradebook.close`` ends its session and disposes of its engine's pool, so that each
+    opening (about ten per notebook) connects to the database anew (SQLite then reads its
+    schema again). Close only the session: its connection goes back to the pool of the
+    engine, which :func:`one_database_engine_per_url` keeps, for the next opening (an engine
+    it does not keep is disposed of, as before). The session is ended as before (what it did
+    not commit is rolled back), and an idle connection holds no lock: writers are serialised
+    by the gradebook lock, as before."""
+    import nbgrader.api
+
+    def close(self):
+        self.db.remove()
+        if not any(self.engine is kept for kept in _ENGINES.values()):
+            self.engine.dispose()
+
+    nbgrader.api.Gradebook.close = close
+
+
+def validate_each_notebook_once() -> None:
+    """Check a notebook against nbformat's schema once per content. nbconvert checks the
+    whole notebook after every step of nbgrader's (thirteen per notebook), and nbformat again
+    as it reads and writes it; most steps change nothing. A notebook whose JSON is, key for
+    key and value for value, one that passed passes again, so the check is skipped for it;
+    any other notebook is checked by nbformat's own ``validate``, which raises and logs as
+    before (a notebook that fails fails at the same step, with the same error). What passed is
+    remembered as it was after nbformat's check, which gives missing or repeated cell ids new
+    ones: the notebook it skips has none to give. A strict check is skipped only for a
+    notebook that passed a strict one; a check that allows additional properties (nbconvert's)
+    for one that passed either, and it is made strict first, since a notebook that passes the
+    strict check passes the other (nbformat then skips the strict check of the notebook it
+    writes); one that fails it gets the check it was asked for, whose verdict stands, as do
+    the cell ids the first gave."""
+    import collections
+    import os
+
+    import nbformat
+
+    validate = nbformat.validate
+    passed: collections.OrderedDict = collections.OrderedDict()
+
+    def digest(nb, version, version_minor) -> tuple | None:
+        text = _json(nb)
+        if text is None:  # checked every time
+            return None
+        return text, version, version_minor, os.environ.get("NBFORMAT_VALIDATOR")
+
+    def validate_once(nbdict=None, ref=None, version=None, version_minor=None, relax_add_props=False,
+                      nbjson=None):
+        if nbdict is None or ref is not None or nbjson is not None:
+            return validate(nbdict, ref, version, version_minor, relax_add_props, nbjson)
+        before = digest(nbdict, version, version_minor)
+        modes = passed.get(before, ())
+        if False in modes or (relax_add_props and True in modes):
+            passed.move_to_end(before)
+            return None
+        strict = bool(relax_add_props) and _passes_strictly(validate, nbdict, version, version_minor)
+        if not strict:
+            validate(nbdict, None, version, version_minor, bool(relax_add_props))
+            strict = not relax_add_props
+        after = digest(nbdict, version, version_minor)
+        if after is not None:
+            passed.setdefault(after, set()).add(not strict)
+            passed.move_to_end(after)
+            while len(passed) > 16:
+                passed.popitem(last=False)
+        return None
+
+    nbformat.validate = validate_once
+
+
+def _passes_strictly(validate, nb, version, version_minor) -> bool:
+    """Whether ``nb`` passes nbformat's strict check (raising nothing, so that the check
+    asked for next raises on its own where it fails)."""
+    try:
+        validate(nb, None, version, version_minor, False)
+    except Exception:  # noqa: BLE001 - whatever it raises, the check asked for decides
+        return False
+    return True
+
+
+def check_only_steps_that_change_the_notebook() -> None:
+    """nbconvert's exporter runs nbgrader's steps on a deep copy of the notebook, which it
+    copies again to normalise it, and checks the notebook against nbformat's schema after
+    every step. Normalise it without the first copy (normalising copies it: the notebook
+    given is left as it was), and check it after every step but one that hands on the very
+    notebook checked after the step before and only reads it: a disabled step (nbconvert's
+    ``__call__`` returns what it was given), ``CheckCellMetadata``, ``SaveAutoGrades`` and
+    ``AssignLatePenalties``. That notebook is the one that passed; nbformat's check would
+    pass it again and change nothing in it. Every other step is checked as before, so a
+    notebook that fails fails after the same step, with the same error."""
+    import copy
+
+    import nbformat.validator
+    from nbconvert.exporters.exporter import Exporter
+    from nbconvert.preprocessors import Preprocessor
+    from nbgrader.preprocessors import AssignLatePenalties, CheckCellMetadata, SaveAutoGrades
+
+    readers = (CheckCellMetadata, SaveAutoGrades, AssignLatePenalties)
+    preprocess = Exporter._preprocess
+
+    def only_reads(step) -> bool:
+        if type(step) in readers:
+            return True
+        return isinstance(step, Preprocessor) and type(step).__call__ is Preprocessor.__call__ and not step.enabled
+
+    def _preprocess(self, nb, resources):
+        if not hasattr(nbformat.validator, "normalize"):
+            return preprocess(self, nb, resources)
+        _, nbc = nbformat.validator.normalize(nb)
+        resc = copy.deepcopy(resources)
+        checked = None
+        for preprocessor in self._preprocessors:
+            given = nbc
+            nbc, resc = preprocessor(nbc, resc)
+            if not self.optimistic_validation and not (nbc is given is checked and only_reads(preprocessor)):
+                self._validate_preprocessor(nbc, preprocessor)
+                checked = nbc
+        if self.optimistic_validation:
+            self._validate_preprocessor(nbc, preprocessor)
+        return nbc, resc
+
+    Exporter._preprocess = _preprocess
+
+
+def read_a_notebooks_cells_at_once() -> None:
+    """``OverwriteCells`` asks the gradebook, for every nbgrader cell of a notebook, for its
+    source cell, and for every grade cell for its graded cell: two queries a cell. The
+    gradebook it opens reads each kind of the notebook's cells in one query the first time
+    one is asked for, and answers from those: the same rows (nbgrader's precedence kept, a
+    graded cell is a grade cell before a task cell); a cell that is not there is asked for with
+    nbgrader's own query, which raises as before."""
+    import nbgrader.preprocessors.overwritecells as overwritecells
+    from nbgrader.api import Assignment, GradeCell, Notebook, SourceCell, TaskCell
+
+    class CellsAtOnce(overwritecells.Gradebook):
+        def _cells(self, kind, notebook, assignment) -> dict:
+            cache = self.__dict__.setdefault("_cells_read", {})
+            key = (kind, notebook, assignment)
+            if key not in cache:
+                rows = self.db.query(kind) \
+                    .join(Notebook, Notebook.id == kind.notebook_id) \
+                    .join(Assignment, Assignment.id == Notebook.assignment_id) \
+                    .filter(Notebook.name == notebook, Assignment.name == assignment) \
+                    .all()
+                cache[key] = _by_unique_name((row.name, row) for row in rows)
+            return cache[key]
+
+        def find_source_cell(self, name, notebook, assignment):
+            found = _first(name, lambda: self._cells(SourceCell, notebook, assignment))
+            return found if found is not None else super().find_source_cell(name, notebook, assignment)
+
+        def find_graded_cell(self, name, notebook, assignment):
+            found = _first(name, lambda: self._cells(GradeCell, notebook, assignment),
+                           lambda: self._cells(TaskCell, notebook, assignment))
+            return found if found is not None else super().find_graded_cell(name, notebook, assignment)
+
+    overwritecells.Gradebook = CellsAtOnce
+
+
+def _by_unique_name(pairs) -> dict:
+    """``{name: row}``, with None for a name that occurs more than once (its lookup takes
+    nbgrader's own query, which says so)."""
+    found: dict = {}
+    for name, row in pairs:
+        found[name] = None if name in found else row
+    return found
+
+
+def _first(name, *readers):
+    """The row named ``name`` in the first of the tables ``readers`` read that has the name,
+    as nbgrader's lookups try one kind of cell, then the next; None where nbgrader's own query
+    must answer (no such row, or a name that occurs more than once)."""
+    for read in readers:
+        rows = read()
+        if name in rows:
+            return rows[name]
+    return None
+
+
+def write_a_notebooks_grades_at_once() -> None:
+    """``SaveAutoGrades`` asks the gradebook for each grade and comment of a notebook (a
+    query each, two where nbgrader tries a grade or solution cell before a task cell) and
+    commits after each (a SQLite commit waits for the disk). The gradebook it opens reads the
+    notebook's grades, then comments, of each kind in one query the first time one is asked
+    for, and keeps its commits until it closes, at the end of ``SaveAutoGrades.preprocess`` (in
+    the gradebook lock, before ``autograde`` returns): one transaction that writes the same
+    values to the same rows. A cell that is not there is asked for with nbgrader's own query,
+    which raises as before; when a cell raises, what the cells before it wrote is committed,
+    as nbgrader's commit after each would have."""
+    import nbgrader.preprocessors.saveautogrades as saveautogrades
+    from nbgrader.api import (Assignment, Comment, Grade, GradeCell, Notebook, SolutionCell, Student,
+                              SubmittedAssignment, SubmittedNotebook, TaskCell)
+
+    class CommitWhenClosed:
+        """The gradebook's session, whose ``commit`` waits for :meth:`commit_now`."""
+
+        def __init__(self, session):
+            self.session = session
+
+        def commit(self):
+            pass
+
+        def commit_now(self):
+            try:
+                self.session.commit()
+            except BaseException:
+                self.session.rollback()
+                raise
+
+        def __getattr__(self, name):
+            return getattr(self.session, name)
+
+    class GradesAtOnce(saveautogrades.Gradebook):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.db = CommitWhenClosed(self.db)
+
+        def close(self):
+            try:
+                self.db.commit_now()
+            finally:
+                super().close()
+
+        def _rows(self, kind, cell, notebook, assignment, student) -> dict:
+            cache = self.__dict__.setdefault("_rows_read", {})
+            key = (kind, cell, notebook, assignment, student)
+            if key not in cache:
+                rows = self.db.query(cell.name, kind) \
+                    .join(cell, cell.id == kind.cell_id) \
+                    .join(SubmittedNotebook, SubmittedNotebook.id == kind.notebook_id) \
+                    .join(Notebook, Notebook.id == SubmittedNotebook.notebook_id) \
+                    .join(SubmittedAssignment, SubmittedAssignment.id == SubmittedNotebook.assignment_id) \
+                    .join(Assignment, Assignment.id == SubmittedAssignment.assignment_id) \
+                    .join(Student, Student.id == SubmittedAssignment.student_id) \
+                    .filter(Notebook.name == notebook, Assignment.name == assignment, Student.id == student) \
+                    .all()
+                cache[key] = _by_unique_name((name, row) for name, row in rows)
+            return cache[key]
+
+        def find_grade(self, grade_cell, notebook, assignment, student):
+            where = (notebook, assignment, student)
+            found = _first(grade_cell, lambda: self._rows(Grade, GradeCell, *where),
+                           lambda: self._rows(Grade, TaskCell, *where))
+            return found if found is not None else super().find_grade(grade_cell, *where)
+
+        def find_comment(self, solution_cell, notebook, assignment, student):
+            where = (notebook, assignment, student)
+            found = _first(solution_cell, lambda: self._rows(Comment, SolutionCell, *where),
+                           lambda: self._rows(Comment, TaskCell, *where))
+            return found if found is not None else super().find_comment(solution_cell, *where)
+
+    saveautogrades.Gradebook = GradesAtOnce
 
 
 def in_the_zygote() -> None:
@@ -160,3 +507,9 @@ def in_a_worker(lock_path: str) -> None:
     lock_gradebook_writes(lock_path)
     one_database_engine_per_url()
     check_schemas_once()
+    check_the_gradebook_once()
+    keep_the_gradebooks_connection()
+    validate_each_notebook_once()
+    check_only_steps_that_change_the_notebook()
+    read_a_notebooks_cells_at_once()
+    write_a_notebooks_grades_at_once()
