@@ -113,14 +113,23 @@ def lock_gradebook_writes(lock_path: str) -> None:
     AssignLatePenalties.preprocess = locked(AssignLatePenalties.preprocess)
 
 
+def alembic_version() -> str:
+    """The gradebook's schema version, read in this process from nbgrader's migration scripts:
+    the first head, which is what nbgrader reads from the ``alembic heads`` command it runs
+    (a new Python process, seconds, on every opening of the gradebook)."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+    from nbgrader.dbutil import _temp_alembic_ini
+
+    with _temp_alembic_ini("sqlite:////tmp/gradebook.db") as ini:
+        return ScriptDirectory.from_config(Config(ini)).get_heads()[0]
+
+
 def remember_alembic_version() -> None:
-    """Ask ``alembic`` for the gradebook's schema version once; the answer does not change."""
+    """Read the gradebook's schema version once (:func:`alembic_version`); it does not change."""
     import nbgrader.api
 
-    from .release import environment_bin_on_path
-
-    with environment_bin_on_path():
-        version = nbgrader.api.get_alembic_version()
+    version = alembic_version()
     nbgrader.api.get_alembic_version = lambda: version
 
 

@@ -479,3 +479,16 @@ def test_save_auto_grades_writes_nbgraders_rows_in_one_commit(undo, tmp_path):
     grades = {name: (auto, manual, needs) for name, kind, auto, manual, _, needs in _rows(ours)["grades"]}
     assert grades["test_answer"][0] == 0 and grades["test_more"] == (1.5, 1.5, 1)
     assert ("essay", "SolutionCell", "No response.", None) in _rows(ours)["comments"]
+
+
+def test_the_schema_version_read_in_process_is_the_one_nbgraders_alembic_command_gives():
+    import subprocess
+
+    from nbgrader.dbutil import _temp_alembic_ini
+
+    from grader.instructor.release import environment_bin_on_path
+
+    # what nbgrader's get_alembic_version does (another test may have patched it in this process)
+    with environment_bin_on_path(), _temp_alembic_ini("sqlite:////tmp/gradebook.db") as ini:
+        expected = subprocess.check_output(["alembic", "-c", ini, "heads"]).decode().split("\n")[0].split(" ")[0]
+    assert expected and patches.alembic_version() == expected
