@@ -11,6 +11,7 @@ initial state instead.
 """
 
 from .controls import Control
-from .widget import ExplorerWidget, Frames, UndrawnExplorer
+from .undrawn import UndrawnExplorer
+from .widget import ExplorerWidget, Frames
 
 __all__ = ["Control", "ExplorerWidget", "Frames", "UndrawnExplorer"]

@@ -17,8 +17,8 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from grader.instructor import scan
-from grader.instructor.scan import bindings as scan_bindings
 from grader.instructor.scan import cells as scan_cells
+from grader.instructor.scan import plans as scan_plans
 
 ROOT = Path(__file__).resolve().parents[2]
 MASTERS = sorted((ROOT / "grader" / "course" / "source").glob("*/*.ipynb"))
@@ -190,7 +190,7 @@ def test_the_caches_are_bounded_and_forget_the_least_recently_used(empty_caches,
     assert scan_cells._READINGS.get("x_0 = 0\nT.allclose = None") is None
     live = {id(piece) for source in list(scan_cells._READINGS._items) for piece in
             scan_cells._READINGS._items[source].pieces}
-    assert len(scan_bindings._PLANS) <= len(live) + 8  # plans go with their pieces
+    assert len(scan_plans._PLANS) <= len(live) + 8  # plans go with their pieces
 
 
 def test_a_cell_too_deep_to_keep_is_read_and_named_each_time(empty_caches):

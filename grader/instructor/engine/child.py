@@ -104,10 +104,21 @@ def _run(job: dict, out_fd: int, in_fd: int, session=None, count_processes: bool
 
     os.environ[JUDGED_ELSEWHERE] = "1"
     only_these_files_open((out_fd, in_fd))
+    # a process the student's code forks runs at the lowest priority: however many spin, the
+    # notebook's own process keeps the processor to run its cells and answer the judge (an
+    # unprivileged process cannot raise its priority back)
+    os.register_at_fork(after_in_child=_lowest_priority)
     torch.set_num_threads(job["threads"])
     cells = [(int(i), str(source), list(subjects) if subjects else None) for i, source, subjects in job["cells"]]
     (session or Session()).run(cells, out_fd, in_fd, job["timeout"], count_processes,
                                drawn={int(i) for i in job.get("drawn") or ()})
+
+
+def _lowest_priority() -> None:
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, 19)
+    except OSError:
+        pass
 
 
 def _say(out_fd: int, message: dict) -> None:
