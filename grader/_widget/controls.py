@@ -42,3 +42,27 @@ def menu(name: str, label: str, values, kernel: bool = False, busy: str = "worki
     """A menu of ``values``; a dict's values are what the menu shows for its keys."""
     shown = values if isinstance(values, dict) and all(isinstance(v, str) for v in values.values()) else {}
     return Control(name, label, tuple((shown.get(v, str(v)), v) for v in values), "menu", kernel, busy)
+
+
+# -- the explorer's state: one index per control ------------------------------------------------
+def indices(controls: list[Control], params: dict) -> dict:
+    """Each control's index for ``params``, which must name every control and nothing else."""
+    missing = {c.name for c in controls} ^ set(params)
+    if missing:
+        raise TypeError(f"the controls and the parameters differ in {', '.join(sorted(missing))}")
+    return {c.name: c.index(params[c.name]) for c in controls}
+
+
+def moved(controls: list[Control], index: dict, params: dict) -> dict:
+    """``index`` with the controls ``params`` names moved to their values."""
+    unknown = set(params) - {c.name for c in controls}
+    if unknown:
+        raise TypeError(f"this explorer has no control {', '.join(sorted(unknown))}; its controls are "
+                        f"{', '.join(c.name for c in controls)}")
+    return {**index, **{c.name: c.index(params[c.name]) for c in controls if c.name in params}}
+
+
+def values(controls: list[Control], index: dict) -> dict:
+    """The value each control shows at ``index``."""
+    return {c.name: c.options[index[c.name]][1] for c in controls}
+

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from .controls import Control
+from .controls import Control, indices, moved, values
 
 
 class UndrawnExplorer:
@@ -15,31 +15,19 @@ class UndrawnExplorer:
     explorer."""
 
     def __init__(self, make: Callable[..., Any], controls: list[Control], params: dict, title: str):
-        names = [c.name for c in controls]
-        missing = set(names) ^ set(params)
-        if missing:
-            raise TypeError(f"the controls and the parameters differ in {', '.join(sorted(missing))}")
         self._make, self._controls, self.title = make, controls, title
-        self.index = {c.name: c.index(params[c.name]) for c in controls}
+        self.index = indices(controls, params)
 
     @property
     def params(self) -> dict:
-        return {c.name: c.options[self.index[c.name]][1] for c in self._controls}
+        return values(self._controls, self.index)
 
     @property
     def explorer(self):
         return self._make(**self.params)
 
     def update(self, **params) -> None:
-        unknown = set(params) - {c.name for c in self._controls}
-        if unknown:
-            raise TypeError(f"this explorer has no control {', '.join(sorted(unknown))}; its controls are "
-                            f"{', '.join(c.name for c in self._controls)}")
-        index = dict(self.index)
-        for control in self._controls:
-            if control.name in params:
-                index[control.name] = control.index(params[control.name])
-        self.index = index
+        self.index = moved(self._controls, self.index, params)
 
     def _repr_mimebundle_(self, **kwargs):
         return {"text/plain": f"{self.title} (an explorer: not drawn by the autograder; run the notebook "

@@ -31,7 +31,7 @@ from typing import Any, Callable
 import numpy as np
 import PIL.Image
 
-from .controls import Control, menu, slider  # noqa: F401 - the controls' constructors live there
+from .controls import Control, indices, menu, moved, slider, values  # noqa: F401 - the controls' constructors live there
 
 HERE = Path(__file__).resolve().parent
 CSS_DPI = 96  # CSS pixels per inch: a font of 10 points is 10 points on the screen at 100 %
@@ -336,11 +336,7 @@ def _widget_class():
 
         def __init__(self, make: Callable[..., Any], controls: list[Control], params: dict, title: str,
                      prefetch: bool = False):
-            names = [c.name for c in controls]
-            missing = set(names) ^ set(params)
-            if missing:
-                raise TypeError(f"the controls and the parameters differ in {', '.join(sorted(missing))}")
-            index = {c.name: c.index(params[c.name]) for c in controls}
+            index = indices(controls, params)
             self._controls = controls
             self._make = make
             self._frames = Frames(make, controls, params)
@@ -357,7 +353,7 @@ def _widget_class():
         # -- what Python sees -------------------------------------------------------------------
         @property
         def params(self) -> dict:
-            return {c.name: c.options[self.index[c.name]][1] for c in self._controls}
+            return values(self._controls, self.index)
 
         @property
         def explorer(self):
@@ -366,15 +362,7 @@ def _widget_class():
             return explorer
 
         def update(self, **params) -> None:
-            unknown = set(params) - {c.name for c in self._controls}
-            if unknown:
-                raise TypeError(f"this explorer has no control {', '.join(sorted(unknown))}; its controls are "
-                                f"{', '.join(c.name for c in self._controls)}")
-            index = dict(self.index)
-            for control in self._controls:
-                if control.name in params:
-                    index[control.name] = control.index(params[control.name])
-            self.index = index
+            self.index = moved(self._controls, self.index, params)
 
         # -- the kernel's side of the view ------------------------------------------------------
         def _kernel_params(self) -> dict:

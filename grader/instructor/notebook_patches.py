@@ -4,10 +4,15 @@ make (see :mod:`grader.instructor.patches`, which lists them in ``PATCHED`` and 
 from __future__ import annotations
 
 
-def _json(value):
-    from .patches import _json as json_of
+def _json(value) -> str | None:
+    """``value`` as JSON with its keys sorted (what a JSON schema sees of it); None where it
+    is not JSON (or has keys of more than one type)."""
+    import json
 
-    return json_of(value)
+    try:
+        return json.dumps(value, sort_keys=True, check_circular=False)
+    except (TypeError, ValueError, RecursionError):
+        return None
 
 
 def validate_each_notebook_once() -> None:

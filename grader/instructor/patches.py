@@ -30,6 +30,12 @@ from __future__ import annotations
 import importlib
 import types
 
+from .notebook_patches import (  # noqa: F401 - patches of their own module, made from here
+    _json,
+    check_only_steps_that_change_the_notebook,
+    validate_each_notebook_once,
+)
+
 #: (module, attribute path) of everything patched here.
 PATCHED = (
     ("nbgrader.converters", "Autograde.init_assignment"),
@@ -72,8 +78,6 @@ def check() -> None:
                          "patches: install the nbgrader version pinned in constraints.txt, or grade with "
                          "--engine nbgrader")
 
-
-from .notebook_patches import check_only_steps_that_change_the_notebook, validate_each_notebook_once  # noqa: E402,F401
 
 _LOCK = None  # an open file whose flock serialises the gradebook's writers
 
@@ -185,17 +189,6 @@ def check_schemas_once() -> None:
             passed.add(text)
 
     common.jsonschema = types.SimpleNamespace(**{**vars(jsonschema), "validate": validate})
-
-
-def _json(value) -> str | None:
-    """``value`` as JSON with its keys sorted (what a JSON schema sees of it); None where it
-    is not JSON (or has keys of more than one type)."""
-    import json
-
-    try:
-        return json.dumps(value, sort_keys=True, check_circular=False)
-    except (TypeError, ValueError, RecursionError):
-        return None
 
 
 def check_the_gradebook_once() -> None:
