@@ -11,7 +11,8 @@ the same score to every cell, and prints:
 * what a class of 200 students with every notebook would take with the warm engine,
   in proportion to this class's time, start-up included (the target: under 3 minutes);
 * one student's one notebook graded alone, both ways (the engine's start-up must not
-  make it slower than plain nbgrader);
+  make it slower than plain nbgrader), as a command in a fresh Python (as an instructor
+  runs it) and from this process (where plain nbgrader finds its modules imported);
 * what the sandbox costs: a third copy of the class graded by the warm engine without
   it (grader.instructor.engine.sandbox; the verdicts are still the judge's, taken
   outside the notebook's process), and every solved notebook run with and without it,
@@ -144,19 +145,39 @@ def _sandbox_cost(workspace: Workspace, rounds: int) -> tuple[float, float]:
     return best["sandbox"], best["bare"]
 
 
-def single(workspace: Workspace, root: Path, assignment: str) -> tuple[float, float, bool]:
+def single(workspace: Workspace, root: Path, assignment: str, rounds: int = 2) -> dict:
     """One student's one notebook graded alone, with the warm engine and with plain nbgrader,
-    each in a fresh copy of the ungraded class: the seconds each took, and whether the scores agree."""
-    times, found = {}, {}
-    for engine in ("warm", "nbgrader"):
-        copy = Workspace.at(root / f"single-{engine}")
-        shutil.copytree(workspace.root, copy.root)
-        copy.prepare()
-        start = time.perf_counter()
-        autograde(copy, students=["student000"], assignments=[assignment], engine=engine, progress=False)
-        times[engine] = time.perf_counter() - start
-        found[engine] = scores(copy)
-    return times["warm"], times["nbgrader"], found["warm"] == found["nbgrader"]
+    each in a fresh copy of the ungraded class, two ways:
+
+    * "command": as an instructor runs it, ``python -m grader autograde --student ...
+      --assignment ...`` in a fresh Python, the two engines interleaved, the best of ``rounds``;
+    * "in process": :func:`autograde` called from this process, once each. Plain nbgrader runs
+      here, in a process that has imported nbgrader, nbconvert and jupyter_client already;
+      the warm engine still starts a process of its own.
+
+    Returns {way: (warm seconds, plain seconds)} and whether every run gave the same scores."""
+    import subprocess
+
+    times: dict = {"command": {"warm": float("inf"), "nbgrader": float("inf")}, "in process": {}}
+    found = []
+    for way, count in (("command", rounds), ("in process", 1)):
+        for round_ in range(count):
+            for engine in ("warm", "nbgrader"):
+                copy = Workspace.at(root / f"single-{way.replace(' ', '-')}-{engine}-{round_}")
+                shutil.copytree(workspace.root, copy.root)
+                copy.prepare()
+                start = time.perf_counter()
+                if way == "command":
+                    subprocess.run([sys.executable, "-m", "grader", "autograde", "--quiet", "--workspace", str(copy.root),
+                                    "--student", "student000", "--assignment", assignment, "--engine", engine],
+                                   check=True, capture_output=True, cwd=Path(__file__).resolve().parent.parent)
+                else:
+                    autograde(copy, students=["student000"], assignments=[assignment], engine=engine, progress=False)
+                took = time.perf_counter() - start
+                times[way][engine] = min(times[way].get(engine, float("inf")), took)
+                found.append(scores(copy))
+    return ({way: (t["warm"], t["nbgrader"]) for way, t in times.items()},
+            all(f == found[0] for f in found))
 
 
 def main() -> int:
@@ -211,10 +232,11 @@ def main() -> int:
         if args.warm_only:
             return 0
         assignment = args.single or sorted(warm.released())[0]
-        alone_warm, alone_plain, alone_same = single(ungraded, Path(tmp), assignment)
-        print(f"one notebook ({assignment} of student000) graded alone: warm engine {alone_warm:.1f} s, "
-              f"plain nbgrader {alone_plain:.1f} s ({alone_plain / alone_warm:.2f} times as fast; "
-              f"identical scores: {alone_same})")
+        alone, alone_same = single(ungraded, Path(tmp), assignment)
+        print(f"one notebook ({assignment} of student000) graded alone; identical scores: {alone_same}")
+        for way, (alone_warm, alone_plain) in alone.items():
+            print(f"  {way + ':':12s} warm engine {alone_warm:.1f} s, plain nbgrader {alone_plain:.1f} s: "
+                  f"{alone_plain / alone_warm:.2f} times as fast (target: at least 1)")
         plain_s = grade(plain, "nbgrader", None)
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         print(f"plain nbgrader: {plain_s:7.1f} s  {notebooks / plain_s:6.2f} notebooks/s  "

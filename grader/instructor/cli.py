@@ -387,6 +387,9 @@ def _lab(arguments: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from . import skip_iri_grammar
+
+    skip_iri_grammar()
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["lab"]:
         return _lab(argv[1:])

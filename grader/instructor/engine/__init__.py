@@ -19,6 +19,15 @@ the outputs of the student's functions for inputs the judge chose; every verdict
 computed in the worker, by :mod:`grader.instructor.verdict` and :mod:`grader._battery`.
 """
 
-from .preprocessor import WarmExecute
-
 __all__ = ["WarmExecute"]
+
+
+def __getattr__(name: str):
+    """``WarmExecute`` imported when first asked for (nbgrader's configuration names it): the
+    engine's first process starts its root forker before it imports nbgrader, so that the
+    notebooks' processes never hold nbgrader and the two warm up at once."""
+    if name == "WarmExecute":
+        from .preprocessor import WarmExecute
+
+        return WarmExecute
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -16,6 +16,7 @@ All of these processes die with their parent (``PR_SET_PDEATHSIG``).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -196,9 +197,14 @@ def _fork_server(target) -> tuple[socket.socket, int]:
     return mine, pid
 
 
-def _root(control: socket.socket) -> None:
+def _root(control: socket.socket, warm=None) -> None:
     """The root forker: for every socket a worker sends, fork a forker that serves it; asked
-    by the engine's first process, fork the process of a shared beginning (and say its pid)."""
+    by the engine's first process, fork the process of a shared beginning (and say its pid).
+    ``warm``, when given, is called first, and the heap settled after it; what is asked
+    meanwhile waits on the socket."""
+    if warm is not None:
+        warm()
+        child.settle_before_forking()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # its forkers are reaped by the kernel
     while True:
         try:
@@ -232,11 +238,12 @@ _ROOT: socket.socket | None = None
 _MINE: Forker | None = None
 
 
-def start_root() -> None:
-    """Start the root forker from this process, which must not have seen a submission."""
+def start_root(warm=None) -> None:
+    """Start the root forker from this process, which must not have seen a submission; it
+    calls ``warm`` before it serves (see :func:`_root`)."""
     global _ROOT
     if _ROOT is None:
-        _ROOT, _ = _fork_server(_root)
+        _ROOT, _ = _fork_server(functools.partial(_root, warm=warm))
 
 
 def mine() -> Forker:

@@ -35,15 +35,20 @@ PREPARE_FROM = 4
 
 
 def warm_up(notebooks: int | None = None) -> None:
-    """Import what notebooks use, then compute ahead what a run of ``notebooks`` notebooks
-    (None: unknown, many) will need: :func:`import_what_notebooks_use`, :func:`compute_ahead`."""
+    """Import what notebooks and the judge use, then compute ahead what a run of ``notebooks``
+    notebooks (None: unknown, many) will need: for a process that both forks the notebooks'
+    processes and judges them (the engine's first process starts a root forker that warms up
+    on its own instead, :func:`main`)."""
     import_what_notebooks_use()
+    import_what_the_judge_uses()
     compute_ahead(notebooks)
 
 
 def import_what_notebooks_use() -> None:
-    """Import torch (on one thread), IPython, matplotlib, nbgrader and the grader, hook torch's
-    BCE kernels, and read what tracebacks show: what every run needs, however small."""
+    """What a notebook's process needs, however small the run: torch (on one thread), IPython,
+    matplotlib and the grader, torch's BCE kernels hooked, the capstone's data read, and what
+    tracebacks show read. The root forker runs this (:func:`main`): every notebook's process
+    inherits it."""
     import torch
 
     torch.set_num_threads(1)
@@ -52,13 +57,10 @@ def import_what_notebooks_use() -> None:
 
     matplotlib.use("module://matplotlib_inline.backend_inline")
     import matplotlib.pyplot  # noqa: F401
-    import nbgrader.api  # noqa: F401
-    from IPython.core.inputtransformer2 import TransformerManager  # noqa: F401 - the verdict reads cells with it
 
     from grader import datasets, explore, imbalance  # noqa: F401
     from grader._battery import capstone, checks, exercises, judge, ownwork  # noqa: F401
 
-    from .. import scan, verdict  # noqa: F401
     from . import sandbox, session  # noqa: F401
 
     ownwork.install()  # torch's BCE kernels hooked once, here: every notebook's process inherits the hooks
@@ -68,6 +70,24 @@ def import_what_notebooks_use() -> None:
     except datasets.DataError:
         pass  # a notebook that reads the data gets the loader's own message
     _read_what_tracebacks_show()
+
+
+def import_what_the_judge_uses() -> None:
+    """What the workers need to grade: torch (on one thread), nbgrader (checked against what
+    :mod:`~grader.instructor.patches` patches), the battery, the scan and the verdict. What
+    only some judgements use (the capstone's data, matplotlib) each worker imports when a
+    notebook first needs it."""
+    import torch
+
+    torch.set_num_threads(1)
+    import nbgrader.api  # noqa: F401
+    from IPython.core.inputtransformer2 import TransformerManager  # noqa: F401 - the verdict reads cells with it
+
+    from grader._battery import checks, exercises, judge, ownwork  # noqa: F401
+
+    from .. import scan, verdict  # noqa: F401
+
+    ownwork.install()
     patches.in_the_zygote()
 
 
@@ -216,12 +236,14 @@ def main() -> None:
     the root forker, then read the job (JSON, to the end of stdin) and write the results to
     stdout (JSON)."""
     try:
-        import_what_notebooks_use()
+        # The root forker first, before this process has read anything: it warms up what
+        # notebooks use on one core while this process imports what the judge uses on another.
+        forker.start_root(warm=import_what_notebooks_use)
+        import_what_the_judge_uses()
         first = sys.stdin.readline()
         if not first:
             return  # nothing to grade after all: the command that started the engine has closed its end
         compute_ahead(int(first) if first.strip().isdigit() else None)
-        forker.start_root()
         job = json.loads(sys.stdin.read())
         results, interrupted = grade_all(job["workspace"], job["db_url"], [tuple(t) for t in job["tasks"]],
                                          job["jobs"], job["progress"]), False

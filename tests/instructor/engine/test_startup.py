@@ -1,0 +1,76 @@
+"""How the engine starts: its root forker warms up what notebooks use in a process of its
+own, while the first process imports what the judge uses; and no instructor's process builds
+jsonschema's RFC 3987 grammar, which nothing there checks."""
+
+import textwrap
+
+from helpers import run_script
+
+START = textwrap.dedent('''
+    import json, sys, tempfile
+    from grader.instructor import skip_iri_grammar
+
+    skip_iri_grammar()
+    import nbformat
+    from grader.instructor.engine import forker, pool
+
+    before = sorted(m for m in ("nbgrader", "matplotlib", "lark") if m in sys.modules)
+    forker.start_root(warm=pool.import_what_notebooks_use)
+    pool.import_what_the_judge_uses()
+    from grader.instructor.engine.execute import execute
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(
+        "import sys\\nprint(sorted(m for m in ('nbgrader', 'matplotlib.pyplot', 'lark') if m in sys.modules))")]
+    done = execute(nb, cwd=tempfile.mkdtemp(), timeout=60)
+    print(json.dumps({"before": before, "notebook": "".join(o.get("text", "") for o in done.cells[0].outputs),
+                      "judge": sorted(m for m in ("nbgrader", "matplotlib.pyplot", "lark") if m in sys.modules)}))
+''')
+
+
+def test_the_root_forker_warms_up_for_notebooks_while_the_first_process_imports_nbgrader():
+    found, _ = run_script(START)
+    assert found["before"] == []  # nothing heavy is imported before the root forker forks
+    assert found["notebook"] == "['matplotlib.pyplot']\n"  # warmed up by the root forker; no nbgrader there
+    assert found["judge"] == ["nbgrader"]  # the judge's process imports nbgrader, and leaves matplotlib out
+
+
+IRI = textwrap.dedent('''
+    import json, sys
+    from grader.instructor import skip_iri_grammar
+
+    skip_iri_grammar()
+    import nbformat
+
+    good = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 + 1")])
+    nbformat.validate(good)
+    bad = nbformat.from_dict({**good, "cells": [{"cell_type": "code", "source": 1}]})
+    try:
+        nbformat.validate(bad)
+        refused = None
+    except nbformat.ValidationError as error:
+        refused = str(error).splitlines()[0]
+    print(json.dumps({"lark": "lark" in sys.modules, "refused": refused}))
+''')
+
+
+def test_nbformat_still_validates_without_the_iri_grammar():
+    found, _ = run_script(IRI)
+    assert found["lark"] is False
+    assert found["refused"]  # an invalid notebook is still refused
+
+
+ENGINE = textwrap.dedent('''
+    import json, runpy, subprocess, sys
+    # the engine's own entry point, given nothing to grade: it returns after warming up
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "grader.instructor.engine"],
+                          input="", capture_output=True, text=True, timeout=240)
+    imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time")}
+    print(json.dumps({"code": done.returncode, "nbgrader": "nbgrader" in imported,
+                      "grammar": "rfc3987_syntax.syntax_helpers" in imported}))
+''')
+
+
+def test_the_engines_process_skips_the_grammar():
+    found, _ = run_script(ENGINE)
+    assert found == {"code": 0, "nbgrader": True, "grammar": False}
