@@ -251,9 +251,11 @@ class _Engine:
                "progress": progress}
         engine = self.process
         try:
-            # how many notebooks first (not which: the engine starts the forker of its notebooks'
-            # processes before it reads that), then the job
-            out, _ = engine.communicate(f"{len(pending)}\n" + json.dumps(job))
+            # how many notebooks first, and their released notebooks (not which students': the
+            # engine starts the forker of its notebooks' processes before it reads that), then the job
+            released = workspace.released()
+            ahead = {"notebooks": len(pending), "released": sorted({str(released[a]) for _, a in pending if a in released})}
+            out, _ = engine.communicate(json.dumps(ahead) + "\n" + json.dumps(job))
         except KeyboardInterrupt:
             engine.send_signal(signal.SIGINT)
             out, _ = engine.communicate()

@@ -112,8 +112,20 @@ class Forker:
 
     def ask(self, request: dict, fds: list[int]) -> dict | None:
         """Send ``request`` with the file descriptors ``fds``; the forker's reply, or None if it is gone."""
+        return self.answer() if self.tell(request, fds) else None
+
+    def tell(self, request: dict, fds: list[int]) -> bool:
+        """Send ``request`` with ``fds``, without waiting for the reply (:meth:`answer` reads it,
+        before anything else is asked); False if the forker is gone."""
         try:
             socket.send_fds(self.control, [json.dumps(request).encode()], fds)
+        except OSError:
+            return False
+        return True
+
+    def answer(self) -> dict | None:
+        """The reply to what was told last; None if the forker is gone."""
+        try:
             reply = self.control.recv(_BUFFER)
         except OSError:
             return None
@@ -197,11 +209,13 @@ def _fork_server(target) -> tuple[socket.socket, int]:
     return mine, pid
 
 
-def _root(control: socket.socket, warm=None) -> None:
+def _root(control: socket.socket, warm=None, more=None) -> None:
     """The root forker: for every socket a worker sends, fork a forker that serves it; asked
-    by the engine's first process, fork the process of a shared beginning (and say its pid).
-    ``warm``, when given, is called first, and the heap settled after it; what is asked
-    meanwhile waits on the socket."""
+    by the engine's first process, fork the process of a shared beginning (and say its pid),
+    or call ``more`` with the request's released notebooks (the warm-up worth it only for a
+    run of many notebooks). ``warm``, when
+    given, is called first; the heap is settled after each. What is asked meanwhile waits on
+    the socket."""
     if warm is not None:
         warm()
         child.settle_before_forking()
@@ -211,16 +225,23 @@ def _root(control: socket.socket, warm=None) -> None:
             message, fds, _, _ = socket.recv_fds(control, _BUFFER, 1)
         except OSError:
             os._exit(0)
-        if not fds:
+        if not message:
             os._exit(0)
         if message.startswith(b"{"):
             request = json.loads(message)
-            if request.get("op") == "prefix":
+            if request.get("op") == "prefix" and len(fds) == 1:
                 _reply(control, {"pid": _fork_prefix(request, fds[0], control)})
+            elif request.get("op") == "more" and not fds and more is not None:
+                more(request.get("released", []))
+                child.settle_before_forking()
+                _reply(control, {"more": True})
             else:
-                os.close(fds[0])
+                for fd in fds:
+                    os.close(fd)
                 _reply(control, {"error": "unknown request"})
             continue
+        if not fds:
+            os._exit(0)
         if os.fork() == 0:
             control.close()
             child.die_with_parent()
@@ -238,12 +259,12 @@ _ROOT: socket.socket | None = None
 _MINE: Forker | None = None
 
 
-def start_root(warm=None) -> None:
+def start_root(warm=None, more=None) -> None:
     """Start the root forker from this process, which must not have seen a submission; it
-    calls ``warm`` before it serves (see :func:`_root`)."""
+    calls ``warm`` before it serves, and ``more`` when asked (see :func:`_root`)."""
     global _ROOT
     if _ROOT is None:
-        _ROOT, _ = _fork_server(functools.partial(_root, warm=warm))
+        _ROOT, _ = _fork_server(functools.partial(_root, warm=warm, more=more))
 
 
 def mine() -> Forker:

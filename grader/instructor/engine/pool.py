@@ -1,16 +1,18 @@
-"""The engine's first process: warm up, start the root forker, then grade in parallel workers.
+"""The engine's first process: start the root forker, warm up, then grade in parallel workers.
 
 Plain ``nbgrader autograde`` starts a kernel for every notebook and imports torch there:
-seconds each, most of a notebook's grading time. Here one process imports torch, IPython
-and the grader, single-threaded (a process that has used OpenMP's thread team cannot fork
-safely: its children hang at their first parallel region). Told how many notebooks it will
-grade, it computes ahead what they all need (the battery run once, torch's answers to every
-case; for four notebooks or more) and freezes its heap. It then starts the root forker
-(:mod:`grader.instructor.engine.forker`) -- before it has read which students to grade, so
-that no process that runs student code holds anything of anyone's submission -- and only
-then reads its job, starts the shared beginnings of the assignments with enough
-submissions (:mod:`grader.instructor.engine.prefix`), and forks ``--jobs`` workers, each
-running nbgrader's own autograde with
+seconds each, most of a notebook's grading time. Here, first thing, this process (which has
+imported torch and nothing else heavy) starts the root forker
+(:mod:`grader.instructor.engine.forker`) -- before it has read anything, so that no process
+that runs student code holds anything of anyone's submission. The forker imports what
+notebooks use (IPython, matplotlib, the grader), single-threaded (a process that has used
+OpenMP's thread team cannot fork safely: its children hang at their first parallel region),
+while this process, on another core, imports what the judge uses (nbgrader). Told how many
+notebooks it will grade, this process computes ahead what they all need (the battery run
+once, torch's answers to every case; for four notebooks or more, when the forker also warms
+up more) and freezes its heap. Only then does it read its job, start the shared beginnings of
+the assignments with enough submissions (:mod:`grader.instructor.engine.prefix`), and fork
+``--jobs`` workers, each running nbgrader's own autograde with
 :class:`~grader.instructor.engine.preprocessor.WarmExecute` and taking turns to write to
 the gradebook.
 """
@@ -40,6 +42,8 @@ def warm_up(notebooks: int | None = None) -> None:
     processes and judges them (the engine's first process starts a root forker that warms up
     on its own instead, :func:`main`)."""
     import_what_notebooks_use()
+    if notebooks is None or notebooks >= PREPARE_FROM:
+        import_what_many_notebooks_use()
     import_what_the_judge_uses()
     compute_ahead(notebooks)
 
@@ -70,6 +74,25 @@ def import_what_notebooks_use() -> None:
     except datasets.DataError:
         pass  # a notebook that reads the data gets the loader's own message
     _read_what_tracebacks_show()
+
+
+def import_what_many_notebooks_use(released=()) -> None:
+    """What the root forker does when told that many notebooks are coming (a notebook graded
+    alone does not wait for it): import torch's compiler (``torch._dynamo``), which torch
+    imports the first time a process builds an optimizer (0.7 s; notebooks 02 and 06 train
+    models), and have the course modules that the ``released`` notebooks (paths) import
+    compute ahead what those notebooks ask of them (:func:`prefix.prepare_what_it_imports`).
+    Every notebook's process then finds both done, those that run whole included, where
+    each would do them again."""
+    import torch._dynamo  # noqa: F401
+
+    for path in released:
+        try:
+            cells = json.loads(Path(path).read_text()).get("cells", [])
+            sources = ["".join(c.get("source", "")) for c in cells if c.get("cell_type") == "code"]
+        except (OSError, ValueError, AttributeError, TypeError):
+            continue  # only a head start: the notebooks run as they would without it
+        prefix.prepare_what_it_imports(sources)
 
 
 def import_what_the_judge_uses() -> None:
@@ -221,6 +244,20 @@ def _scan_the_released(beginnings) -> None:
             pass
 
 
+def _ahead(line: str) -> dict:
+    """The first line the command sends: JSON, {"notebooks": how many, "released": the released
+    notebooks of their assignments (paths)}; what cannot be read counts as an unknown number."""
+    try:
+        ahead = json.loads(line)
+    except ValueError:
+        return {"notebooks": None}
+    if not isinstance(ahead, dict) or not isinstance(ahead.get("notebooks"), int):
+        return {"notebooks": None}
+    released = ahead.get("released")
+    return {"notebooks": ahead["notebooks"],
+            "released": [p for p in released if isinstance(p, str)] if isinstance(released, list) else []}
+
+
 class Stopped(Exception):
     """SIGINT while grading: ``results`` holds the submissions finished (graded and saved)."""
 
@@ -230,20 +267,28 @@ class Stopped(Exception):
 
 
 def main() -> None:
-    """``python -m grader.instructor.engine``: import what notebooks use, read from stdin a first
-    line saying how many notebooks to grade (not which: the command that starts the engine
-    starts it first, so that both warm up at once), compute ahead as much as they need, start
-    the root forker, then read the job (JSON, to the end of stdin) and write the results to
+    """``python -m grader.instructor.engine``: start the root forker (which warms up what
+    notebooks use), import what the judge uses, read from stdin a first line saying how many
+    notebooks to grade (not which: the command that starts the engine starts it first, so
+    that both warm up at once), compute ahead as much as they need (and have the root forker
+    warm up more), then read the job (JSON, to the end of stdin) and write the results to
     stdout (JSON)."""
     try:
         # The root forker first, before this process has read anything: it warms up what
         # notebooks use on one core while this process imports what the judge uses on another.
-        forker.start_root(warm=import_what_notebooks_use)
+        forker.start_root(warm=import_what_notebooks_use, more=import_what_many_notebooks_use)
         import_what_the_judge_uses()
         first = sys.stdin.readline()
         if not first:
             return  # nothing to grade after all: the command that started the engine has closed its end
-        compute_ahead(int(first) if first.strip().isdigit() else None)
+        ahead = _ahead(first)
+        notebooks = ahead.get("notebooks")
+        many = notebooks is None or notebooks >= PREPARE_FROM
+        if many:  # the root forker warms up more meanwhile
+            forker.root().tell({"op": "more", "released": ahead.get("released", [])}, [])
+        compute_ahead(notebooks)
+        if many:
+            forker.root().answer()  # before anything else is asked of it
         job = json.loads(sys.stdin.read())
         results, interrupted = grade_all(job["workspace"], job["db_url"], [tuple(t) for t in job["tasks"]],
                                          job["jobs"], job["progress"]), False

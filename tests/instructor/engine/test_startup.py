@@ -74,3 +74,44 @@ ENGINE = textwrap.dedent('''
 def test_the_engines_process_skips_the_grammar():
     found, _ = run_script(ENGINE)
     assert found == {"code": 0, "nbgrader": True, "grammar": False}
+
+
+MORE = textwrap.dedent('''
+    import json, sys, tempfile
+    from pathlib import Path
+    from grader.instructor import skip_iri_grammar
+
+    skip_iri_grammar()
+    import nbformat
+    from grader.instructor.engine import forker, pool
+
+    released = Path(tempfile.mkdtemp()) / "released.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import torch\\nimport grader.imbalance")]),
+                   released)
+    forker.start_root(warm=pool.import_what_notebooks_use, more=pool.import_what_many_notebooks_use)
+    if MANY:
+        assert forker.root().ask({"op": "more", "released": [str(released)]}, []) == {"more": True}
+    from grader.instructor.engine.execute import execute
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(
+        "import sys, grader.imbalance as m\\n"
+        "print('torch._dynamo' in sys.modules, m.trained.cache_info().currsize == len(m.MODELS))")]
+    done = execute(nb, cwd=tempfile.mkdtemp(), timeout=120)
+    print(json.dumps({"notebook": "".join(o.get("text", "") for o in done.cells[0].outputs)}))
+''')
+
+
+def test_told_that_many_notebooks_come_the_root_forker_warms_up_what_they_will_use():
+    many, _ = run_script("MANY = True\n" + MORE)
+    assert many["notebook"] == "True True\n"  # torch's compiler imported, the capstone's first models trained
+    alone, _ = run_script("MANY = False\n" + MORE)
+    assert alone["notebook"] == "False False\n"  # a notebook graded alone does not wait for either
+
+
+def test_the_engine_reads_what_comes_ahead_of_the_job():
+    from grader.instructor.engine.pool import _ahead
+
+    assert _ahead('{"notebooks": 12, "released": ["a.ipynb", 3]}\n') == {"notebooks": 12, "released": ["a.ipynb"]}
+    for unreadable in ("12\n", "{", '{"notebooks": "12"}', "[]", ""):
+        assert _ahead(unreadable) == {"notebooks": None}
