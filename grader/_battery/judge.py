@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 import torch
 
 from . import cases as _cases
-from . import diagnose, probes, sweep
+from . import diagnose, probes, sweep, wire
 from .cases import (BCE, BCE_WITH_LOGITS, CHECKABLE, GRADIENTS, HINTS, LAYOUTS, LEGACY, PARAMETERS,
                     TOLERANCES, Case)
 from .answers import Seen, _same_device, compare
@@ -114,6 +114,8 @@ class Reference:
     upstream: torch.Tensor | None = None
     gradients: tuple | None = None
     inputs: dict | None = None  # the arguments in words, for a failure's report (written on first use)
+    #: the case's request as sent to a notebook's process, by time limit (:class:`wire.Kept`)
+    requests: dict = field(default_factory=dict)
 
 
 _REFERENCES: dict[tuple, Reference] = {}
@@ -200,7 +202,8 @@ class CaseJudgement:
                    "layout": dict(self.case.layout), "positional": list(self.case.positional)}
         if self.wrt:
             request.update(grad=self.wrt, upstream=self.reference.upstream.to("cpu", copy=True))
-        return request
+        # the same for every student: a notebook's process is sent the bytes written the first time
+        return wire.Kept(request, self.reference.requests, self.time_limit)
 
     def fail(self, category: str, message: str, **detail) -> None:
         self.failures.append(Failure(category=category, case=self.case.name, device=self.device,

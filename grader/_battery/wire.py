@@ -5,6 +5,10 @@ Everything the judge receives from a process that ran student code is read with
 is ``{"tensor": dtype, "shape": [...], "device": ..., "data": base64}``. Nothing is
 unpickled and nothing from it is executed; sizes are bounded, and anything malformed
 raises :class:`Unreadable`, which the judge counts as a failed check.
+
+What the judge sends the other way (the inputs it chose) is framed with :func:`frame`: the same
+JSON, but each tensor's bytes follow the line raw, where the notebook's process reads them
+(:func:`unframe`) without decoding base64. The judge never reads a frame.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import base64
 import json
 import math
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -30,19 +34,34 @@ class Unreadable(ValueError):
     """Data from the student's process that is not what the judge asked for."""
 
 
-def encode_tensor(tensor: torch.Tensor) -> dict:
-    """A tensor as JSON: its dtype, shape, device and raw bytes (base64)."""
+def encode_tensor(tensor: torch.Tensor, raw: bool = False) -> dict:
+    """A tensor as JSON: its dtype, shape, device and raw bytes (base64; the bytes themselves
+    with ``raw``)."""
     t = tensor.detach().to("cpu").contiguous()
     name = str(t.dtype).replace("torch.", "")
     if name not in DTYPES:
         t, name = t.to(torch.float64), "float64"
-    raw = t.view(torch.int16).numpy().tobytes() if t.dtype == torch.bfloat16 else t.numpy().tobytes()
+    data = t.view(torch.int16).numpy().tobytes() if t.dtype == torch.bfloat16 else t.numpy().tobytes()
     return {"tensor": name, "shape": list(t.shape), "device": str(tensor.device),
-            "data": base64.b64encode(raw).decode("ascii")}
+            "data": data if raw else base64.b64encode(data).decode("ascii")}
 
 
 def decode_tensor(item: Any) -> torch.Tensor:
     """The tensor :func:`encode_tensor` wrote, on the CPU."""
+    if not isinstance(item, dict) or item.get("tensor") not in DTYPES:
+        raise Unreadable("a tensor was expected")
+    data = item.get("data", "")
+    if not isinstance(data, str):
+        raise Unreadable("a tensor whose data is not text")
+    try:
+        raw = base64.b64decode(data, validate=True)
+    except ValueError as error:
+        raise Unreadable("a tensor whose data is not base64") from error
+    return _tensor(item, raw)
+
+
+def _tensor(item: Any, raw: bytes) -> torch.Tensor:
+    """The tensor ``item`` describes (dtype, shape), from its ``raw`` bytes, on the CPU."""
     import numpy as np
 
     if not isinstance(item, dict) or item.get("tensor") not in DTYPES:
@@ -55,13 +74,6 @@ def decode_tensor(item: Any) -> torch.Tensor:
     if count > MAX_ELEMENTS:
         raise Unreadable("a tensor too large to be a result of this check")
     dtype = DTYPES[item["tensor"]]
-    data = item.get("data", "")
-    if not isinstance(data, str):
-        raise Unreadable("a tensor whose data is not text")
-    try:
-        raw = base64.b64decode(data, validate=True)
-    except ValueError as error:
-        raise Unreadable("a tensor whose data is not base64") from error
     size = torch.empty((), dtype=dtype).element_size()
     if len(raw) != count * size:
         raise Unreadable("a tensor whose data does not match its shape")
@@ -98,9 +110,79 @@ def decode(value: Any, depth: int = 0) -> Any:
     raise Unreadable(f"unexpected data of type {type(value).__name__}")
 
 
+class Kept(dict):
+    """A request whose framing is written once and kept in ``cache`` under ``key``: a case's
+    request, whose arguments are the same for every notebook (:func:`frame`). Change nothing
+    in it after it is first written."""
+
+    def __init__(self, value: dict, cache: dict, key: Any):
+        super().__init__(value)
+        self.cache, self.key = cache, key
+
+
 def dumps(value: Any) -> bytes:
-    """One message: ``value`` encoded, as a JSON line."""
+    """One message: ``value`` encoded, as a JSON line (what a notebook's process answers)."""
     return json.dumps(encode(value), allow_nan=True).encode() + b"\n"
+
+
+def frame(value: dict, **extra: Any) -> bytes:
+    """One request from the judge to a notebook's process, with the fields ``extra`` added: a
+    JSON line in which each tensor is ``{"tensor": dtype, "shape": [...], "device": ...,
+    "raw": byte count}``, then the tensors' raw bytes, in the order they appear in the line
+    (:func:`unframe` reads it). No base64: a large case's inputs are megabytes, which the
+    notebook's process would otherwise decode for every student. A :class:`Kept` request is
+    framed once; ``extra`` is written beside it."""
+    if isinstance(value, Kept) and value and not extra.keys() & value.keys():
+        kept = value.cache.get(value.key)
+        if kept is None:
+            kept = value.cache[value.key] = _frame(dict(value))
+        if not extra:
+            return kept
+        return json.dumps(encode(extra), allow_nan=True).encode()[:-1] + b", " + kept[1:]
+    return _frame({**value, **extra} if extra else value)
+
+
+def _frame(value: dict) -> bytes:
+    raws: list[bytes] = []
+
+    def framed(item: Any) -> Any:
+        if isinstance(item, torch.Tensor):
+            encoded = encode_tensor(item, raw=True)
+            raws.append(encoded.pop("data"))
+            return {**encoded, "raw": len(raws[-1])}
+        if isinstance(item, dict):
+            return {str(k): framed(v) for k, v in item.items()}
+        if isinstance(item, (list, tuple)):
+            return [framed(v) for v in item]
+        return item
+
+    line = json.dumps(framed(value), allow_nan=True).encode()
+    return b"".join([line, b"\n", *raws])
+
+
+def unframe(line: bytes, take: Callable[[int], bytes]) -> Any:
+    """The request :func:`frame` wrote, from its first ``line`` and ``take(n)``, which returns
+    the next ``n`` bytes that follow it; tensors on the CPU. :class:`Unreadable` if malformed."""
+    try:
+        header = json.loads(line)
+    except (ValueError, RecursionError) as error:
+        raise Unreadable(f"not a request: {error}") from error
+
+    def tensors(item: Any, depth: int = 0) -> Any:
+        if depth > MAX_DEPTH:
+            raise Unreadable("data nested too deeply")
+        if isinstance(item, dict):
+            if "tensor" in item and "raw" in item:
+                count = item["raw"]
+                if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+                    raise Unreadable("a tensor with a malformed size")
+                return _tensor(item, take(count))
+            return {k: tensors(v, depth + 1) for k, v in item.items()}
+        if isinstance(item, list):
+            return [tensors(v, depth + 1) for v in item]
+        return item
+
+    return tensors(header)
 
 
 def loads(line: bytes | str) -> Any:

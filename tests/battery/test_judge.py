@@ -243,3 +243,48 @@ def test_only_torchs_own_infinity_matches_an_infinite_result(actual):
     assert compare(torch.tensor([2.0, float("inf")]), expected, 1e-2, 1e-3) is None
     found = compare(torch.tensor([2.0, actual]), expected, 1e-2, 1e-3)
     assert found is not None and found["index"] == (1,)
+
+
+def test_every_request_of_the_battery_reads_back_the_same_from_its_framing():
+    """What the engine sends a notebook's process (raw bytes after a JSON line) carries the
+    same request as the JSON text of the wire, tensors bit for bit."""
+    from grader._battery import judge
+    from grader._battery.cases import CHECKABLE, battery as cases_of
+
+    def same(a, b):
+        if isinstance(a, torch.Tensor):
+            return (isinstance(b, torch.Tensor) and a.dtype == b.dtype and a.shape == b.shape
+                    and wire.encode_tensor(a, raw=True)["data"] == wire.encode_tensor(b, raw=True)["data"])
+        if isinstance(a, dict):
+            return isinstance(b, dict) and set(a) == set(b) and all(same(a[k], b[k]) for k in a)
+        if isinstance(a, list):
+            return isinstance(b, list) and len(a) == len(b) and all(map(same, a, b))
+        return a == b or (a != a and b != b)
+
+    count = 0
+    for function in CHECKABLE:
+        torch_function = judge.reference(function, module=False)
+        for case in cases_of(function):
+            request = judge.CaseJudgement(case, "cpu", torch_function, 5.0, function).request()
+            framed = wire.frame(request, subject="fn")
+            line, _, rest = framed.partition(b"\n")
+            left = memoryview(rest)
+
+            def take(n):
+                nonlocal left
+                taken, left = bytes(left[:n]), left[n:]
+                return taken
+
+            got = wire.unframe(line, take)
+            assert len(left) == 0
+            assert same(got, wire.loads(wire.dumps({**request, "subject": "fn"}))), (function, case.name)
+            count += 1
+    assert count == sum(len(list(cases_of(f))) for f in CHECKABLE) > 0  # every case of every function
+
+
+@pytest.mark.parametrize("line", [b"not json", b'{"x": {"tensor": "float32", "shape": [2], "raw": -1}}',
+                                  b'{"x": {"tensor": "float32", "shape": [3], "raw": 8}}',
+                                  b'{"x": {"tensor": "complex", "shape": [1], "raw": 8}}'])
+def test_a_malformed_framing_is_unreadable(line):
+    with pytest.raises(wire.Unreadable):
+        wire.unframe(line, lambda n: b"\0" * n)

@@ -77,8 +77,8 @@ class Channel:
             raise _Stop(f"it sent a message of more than {limit >> 20} MiB")
         return line
 
-    def send(self, request: dict) -> None:
-        data = wire.dumps(request)
+    def send(self, request: dict, **extra) -> None:
+        data = wire.frame(request, **extra)
         view = memoryview(data)
         deadline = time.monotonic() + 30
         while view:
@@ -90,14 +90,14 @@ class Channel:
             except BlockingIOError:
                 continue
 
-    def ask(self, request: dict) -> dict:
-        """Send one request and read its answer; a dead or misbehaving process answers
-        nothing, and is stopped."""
+    def ask(self, request: dict, **extra) -> dict:
+        """Send one request (with the fields ``extra``) and read its answer; a dead or
+        misbehaving process answers nothing, and is stopped."""
         if self.dead:
             return {"refused": self.dead}
         seconds = request.get("time_limit", 5.0)
         try:
-            self.send(request)
+            self.send(request, **extra)
             line = self.next(time.monotonic() + float(seconds) * 3 + ANSWER_GRACE_S, ANSWER_LIMIT)
             if line is None:
                 raise _Stop("the notebook's process ended while the grader was checking it")
@@ -325,7 +325,7 @@ def _judge(cell, test: _TestCell, tampering: list[str], channel: Channel | None,
 
     def ask_about(subject):
         def ask(request):
-            found = channel.ask({**request, "subject": subject})
+            found = channel.ask(request, subject=subject)
             if isinstance(found, dict) and found.get("forbidden"):
                 own_loss.add(subject or "?")
             return found

@@ -268,17 +268,32 @@ def _write(pipe, data: bytes) -> None:
 def _serve(subjects: dict, in_fd: int, pipe) -> None:
     """Answer the judge's requests about ``subjects`` until it says to go on."""
     reader = os.fdopen(os.dup(in_fd), "rb", buffering=0)
-    buffer = b""
+    buffer = bytearray()
+
+    def more() -> None:
+        chunk = reader.read(1 << 20)
+        if not chunk:
+            os._exit(0)  # the judge is gone
+        buffer.extend(chunk)
+        if len(buffer) > REQUEST_LIMIT:
+            os._exit(3)
+
+    def take(count: int) -> bytes:  # the next ``count`` bytes after the request's line
+        while len(buffer) < count:
+            more()
+        taken = bytes(buffer[:count])
+        del buffer[:count]
+        return taken
+
     while True:
-        while b"\n" not in buffer:
-            chunk = reader.read(1 << 20)
-            if not chunk:
-                os._exit(0)  # the judge is gone
-            buffer += chunk
-            if len(buffer) > REQUEST_LIMIT:
-                os._exit(3)
-        line, buffer = buffer.split(b"\n", 1)
-        request = wire.loads(line)
+        end = buffer.find(b"\n")
+        while end < 0:
+            searched = len(buffer)
+            more()
+            end = buffer.find(b"\n", searched)
+        line = bytes(buffer[:end])
+        del buffer[:end + 1]
+        request = wire.unframe(line, take)  # (the framing: wire.frame)
         if request.get("op") == "continue":
             reader.close()
             return

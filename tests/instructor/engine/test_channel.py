@@ -104,3 +104,37 @@ def test_listen_stops_a_process_that_floods_one_message(monkeypatch):
     assert seen == [] and "more than" in stopped
     assert proc.wait(timeout=10) is not None
     assert wire.Unreadable  # the answers' reader is the wire's
+
+
+def test_a_cases_request_is_framed_once_and_sent_with_each_notebooks_subject():
+    # a stand-in that reads framed requests as a notebook's process does, and sends each back
+    script = textwrap.dedent("""
+        import json, sys
+        from grader._battery import wire
+        stream = sys.stdin.buffer
+        for line in iter(stream.readline, b""):
+            request = wire.unframe(line[:-1], stream.read)
+            sys.stdout.write(json.dumps({"answer": wire.encode(request)}) + "\\n")
+            sys.stdout.flush()
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    channel = execute.Channel(os.dup(proc.stdout.fileno()), os.dup(proc.stdin.fileno()), proc.pid)
+    proc.stdout.close()
+    proc.stdin.close()
+    try:
+        cache = {}
+        request = {"op": "call", "time_limit": 5.0, "args": {"input": torch.tensor([0.25, 0.5])}}
+        first = channel.ask(wire.Kept(request, cache, 5.0), subject="binary_cross_entropy")
+        assert first["args"]["input"].tolist() == [0.25, 0.5]
+        assert {k: v for k, v in first.items() if k != "args"} == {
+            "op": "call", "time_limit": 5.0, "subject": "binary_cross_entropy"}
+        assert list(cache) == [5.0]
+        # the next notebook is sent the kept bytes: changed here, they show in what arrives
+        cache[5.0] = cache[5.0].replace(b'"call"', b'"kept"')
+        second = channel.ask(wire.Kept(request, cache, 5.0), subject="bce")
+        assert (second["op"], second["subject"]) == ("kept", "bce")
+        # a field of the request's own is never written twice: the request is encoded whole
+        third = channel.ask(wire.Kept(request, cache, 5.0), op="describe")
+        assert third["op"] == "describe" and "args" in third
+    finally:
+        finish(proc, channel)
