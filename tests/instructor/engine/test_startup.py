@@ -4,7 +4,15 @@ jsonschema's RFC 3987 grammar, which nothing there checks."""
 
 import textwrap
 
+import pytest
+
 from helpers import run_script
+
+
+@pytest.fixture(autouse=True)
+def own_temporary_folder(tmp_path, monkeypatch):
+    """What the scripts start keeps its temporary folders in the test's own."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
 
 START = textwrap.dedent('''
     import json, sys, tempfile
