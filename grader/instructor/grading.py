@@ -4,6 +4,7 @@ what needs attention, and grading in shards merged afterwards."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -21,28 +22,39 @@ from .workspace import WorkflowError, Workspace, _short, _submitted_students
 def edited_test_cells(workspace: Workspace, student: str, assignment: str) -> list[str]:
     """Test cells of a submission that differ from the released ones: edited or deleted."""
     import nbformat
-    from nbgrader.utils import compute_checksum, is_grade, is_locked
+    from nbgrader.utils import compute_checksum
 
-    released = nbformat.read(workspace.released()[assignment], as_version=4)
+    released = workspace.released()[assignment]
+    stat = released.stat()
+    tests = _released_tests(str(released), stat.st_mtime_ns, stat.st_size)
     try:
-        submitted = nbformat.read(workspace.submitted(student, assignment), as_version=4)
+        # read as nbformat.read does, without its schema validation (which only logs): a
+        # class's worth of submissions is read after grading, one after another
+        submitted = nbformat.convert(nbformat.reader.reads(workspace.submitted(student, assignment).read_text(encoding="utf-8")), 4)
+        theirs = {c.metadata.nbgrader.grade_id: c for c in submitted.cells
+                  if c.get("metadata", {}).get("nbgrader", {}).get("grade_id")}
     except Exception:  # noqa: BLE001 - unreadable: nbgrader will say so
         return []
-    theirs = {c.metadata.nbgrader.grade_id: c for c in submitted.cells
-              if c.get("metadata", {}).get("nbgrader", {}).get("grade_id")}
     found = []
-    for cell in released.cells:
-        meta = cell.get("metadata", {}).get("nbgrader", {})
-        if not (meta.get("grade_id") and (is_locked(cell) or is_grade(cell)) and cell.cell_type == "code"):
-            continue
-        if not is_grade(cell):
-            continue
-        mine = theirs.get(meta["grade_id"])
+    for grade_id, (checksum, source) in tests.items():
+        mine = theirs.get(grade_id)
         if mine is None:
-            found.append(f"deleted test cell {meta['grade_id']}")
-        elif compute_checksum(mine) != compute_checksum(cell) or mine.source != cell.source:
-            found.append(f"edited test cell {meta['grade_id']}")
+            found.append(f"deleted test cell {grade_id}")
+        elif compute_checksum(mine) != checksum or mine.source != source:
+            found.append(f"edited test cell {grade_id}")
     return found
+
+
+@functools.lru_cache(maxsize=64)
+def _released_tests(path: str, mtime_ns: int, size: int) -> dict[str, tuple[str, str]]:
+    """The autograded test cells of a released notebook (read once per version of the file):
+    {grade id: (nbgrader's checksum, source)}, in order."""
+    import nbformat
+    from nbgrader.utils import compute_checksum, is_grade
+
+    released = nbformat.read(path, as_version=4)
+    return {cell.metadata.nbgrader.grade_id: (compute_checksum(cell), cell.source) for cell in released.cells
+            if cell.cell_type == "code" and is_grade(cell) and cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")}
 
 
 class Interrupted(WorkflowError):

@@ -143,6 +143,22 @@ def test_tampered_test_cells_are_flagged(course):
     assert any("deleted test cell" in f for f in flags[f"heidi/{A1}"])
 
 
+def test_a_new_release_is_compared_with_its_own_test_cells(course, tmp_path):
+    import nbformat
+
+    ws, _, _ = course
+    copy = Workspace.at(tmp_path / "workspace")
+    shutil.copytree(ws.root, copy.root)
+    copy.prepare()
+    assert edited_test_cells(copy, "alice", A1) == []
+    path = copy.released()[A1]
+    nb = nbformat.read(path, as_version=4)
+    test = next(c for c in nb.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade") and c.cell_type == "code")
+    test.source += "\n# changed in a new release"
+    nbformat.write(nb, path)
+    assert edited_test_cells(copy, "alice", A1) == [f"edited test cell {test.metadata.nbgrader.grade_id}"]
+
+
 class _Text(HTMLParser):
     def __init__(self):
         super().__init__()
