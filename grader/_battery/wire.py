@@ -84,27 +84,40 @@ def _tensor(item: Any, raw: bytes) -> torch.Tensor:
     return torch.from_numpy(array).reshape(shape)
 
 
-def encode(value: Any) -> Any:
-    """``value`` (plain data that may hold tensors) as JSON-ready data."""
+def encode(value: Any, raws: list[bytes] | None = None) -> Any:
+    """``value`` (plain data that may hold tensors) as JSON-ready data. Given ``raws`` (a
+    list), each tensor's bytes are appended to it instead, and the tensor written with their
+    count, ``"raw"`` (:func:`frame`)."""
     if isinstance(value, torch.Tensor):
-        return encode_tensor(value)
+        if raws is None:
+            return encode_tensor(value)
+        encoded = encode_tensor(value, raw=True)
+        raws.append(encoded.pop("data"))
+        return {**encoded, "raw": len(raws[-1])}
     if isinstance(value, dict):
-        return {str(k): encode(v) for k, v in value.items()}
+        return {str(k): encode(v, raws) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [encode(v) for v in value]
+        return [encode(v, raws) for v in value]
     return value
 
 
-def decode(value: Any, depth: int = 0) -> Any:
-    """What :func:`encode` made, tensors back as CPU tensors; :class:`Unreadable` if malformed."""
+def decode(value: Any, depth: int = 0, take: Callable[[int], bytes] | None = None) -> Any:
+    """What :func:`encode` made, tensors back as CPU tensors; :class:`Unreadable` if malformed.
+    Given ``take`` (``take(n)``: the next ``n`` bytes after the message), tensors written with
+    ``"raw"`` are read from there (:func:`unframe`)."""
     if depth > MAX_DEPTH:
         raise Unreadable("data nested too deeply")
     if isinstance(value, dict):
         if "tensor" in value and "data" in value:
             return decode_tensor(value)
-        return {k: decode(v, depth + 1) for k, v in value.items()}
+        if take is not None and "tensor" in value and "raw" in value:
+            count = value["raw"]
+            if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+                raise Unreadable("a tensor with a malformed size")
+            return _tensor(value, take(count))
+        return {k: decode(v, depth + 1, take) for k, v in value.items()}
     if isinstance(value, list):
-        return [decode(v, depth + 1) for v in value]
+        return [decode(v, depth + 1, take) for v in value]
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     raise Unreadable(f"unexpected data of type {type(value).__name__}")
@@ -144,19 +157,7 @@ def frame(value: dict, **extra: Any) -> bytes:
 
 def _frame(value: dict) -> bytes:
     raws: list[bytes] = []
-
-    def framed(item: Any) -> Any:
-        if isinstance(item, torch.Tensor):
-            encoded = encode_tensor(item, raw=True)
-            raws.append(encoded.pop("data"))
-            return {**encoded, "raw": len(raws[-1])}
-        if isinstance(item, dict):
-            return {str(k): framed(v) for k, v in item.items()}
-        if isinstance(item, (list, tuple)):
-            return [framed(v) for v in item]
-        return item
-
-    line = json.dumps(framed(value), allow_nan=True).encode()
+    line = json.dumps(encode(value, raws), allow_nan=True).encode()
     return b"".join([line, b"\n", *raws])
 
 
@@ -164,25 +165,11 @@ def unframe(line: bytes, take: Callable[[int], bytes]) -> Any:
     """The request :func:`frame` wrote, from its first ``line`` and ``take(n)``, which returns
     the next ``n`` bytes that follow it; tensors on the CPU. :class:`Unreadable` if malformed."""
     try:
-        header = json.loads(line)
+        return decode(json.loads(line), take=take)
     except (ValueError, RecursionError) as error:
+        if isinstance(error, Unreadable):
+            raise
         raise Unreadable(f"not a request: {error}") from error
-
-    def tensors(item: Any, depth: int = 0) -> Any:
-        if depth > MAX_DEPTH:
-            raise Unreadable("data nested too deeply")
-        if isinstance(item, dict):
-            if "tensor" in item and "raw" in item:
-                count = item["raw"]
-                if not isinstance(count, int) or isinstance(count, bool) or count < 0:
-                    raise Unreadable("a tensor with a malformed size")
-                return _tensor(item, take(count))
-            return {k: tensors(v, depth + 1) for k, v in item.items()}
-        if isinstance(item, list):
-            return [tensors(v, depth + 1) for v in item]
-        return item
-
-    return tensors(header)
 
 
 def loads(line: bytes | str) -> Any:

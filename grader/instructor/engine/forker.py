@@ -213,9 +213,8 @@ def _root(control: socket.socket, warm=None, more=None) -> None:
     """The root forker: for every socket a worker sends, fork a forker that serves it; asked
     by the engine's first process, fork the process of a shared beginning (and say its pid),
     or call ``more`` with the request's released notebooks (the warm-up worth it only for a
-    run of many notebooks). ``warm``, when
-    given, is called first; the heap is settled after each. What is asked meanwhile waits on
-    the socket."""
+    run of many notebooks). ``warm``, when given, is called first; the heap is settled after
+    each. What is asked meanwhile waits on the socket."""
     if warm is not None:
         warm()
         child.settle_before_forking()
