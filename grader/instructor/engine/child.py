@@ -17,7 +17,6 @@ import sys
 import traceback
 
 from ..._battery.checks import JUDGED_ELSEWHERE
-from . import cpu
 
 
 def _without_network() -> bool:
@@ -173,8 +172,7 @@ def main(job_fd: int, out_fd: int, in_fd: int, session=None) -> None:
         # a session of its own: no controlling terminal, so nothing it does can type into the
         # instructor's (TIOCSTI needs the terminal to be the caller's)
         os.setsid()
-        job = read_job(job_fd)
-        cpu.confine(job.get("cores") or 1, f"notebook-{os.getpid()}")
+        job = read_job(job_fd)  # its share of the processors: its forker's group (cpu.confine_forker)
         if job["cwd"]:
             os.chdir(job["cwd"])
         if job["sandbox"] is None:

@@ -2,10 +2,16 @@
 
 The engine grades ``--jobs`` notebooks at once, each worker with ``cores // jobs`` of the
 machine's cores. A notebook that starts sixty spinning processes would take the processors
-from the notebooks graded beside it; so each notebook's process joins a control group of
-its own, limited to its worker's share (``cpu.max`` in cgroup v2, the CFS quota in v1),
-before it runs any cell, and every process it starts stays in it. Where no CPU controller
-can be used (no cgroup file system, or no permission), the notebook runs at a lower
+from the notebooks graded beside it; so the process that forks a worker's notebooks (its
+forker, :func:`grader.instructor.engine.forker.serve`) joins a control group of its own,
+limited to the worker's share (``cpu.max`` in cgroup v2, the CFS quota in v1), before it
+forks the first: every notebook's process starts in it, before it runs any cell, and every
+process a notebook starts stays in it. A worker grades one notebook at a time, so the group
+holds one notebook's processes (and its idle forker); with the sandbox, a notebook's last
+process ends with the notebook. Joining a group once per forker, not once per notebook,
+matters: moving a process into a group waits for the kernel's other processors to pass a
+quiescent state (milliseconds, on every notebook's critical path). Where no CPU controller
+can be used (no cgroup file system, or no permission), the notebooks run at a lower
 priority (``nice`` 10) instead, and the README says that then the share is not enforced.
 """
 
@@ -76,6 +82,43 @@ def confine(cores: float, name: str) -> str | None:
     return None
 
 
+#: The prefix of the groups' names: the forker's process id follows.
+FORKER = "forker-"
+#: The prefixes of the names of the groups that earlier versions made, one per notebook.
+_EARLIER = ("notebook-",)
+
+
+def confine_forker(cores: float) -> str | None:
+    """In a forker: join a group of its own (:data:`FORKER` and its pid) limited to ``cores``
+    processors, first removing the groups of forkers that have ended (:func:`sweep`).
+    Returns the group's folder, or None when only ``nice`` could be used."""
+    sweep()
+    return confine(cores, f"{FORKER}{os.getpid()}")
+
+
+def sweep() -> None:
+    """Remove the groups of forkers that have ended (and those of earlier versions whose
+    notebook has): a group goes only once it holds no process (the kernel refuses
+    otherwise), and only if the process its name gives is gone."""
+    for base in (os.path.join(_V2, _GROUP), os.path.join(_V1, _GROUP)):
+        try:
+            names = os.listdir(base)
+        except OSError:
+            continue
+        for name in names:
+            prefix = next((p for p in (FORKER, *_EARLIER) if name.startswith(p)), None)
+            pid = name[len(prefix):] if prefix else ""
+            if not pid.isdigit():
+                continue
+            try:
+                os.kill(int(pid), 0)
+                continue  # its forker is still there
+            except ProcessLookupError:
+                release(os.path.join(base, name))
+            except OSError:
+                continue
+
+
 def release(folder: str | None) -> None:
     """Remove a notebook's control group once its processes have ended."""
     if folder and os.path.isdir(folder):
@@ -83,11 +126,3 @@ def release(folder: str | None) -> None:
             os.rmdir(folder)  # a control group's folder goes with rmdir alone, once it has no process
         except OSError:
             pass
-
-
-def folder_of(name: str) -> str | None:
-    """Where :func:`confine` put the group called ``name``, if it exists."""
-    for base in (os.path.join(_V2, _GROUP), os.path.join(_V1, _GROUP)):
-        if os.path.isdir(os.path.join(base, name)):
-            return os.path.join(base, name)
-    return None

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from ..._battery import wire
 from .. import scan, verdict
-from . import cpu, forker, prefix
+from . import forker, prefix
 from .session import OUTPUT_LIMIT, TRUNCATED
 
 if TYPE_CHECKING:
@@ -281,7 +281,6 @@ def execute(nb, *, cwd: str, timeout: int = 30, threads: int | None = None, limi
 
         stopped = listen(started.messages, started.pid, timeout, notebook_timeout, answer, started.requests)
         status = spawner.wait()
-        cpu.release(cpu.folder_of(f"notebook-{started.pid}"))
         pending = [i for i, _, _ in cells if i not in done]
         if pending:
             how = stopped or _ended(status)

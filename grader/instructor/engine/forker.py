@@ -25,7 +25,7 @@ import sys
 import traceback
 from dataclasses import dataclass
 
-from . import child
+from . import child, cpu
 
 _BUFFER = 1 << 16
 
@@ -44,6 +44,7 @@ def serve(control: socket.socket, session=None) -> None:
     it closes. Each notebook's process is forked, its pid sent back, and its end waited for
     and sent back too; requests are served one at a time. Never returns."""
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    cores = None  # the share of the processors this forker's group has (cpu.confine_forker)
     while True:
         _reap()
         try:
@@ -54,6 +55,11 @@ def serve(control: socket.socket, session=None) -> None:
             os._exit(0)
         request = json.loads(message)
         if request.get("op") == "spawn" and len(fds) == 3:
+            wanted = request.get("cores")
+            wanted = float(wanted) if isinstance(wanted, (int, float)) and 0 < wanted <= 1024 else 1.0
+            if wanted != cores:  # once: every notebook's process forked from here starts in the group
+                cpu.confine_forker(wanted)
+                cores = wanted
             pid = os.fork()
             if pid == 0:
                 control.close()
@@ -138,7 +144,7 @@ class Forker:
         in_r, in_w = os.pipe()
         for fd in (out_w, in_w):
             _widen(fd)
-        reply = self.ask({"op": "spawn"}, [job_r, out_w, in_r])
+        reply = self.ask({"op": "spawn", "cores": job.get("cores") or 1}, [job_r, out_w, in_r])
         for fd in (job_r, out_w, in_r):
             os.close(fd)
         if not reply or "pid" not in reply:

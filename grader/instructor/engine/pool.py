@@ -19,6 +19,7 @@ the gradebook.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import shutil
@@ -34,6 +35,14 @@ from . import child, forker, prefix
 #: The fewest notebooks for which the engine computes torch's answers to every check before
 #: its workers fork; for fewer, each worker computes those its notebooks ask for.
 PREPARE_FROM = 4
+
+
+#: The modules IPython imports when a shell starts (session.Session: its completer, magics,
+#: in-memory history, inline figures): 25 ms of each notebook's process that runs whole.
+_WHAT_A_SHELL_IMPORTS = ("IPython.core.application", "IPython.core.completer", "IPython.core.completerlib",
+                         "IPython.core.magics", "IPython.core.magics.execution", "IPython.core.oinspect", "IPython.core.pylabtools",
+                         "IPython.core.logger", "IPython.core.crashhandler", "sqlite3",
+                         "matplotlib_inline.backend_inline")
 
 
 def warm_up(notebooks: int | None = None) -> None:
@@ -67,6 +76,8 @@ def import_what_notebooks_use() -> None:
 
     from . import sandbox, session  # noqa: F401
 
+    for name in _WHAT_A_SHELL_IMPORTS:  # what a notebook's shell (session.Session) imports as it starts
+        importlib.import_module(name)
     ownwork.install()  # torch's BCE kernels hooked once, here: every notebook's process inherits the hooks
     # The capstone's data, read and checked once here rather than in every notebook that uses it.
     try:
