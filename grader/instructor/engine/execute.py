@@ -280,9 +280,9 @@ def execute(nb, *, cwd: str, timeout: int = 30, threads: int | None = None, limi
             return None
 
         stopped = listen(started.messages, started.pid, timeout, notebook_timeout, answer, started.requests)
-        status = spawner.wait()
         pending = [i for i, _, _ in cells if i not in done]
         if pending:
+            status = spawner.wait()
             how = stopped or _ended(status)
             attention.append(f"the notebook stopped at cell {pending[0] + 1}: {how}")
             nb.cells[pending[0]].outputs = [nbformat.from_dict({
@@ -295,8 +295,10 @@ def execute(nb, *, cwd: str, timeout: int = 30, threads: int | None = None, limi
                     nb.cells[index].outputs = [nbformat.from_dict({
                         "output_type": "error", "ename": "NotRunError", "evalue": text,
                         "traceback": [f"NotRunError: {text}"]})]
-        elif stopped:
-            attention.append(stopped)
+        else:  # it has run every cell: it is ending, and the grader goes on meanwhile
+            spawner.wait_later()
+            if stopped:
+                attention.append(stopped)
         attention += _what_the_outputs_say(nb)
         attention += [f"{name} called torch's own binary cross-entropy" for name in sorted(own_loss)]
     finally:

@@ -115,6 +115,7 @@ class Forker:
 
     def __init__(self, control: socket.socket, pid: int | None = None):
         self.control, self.pid = control, pid
+        self.unread = 0  # wait statuses the forker has sent (or will) that nobody read yet (wait_later)
 
     def ask(self, request: dict, fds: list[int]) -> dict | None:
         """Send ``request`` with the file descriptors ``fds``; the forker's reply, or None if it is gone."""
@@ -132,6 +133,9 @@ class Forker:
     def answer(self) -> dict | None:
         """The reply to what was told last; None if the forker is gone."""
         try:
+            while self.unread:  # the forker answers in order: the statuses left unread come first
+                self.control.recv(_BUFFER)
+                self.unread -= 1
             reply = self.control.recv(_BUFFER)
         except OSError:
             return None
@@ -160,11 +164,14 @@ class Forker:
 
     def wait(self) -> int:
         """The wait status of the notebook's process last spawned."""
-        try:
-            reply = self.control.recv(_BUFFER)
-        except OSError:
-            reply = b""
-        return json.loads(reply)["status"] if reply else signal.SIGKILL
+        reply = self.answer()
+        return reply["status"] if reply and "status" in reply else signal.SIGKILL
+
+    def wait_later(self) -> None:
+        """Leave the wait status of the notebook's process last spawned unread: its process is
+        ending (it has sent all it will), and the grader goes on meanwhile. The forker takes
+        no other request before it has reaped it; the next reply read skips the status."""
+        self.unread += 1
 
     def close(self) -> None:
         try:

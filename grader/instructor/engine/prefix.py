@@ -317,6 +317,10 @@ class PrefixServer:
     def wait(self) -> int:
         return self.handle.wait() if self.handle is not None else signal.SIGKILL
 
+    def wait_later(self) -> None:
+        if self.handle is not None:
+            self.handle.wait_later()
+
     def close(self) -> None:
         self.alive = False
         if self.handle is not None:

@@ -48,6 +48,8 @@ ENGINE_CHECK = textwrap.dedent('''
         "print('never')",
     ), cwd=cwd, timeout=2)
     results["second"] = [[dict(o) for o in c.outputs] for c in second.cells]
+    third = execute(notebook("print('third')"), cwd=tempfile.mkdtemp(), timeout=10)
+    results["third"] = [[dict(o) for o in c.outputs] for c in third.cells]
     print(json.dumps(results))
 ''')
 
@@ -80,7 +82,11 @@ def test_timeouts_and_crashes_are_recorded_like_nbgrader_does(executed):
     assert cells[1][0]["ename"] == "CellTimeoutError"
     assert cells[2][0]["text"] == "after the timeout\n"                      # the notebook goes on
     assert cells[3][0]["ename"] == "DeadKernelError"                          # os._exit ends it
+    # its own status, read after the status of the notebook before it, which was left unread
+    # while that one ended (Forker.wait_later)
+    assert "exit code 3" in cells[3][0]["evalue"], cells[3][0]
     assert cells[4] == []
+    assert executed["third"] == [[{"output_type": "stream", "name": "stdout", "text": "third\n"}]]
 
 
 @pytest.fixture(scope="module")
