@@ -28,11 +28,7 @@ def edited_test_cells(workspace: Workspace, student: str, assignment: str) -> li
     stat = released.stat()
     tests = _released_tests(str(released), stat.st_mtime_ns, stat.st_size)
     try:
-        # read as nbformat.read does, without its schema validation (which only logs): a
-        # class's worth of submissions is read after grading, one after another
-        submitted = nbformat.convert(nbformat.reader.reads(workspace.submitted(student, assignment).read_text(encoding="utf-8")), 4)
-        theirs = {c.metadata.nbgrader.grade_id: c for c in submitted.cells
-                  if c.get("metadata", {}).get("nbgrader", {}).get("grade_id")}
+        theirs = _cells_with_grade_ids(workspace.submitted(student, assignment).read_text(encoding="utf-8"))
     except Exception:  # noqa: BLE001 - unreadable: nbgrader will say so
         return []
     found = []
@@ -42,6 +38,29 @@ def edited_test_cells(workspace: Workspace, student: str, assignment: str) -> li
             found.append(f"deleted test cell {grade_id}")
         elif compute_checksum(mine) != checksum or mine.source != source:
             found.append(f"edited test cell {grade_id}")
+    return found
+
+
+def _cells_with_grade_ids(text: str) -> dict:
+    """The cells of a notebook (its JSON ``text``) that have an nbgrader grade id, by it, read
+    as nbformat reads them, without its schema validation (which only logs): a class's worth
+    of submissions is read after grading, one after another. A version 4 notebook is read as
+    JSON, and only these cells made nbformat's nodes (with their sources joined, as nbformat
+    joins them); any other version is read and converted by nbformat."""
+    import nbformat
+
+    data = json.loads(text)
+    if not (isinstance(data, dict) and data.get("nbformat") == 4 and isinstance(data.get("cells"), list)):
+        submitted = nbformat.convert(nbformat.reader.reads(text), 4)
+        return {c.metadata.nbgrader.grade_id: c for c in submitted.cells
+                if c.get("metadata", {}).get("nbgrader", {}).get("grade_id")}
+    found = {}
+    for cell in data["cells"]:
+        meta = cell.get("metadata", {}).get("nbgrader", {}) if isinstance(cell, dict) else {}
+        if isinstance(meta, dict) and meta.get("grade_id"):
+            source = cell.get("source", "")
+            found[meta["grade_id"]] = nbformat.from_dict(
+                {**cell, "source": "".join(source) if isinstance(source, list) else source})
     return found
 
 
@@ -338,9 +357,18 @@ def summary(workspace: Workspace, flags_file: str = MAIN_FLAGS) -> list[Graded]:
     rows = []
     with workspace.gradebook() as gb:
         assignments = [a.name for a in gb.assignments]
+        # each assignment's submissions in one query (nbgrader's own, for its formgrader): a
+        # query or three per submission took most of a large class's summary
+        found = {(d["student"], assignment): d for assignment in assignments for d in gb.submission_dicts(assignment)}
         for student in sorted(s.id for s in gb.students):
             for assignment in assignments:
                 attention = list(flags.get(f"{student}/{assignment}", []))
+                known = found.get((student, assignment))
+                if known is not None:
+                    if known["needs_manual_grade"]:
+                        attention.append("needs manual grading")
+                    rows.append(Graded(student, assignment, known["score"], known["max_score"], attention))
+                    continue
                 try:
                     sub = gb.find_submission(assignment, student)
                 except Exception:  # noqa: BLE001 - nbgrader raises MissingEntry

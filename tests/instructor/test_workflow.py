@@ -279,6 +279,45 @@ def test_the_summary_says_why_each_skipped_submission_has_no_score(course):
     assert rows[("alice", A1)].attention == []
 
 
+def test_the_summary_gives_each_submission_the_gradebooks_own_score(course):
+    """The summary reads each assignment's submissions at once; each score, maximum and
+    need of manual grading is what nbgrader's own submission object says."""
+    from grader.instructor.grading import summary
+
+    ws, _, _ = course
+    rows = [r for r in summary(ws) if r.score is not None]
+    assert len(rows) >= len(EXPECTED)
+    with ws.gradebook() as gb:
+        for row in rows:
+            sub = gb.find_submission(row.assignment, row.student)
+            assert (row.score, row.max_score) == (sub.score, sub.max_score), row
+            assert ("needs manual grading" in row.attention) == bool(sub.needs_manual_grade), row
+
+
+def test_test_cells_are_read_from_a_submission_as_nbformat_reads_them(course, tmp_path):
+    """A version 4 submission's cells with a grade id, read as JSON, are nbformat's own (same
+    source, metadata and nbgrader checksum); another version is converted by nbformat."""
+    import nbformat
+    from nbgrader.utils import compute_checksum
+
+    from grader.instructor.grading import _cells_with_grade_ids
+
+    ws, _, _ = course
+    text = ws.submitted("alice", A1).read_text()
+    expected = {c.metadata.nbgrader.grade_id: c for c in nbformat.reads(text, as_version=4).cells
+                if c.get("metadata", {}).get("nbgrader", {}).get("grade_id")}
+    found = _cells_with_grade_ids(text)
+    assert list(found) == list(expected) and expected
+    for grade_id, cell in expected.items():
+        assert found[grade_id].source == cell.source and isinstance(found[grade_id].source, str)
+        assert found[grade_id].metadata == cell.metadata
+        assert compute_checksum(found[grade_id]) == compute_checksum(cell)
+    v3 = nbformat.v3.new_notebook(worksheets=[nbformat.v3.new_worksheet(cells=[
+        nbformat.v3.new_code_cell(input="x = 1", metadata={"nbgrader": {"grade_id": "old", "grade": False}})])])
+    old = _cells_with_grade_ids(nbformat.writes(v3, version=3))
+    assert list(old) == ["old"] and old["old"].source == "x = 1"
+
+
 def test_collect_reads_an_exchange_and_custom_naming_rules(course, tmp_path):
     from grader.instructor.collect import collect
 

@@ -237,20 +237,20 @@ def _start_beginnings(workspace_root: str, db_url: str | None, tasks) -> None:
     config = Workspace(Path(workspace_root), db_url).config()
     beginnings = beginnings_worth_sharing(config, Counter(a for _, a in tasks))
     prefix.start_for_workers(beginnings, forker.root())
-    _scan_the_released(beginnings)
+    _scan_the_released([shared.notebook for shared, _ in beginnings])
 
 
-def _scan_the_released(beginnings) -> None:
-    """Scan each released notebook with a shared beginning once, here, before the workers fork:
-    the scan keeps what it read of each cell, and every worker inherits it for the course's
-    cells of every submission."""
+def _scan_the_released(notebooks) -> None:
+    """Scan each released notebook (paths) once, here, before the workers fork: the scan keeps
+    what it read of each cell, and every worker inherits it for the course's cells of every
+    submission (a notebook scanned already takes milliseconds)."""
     import nbformat
 
     from .. import scan
 
-    for shared, _ in beginnings:
+    for path in notebooks:
         try:
-            scan.suspicious(nbformat.read(shared.notebook, as_version=4))
+            scan.suspicious(nbformat.read(path, as_version=4))
         except Exception:  # noqa: BLE001 - only a head start: each submission is scanned in full anyway
             pass
 
@@ -267,6 +267,27 @@ def _ahead(line: str) -> dict:
     released = ahead.get("released")
     return {"notebooks": ahead["notebooks"],
             "released": [p for p in released if isinstance(p, str)] if isinstance(released, list) else []}
+
+
+def _readable(stream) -> bool:
+    """Whether ``stream`` (nothing read from it yet) has something to read now."""
+    import select
+
+    try:
+        return bool(select.select([stream], [], [], 0)[0])
+    except (OSError, ValueError):
+        return False
+
+
+def _tell_the_root_forker(first: str) -> bool:
+    """From the command's first line: whether many notebooks come; if so, the root forker is
+    told to warm up more for them (:func:`import_what_many_notebooks_use`), and answers later."""
+    ahead = _ahead(first) if first else {"notebooks": 0}
+    notebooks = ahead.get("notebooks")
+    many = notebooks is None or notebooks >= PREPARE_FROM
+    if many:
+        forker.root().tell({"op": "more", "released": ahead.get("released", [])}, [])
+    return many
 
 
 class Stopped(Exception):
@@ -288,17 +309,23 @@ def main() -> None:
         # The root forker first, before this process has read anything: it warms up what
         # notebooks use on one core while this process imports what the judge uses on another.
         forker.start_root(warm=import_what_notebooks_use, more=import_what_many_notebooks_use)
+        # How many notebooks come: read now if the command has said it already (then the root
+        # forker warms up for them while this process imports), else after the imports.
+        first = sys.stdin.readline() if _readable(sys.stdin) else None
+        if first is not None:
+            many = _tell_the_root_forker(first)
         import_what_the_judge_uses()
-        first = sys.stdin.readline()
+        if first is None:
+            first = sys.stdin.readline()
+            many = _tell_the_root_forker(first)
         if not first:
             return  # nothing to grade after all: the command that started the engine has closed its end
         ahead = _ahead(first)
         notebooks = ahead.get("notebooks")
-        many = notebooks is None or notebooks >= PREPARE_FROM
-        if many:  # the root forker warms up more meanwhile
-            forker.root().tell({"op": "more", "released": ahead.get("released", [])}, [])
         compute_ahead(notebooks)
         if many:
+            _scan_the_released(ahead.get("released", []))  # while the root forker warms up
+            child.settle_before_forking()
             forker.root().answer()  # before anything else is asked of it
         job = json.loads(sys.stdin.read())
         results, interrupted = grade_all(job["workspace"], job["db_url"], [tuple(t) for t in job["tasks"]],

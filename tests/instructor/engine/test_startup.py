@@ -123,3 +123,19 @@ def test_the_engine_reads_what_comes_ahead_of_the_job():
     assert _ahead('{"notebooks": 12, "released": ["a.ipynb", 3]}\n') == {"notebooks": 12, "released": ["a.ipynb"]}
     for unreadable in ("12\n", "{", '{"notebooks": "12"}', "[]", ""):
         assert _ahead(unreadable) == {"notebooks": None}
+
+
+def test_the_engine_reads_the_count_first_when_it_has_come_already():
+    """The first line is read before the judge's imports only when it is there: the engine
+    never waits for it before importing."""
+    import os
+
+    from grader.instructor.engine.pool import _readable
+
+    read, write = os.pipe()
+    with os.fdopen(read) as stream:
+        assert not _readable(stream)
+        os.write(write, b'{"notebooks": 3}\n')
+        assert _readable(stream)
+        assert stream.readline() == '{"notebooks": 3}\n'
+    os.close(write)
