@@ -92,10 +92,13 @@ def import_what_many_notebooks_use(released=()) -> None:
     alone does not wait for it): import torch's compiler (``torch._dynamo``), which torch
     imports the first time a process builds an optimizer (0.7 s; notebooks 02 and 06 train
     models), and have the course modules that the ``released`` notebooks (paths) import
-    compute ahead what those notebooks ask of them (:func:`prefix.prepare_what_it_imports`).
-    Every notebook's process then finds both done, those that run whole included, where
-    each would do them again."""
+    compute ahead what those notebooks ask of them (:func:`prefix.prepare_what_it_imports`),
+    and transform their code cells as IPython's shell does before it runs them
+    (:func:`session.transform_ahead`). Every notebook's process then finds all this done,
+    those that run whole included, where each would do it again."""
     import torch._dynamo  # noqa: F401
+
+    from . import session
 
     for path in released:
         try:
@@ -104,6 +107,7 @@ def import_what_many_notebooks_use(released=()) -> None:
         except (OSError, ValueError, AttributeError, TypeError):
             continue  # only a head start: the notebooks run as they would without it
         prefix.prepare_what_it_imports(sources)
+        session.transform_ahead(sources)
 
 
 def import_what_the_judge_uses() -> None:

@@ -64,7 +64,55 @@ def _shell(record):
     config = Config()
     config.HistoryManager.hist_file = ":memory:"
     # the singleton: IPython.display.display() and the inline backend find it by Shell.instance()
-    return Shell.instance(config=config, displayhook_class=Hook, display_pub_class=Publisher, colors="NoColor")
+    shell = Shell.instance(config=config, displayhook_class=Hook, display_pub_class=Publisher, colors="NoColor")
+    _transformed_ahead(shell.input_transformer_manager)
+    return shell
+
+
+#: Released code cells' sources, as IPython's static input transformations (magics, shell
+#: escapes, prompts: ``TransformerManager``) leave them, filled before notebooks' processes
+#: fork (:func:`transform_ahead`); and the transformations they were made with.
+_TRANSFORMED: dict[str, str] = {}
+_MADE_WITH: tuple = ()
+
+
+def _transformations(manager) -> tuple:
+    return (tuple(map(id, manager.cleanup_transforms)), tuple(map(id, manager.line_transforms)),
+            tuple(map(id, manager.token_transformers)))
+
+
+def transform_ahead(sources) -> None:
+    """Transform each of ``sources`` (code cells every notebook of a run has) as IPython's
+    static input transformations do, once, before the notebooks' processes fork: their
+    shells then find them transformed (a few milliseconds a notebook of tokenizing). These
+    transformations depend on the source alone."""
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    global _MADE_WITH
+    manager = TransformerManager()
+    _MADE_WITH = _transformations(manager)
+    for source in sources:
+        if source not in _TRANSFORMED:
+            try:
+                _TRANSFORMED[source] = manager.transform_cell(source)
+            except Exception:  # noqa: BLE001 - transformed where it runs, which then says why it fails
+                pass
+
+
+def _transformed_ahead(manager) -> None:
+    """Have ``manager`` (a shell's) take a source transformed ahead (:func:`transform_ahead`)
+    while it has the transformations it was made with; a cell that changed them (added its
+    own) has every later cell transformed anew, by them."""
+    transform = manager.transform_cell
+
+    def transform_cell(cell):
+        if _TRANSFORMED and _transformations(manager) == _MADE_WITH:
+            found = _TRANSFORMED.get(cell)
+            if found is not None:
+                return found
+        return transform(cell)
+
+    manager.transform_cell = transform_cell
 
 
 def _figures_drawn_only_where_graded() -> None:

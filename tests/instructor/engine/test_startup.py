@@ -139,3 +139,30 @@ def test_the_engine_reads_the_count_first_when_it_has_come_already():
         assert _readable(stream)
         assert stream.readline() == '{"notebooks": 3}\n'
     os.close(write)
+
+
+TRANSFORMED_AHEAD = textwrap.dedent('''
+    import json, sys
+    from grader.instructor.engine import session
+
+    session.transform_ahead(["x = 1\\n", "%time y = 2\\n"])
+    magic = session._TRANSFORMED["%time y = 2\\n"]
+    session._TRANSFORMED["x = 1\\n"] = "x = 2\\n"  # marks where the shell takes what was transformed ahead
+    shell = session.Session().shell
+    seen = {"magic": magic}
+    shell.run_cell("x = 1\\n"); seen["ahead"] = shell.user_ns["x"]
+    shell.run_cell("%time y = 2\\n"); seen["magic ran"] = shell.user_ns["y"]
+    shell.run_cell("x = 5\\n"); seen["not ahead"] = shell.user_ns["x"]
+    # a cell adds a transformation of its own: every later cell is transformed anew, with it
+    shell.run_cell("get_ipython().input_transformer_manager.line_transforms.append("
+                   "lambda lines: [l.replace('1', '3') for l in lines])")
+    shell.run_cell("x = 1\\n"); seen["own"] = shell.user_ns["x"]
+    sys.__stdout__.write(json.dumps(seen) + "\\n")
+''')
+
+
+def test_cells_transformed_ahead_are_taken_while_the_transformations_are_ipythons():
+    seen, _ = run_script(TRANSFORMED_AHEAD)
+    assert "run_line_magic('time', 'y = 2')" in seen["magic"]  # IPython's own transformation
+    assert seen["ahead"] == 2 and seen["magic ran"] == 2 and seen["not ahead"] == 5
+    assert seen["own"] == 3
