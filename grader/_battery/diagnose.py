@@ -103,14 +103,19 @@ def _finish(terms: torch.Tensor, args: dict, reduction: str, finite: bool = Fals
 
 # --- the values ---------------------------------------------------------------------------------
 
-def values(function, case, args, expected, actual):
-    """(message, hint) naming the mistake that makes ``actual`` differ from ``expected``, or None."""
+def values(function, case, args, expected, actual, kept: dict | None = None):
+    """(message, hint) naming the mistake that makes ``actual`` differ from ``expected``, or None.
+    ``kept`` (a dict kept with torch's answer to the case) keeps the results of the mistakes it
+    recomputes, which depend on the case's arguments alone, for the next student's diagnosis."""
     try:
         args = {k: (v.detach().to("cpu") if isinstance(v, torch.Tensor) else v) for k, v in args.items()}
         e, a = _f64(expected), _f64(actual)
         if "input" not in args or "target" not in args:
             return None
-        for diagnosis in (_recomputed, _shape, _large_logits, _factor_in_values):
+        named = _recomputed(function, case, args, e, a, kept)
+        if named is not None:
+            return named
+        for diagnosis in (_shape, _large_logits, _factor_in_values):
             named = diagnosis(function, case, args, e, a)
             if named is not None:
                 return named
@@ -120,17 +125,31 @@ def values(function, case, args, expected, actual):
     return None
 
 
-def _recomputed(function, case, args, e, a):
-    """The first mistake whose recomputed result equals the student's and differs from torch's."""
+#: The most elements a case's input may have for the results of its mistakes to be kept.
+KEPT_UP_TO = 1 << 16
+
+
+def _recomputed(function, case, args, e, a, kept: dict | None = None):
+    """The first mistake whose recomputed result equals the student's and differs from torch's.
+    The results are taken from ``kept``, or computed and kept there (small cases only)."""
     if function in GRADIENTS or args["input"].numel() < 2:
         return None
+    if args["input"].numel() > KEPT_UP_TO:
+        kept = None
+    index = 0
     for make in (_reduction_mistakes, _weight_mistakes, _pos_weight_mistakes,
                  _probability_mistakes, _sigmoid_mistakes):
         for compute, message, hint in make(function, args):
-            try:
-                candidate = compute()
-            except RuntimeError:  # the mistake is impossible with these shapes
-                continue
+            index += 1
+            if kept is not None and index in kept:
+                candidate = kept[index]
+            else:
+                try:
+                    candidate = compute()
+                except RuntimeError:  # the mistake is impossible with these shapes
+                    candidate = None
+                if kept is not None:
+                    kept[index] = candidate
             if candidate is None or (a.dim() == 0 and not bool(torch.isfinite(candidate).all())):
                 continue  # a single inf or nan is no evidence of one mistake
             if _close(a, candidate, case, 2) and not _close(candidate, e, case):

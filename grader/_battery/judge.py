@@ -116,6 +116,8 @@ class Reference:
     inputs: dict | None = None  # the arguments in words, for a failure's report (written on first use)
     #: the case's request as sent to a notebook's process, by time limit (:class:`wire.Kept`)
     requests: dict = field(default_factory=dict)
+    #: the results of the mistakes a diagnosis recomputes for this case (:func:`diagnose.values`)
+    mistakes: dict = field(default_factory=dict)
 
 
 _REFERENCES: dict[tuple, Reference] = {}
@@ -292,7 +294,7 @@ class CaseJudgement:
                       kind="cause" if value.dtype != expected.dtype else "")
         diff = compare(value, expected, rtol, atol) if value.shape == expected.shape else None
         if value.shape != expected.shape or diff is not None:
-            named = diagnose.values(self.function, case, self.args, expected, value)
+            named = diagnose.values(self.function, case, self.args, expected, value, kept=self.reference.mistakes)
             message = ("could not compare: " + problems[0]) if value.shape != expected.shape else \
                 "your values differ from torch's"
             hint = case.hint

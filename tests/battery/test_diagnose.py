@@ -502,3 +502,29 @@ def test_an_unrelated_mistake_gets_no_named_diagnosis():
     compared = [m for c, m in found if c in DIAGNOSED_CATEGORIES]
     assert compared and all(m == "your values differ from torch's" or m.startswith("the values match, but the "
                             "gradient with respect to") for m in compared), compared
+
+
+def test_the_mistakes_recomputed_for_a_case_are_kept_for_the_next_diagnosis():
+    """What a diagnosis recomputes depends on the case's arguments alone: kept with torch's
+    answer (``kept``), the next student's diagnosis of the case takes it from there and names
+    the same mistake; a large case keeps nothing."""
+    p, y = probabilities(4, 5), targets(4, 5)
+    args = {"input": p, "target": y}
+    summed = F.binary_cross_entropy(p, y, reduction="sum")
+    kept = {}
+    first = diagnose.values(BCE, case(), args, F.binary_cross_entropy(p, y), summed, kept=kept)
+    assert first is not None and "sum of the per-element losses" in first[0]
+    assert kept and all(v is None or isinstance(v, torch.Tensor) for v in kept.values())
+    again = diagnose.values(BCE, case(), args, F.binary_cross_entropy(p, y), summed, kept=kept)
+    assert again == first
+    # taken from what is kept: a kept result that matches another answer names that mistake
+    index = next(i for i, v in kept.items() if v is not None and v.shape == () and torch.allclose(v, summed.double()))
+    kept[index] = torch.tensor(123.0, dtype=torch.float64)
+    moved = diagnose.values(BCE, case(), args, F.binary_cross_entropy(p, y), torch.tensor(123.0), kept=kept)
+    assert moved == first
+    assert diagnose.values(BCE, case(), args, F.binary_cross_entropy(p, y), summed, kept=None) == first
+    large = probabilities(diagnose.KEPT_UP_TO + 1), targets(diagnose.KEPT_UP_TO + 1)
+    none_kept = {}
+    diagnose.values(BCE, case(), {"input": large[0], "target": large[1]},
+                    F.binary_cross_entropy(*large), F.binary_cross_entropy(*large, reduction="sum"), kept=none_kept)
+    assert none_kept == {}
