@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import functools
 import math
-import warnings
 
 import torch
 import torch.nn.functional as F
-from torch.nn import _reduction as legacy
 
 from .answers import compare
-from .cases import BCE, BCE_WITH_LOGITS, GRAD_BCE, GRADIENTS, HINTS, TOLERANCES, base_loss
+from .cases import BCE, BCE_WITH_LOGITS, GRAD_BCE, GRADIENTS, HINTS
+from .recompute import _asked, _bad, _close, _f64, _finish, _reduction, _shown, _tolerance, _torch
 
 #: The epsilons students keep probabilities away from 0 and 1 with: 1e-3 to 1e-16.
 _EPSILONS = [10.0 ** -k for k in (7, 8, 6, 12, 10, 15, 5, 9, 11, 13, 14, 16, 4, 3)]
-#: The deprecated arguments that, when given, decide the reduction instead of ``reduction``.
-_LEGACY = ("size_average", "reduce")
 _REDUCED = {"mean": "their mean", "sum": "their sum",
             "none": "the per-element losses themselves, with the input's shape"}
 _RETURNED = {"mean": "the mean of the per-element losses", "sum": "the sum of the per-element losses",
@@ -32,90 +29,17 @@ _REDUCE_HINT = ("finish with the reduction the caller asks for: loss.mean() for 
                 "loss.sum() for 'sum', and the per-element losses themselves for 'none'. ")
 
 
-def _f64(t: torch.Tensor) -> torch.Tensor:
-    return t.detach().to("cpu", torch.float64)
-
-
-def _tolerance(case) -> tuple[float, float]:
-    return TOLERANCES.get(getattr(case, "dtype", None), TOLERANCES[torch.float32])
-
-
-def _close(actual, other, case, scale: float = 1.0) -> bool:
-    """Whether ``actual`` equals ``other`` within ``scale`` times the tolerance."""
-    if other is None or other.shape != actual.shape:
-        return False
-    rtol, atol = _tolerance(case)
-    infinite = actual.isinf() | other.isinf()  # compare allows anything where ``other`` is infinite
-    return bool((actual[infinite] == other[infinite]).all()) and \
-        compare(actual, other, scale * rtol, scale * atol) is None
-
-
-def _bad(actual, expected, case) -> torch.Tensor:
-    """The elements where ``actual`` differs from ``expected`` beyond the tolerance."""
-    rtol, atol = _tolerance(case)
-    return ~torch.isclose(actual, expected, rtol=rtol, atol=atol, equal_nan=True)
-
-
-def _reduction(args: dict) -> str:
-    """The reduction torch applies, from ``reduction`` or the deprecated arguments."""
-    if any(args.get(k) is not None for k in _LEGACY):
-        return legacy.legacy_get_string(args.get("size_average"), args.get("reduce"), emit_warning=False)
-    return args.get("reduction", "mean")
-
-
-def _asked(args: dict) -> str:
-    if any(args.get(k) is not None for k in _LEGACY):
-        return f"size_average and reduce (here meaning reduction={_reduction(args)!r})"
-    return "reduction='mean' (torch's default)" if "reduction" not in args else f"reduction={args['reduction']!r}"
-
-
-def _shown(t: torch.Tensor, where: torch.Tensor) -> str:
-    """The first few values of ``t`` where ``where`` holds."""
-    return ", ".join(f"{v:.3g}" for v in t[where].flatten()[:4].tolist())
-
-
-def _torch(function: str, args: dict, **changes):
-    """torch's loss in float64 with some arguments changed (a change to None drops one), or None."""
-    call = {k: v for k, v in args.items() if not ("reduction" in changes and k in _LEGACY)}
-    call.update(changes)
-    call = {k: (v.to(torch.float64) if isinstance(v, torch.Tensor) and v.is_floating_point() else v)
-            for k, v in call.items() if v is not None}
-    try:
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return getattr(F, base_loss(function))(**call)
-    except (RuntimeError, ValueError, TypeError):
-        return None
-
-
-def _finish(terms: torch.Tensor, args: dict, reduction: str, finite: bool = False):
-    """Per-element losses weighted and reduced as torch does, in float64; None if the weight does not
-    fit, or, with ``finite``, if the result is not finite."""
-    terms = terms.to(torch.float64)
-    if args.get("weight") is not None:
-        w = _f64(args["weight"])
-        if torch.broadcast_shapes(w.shape, terms.shape) != terms.shape:
-            return None
-        terms = terms * w
-    out = terms.mean() if reduction == "mean" else terms.sum() if reduction == "sum" else terms
-    return None if finite and not bool(torch.isfinite(out).all()) else out
-
-
 # --- the values ---------------------------------------------------------------------------------
 
 def values(function, case, args, expected, actual, kept: dict | None = None):
-    """(message, hint) naming the mistake that makes ``actual`` differ from ``expected``, or None.
-    ``kept`` (a dict kept with torch's answer to the case) keeps the results of the mistakes it
-    recomputes, which depend on the case's arguments alone, for the next student's diagnosis."""
+    """(message, hint) naming the mistake that makes ``actual`` differ from ``expected``, or None;
+    ``kept``, kept with torch's answer to the case, keeps what :func:`_recomputed` computes."""
     try:
         args = {k: (v.detach().to("cpu") if isinstance(v, torch.Tensor) else v) for k, v in args.items()}
         e, a = _f64(expected), _f64(actual)
         if "input" not in args or "target" not in args:
             return None
-        named = _recomputed(function, case, args, e, a, kept)
-        if named is not None:
-            return named
-        for diagnosis in (_shape, _large_logits, _factor_in_values):
+        for diagnosis in (functools.partial(_recomputed, kept=kept), _shape, _large_logits, _factor_in_values):
             named = diagnosis(function, case, args, e, a)
             if named is not None:
                 return named
@@ -131,29 +55,25 @@ KEPT_UP_TO = 1 << 16
 
 def _recomputed(function, case, args, e, a, kept: dict | None = None):
     """The first mistake whose recomputed result equals the student's and differs from torch's.
-    The results are taken from ``kept``, or computed and kept there (small cases only)."""
+    The results depend on the case's arguments alone: they are taken from ``kept``, or computed
+    and kept there for the next student's diagnosis (small cases only)."""
     if function in GRADIENTS or args["input"].numel() < 2:
         return None
-    if args["input"].numel() > KEPT_UP_TO:
-        kept = None
-    index = 0
-    for make in (_reduction_mistakes, _weight_mistakes, _pos_weight_mistakes,
-                 _probability_mistakes, _sigmoid_mistakes):
-        for compute, message, hint in make(function, args):
-            index += 1
-            if kept is not None and index in kept:
-                candidate = kept[index]
-            else:
-                try:
-                    candidate = compute()
-                except RuntimeError:  # the mistake is impossible with these shapes
-                    candidate = None
-                if kept is not None:
-                    kept[index] = candidate
-            if candidate is None or (a.dim() == 0 and not bool(torch.isfinite(candidate).all())):
-                continue  # a single inf or nan is no evidence of one mistake
-            if _close(a, candidate, case, 2) and not _close(candidate, e, case):
-                return message, hint
+    if kept is None or args["input"].numel() > KEPT_UP_TO:
+        kept = {}  # computed for this diagnosis alone
+    mistakes = (m for make in (_reduction_mistakes, _weight_mistakes, _pos_weight_mistakes,
+                               _probability_mistakes, _sigmoid_mistakes) for m in make(function, args))
+    for index, (compute, message, hint) in enumerate(mistakes):
+        if index not in kept:
+            try:
+                kept[index] = compute()
+            except RuntimeError:  # the mistake is impossible with these shapes
+                kept[index] = None
+        candidate = kept[index]
+        if candidate is None or (a.dim() == 0 and not bool(torch.isfinite(candidate).all())):
+            continue  # a single inf or nan is no evidence of one mistake
+        if _close(a, candidate, case, 2) and not _close(candidate, e, case):
+            return message, hint
     return None
 
 

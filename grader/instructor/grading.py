@@ -364,13 +364,11 @@ def summary(workspace: Workspace, flags_file: str = MAIN_FLAGS) -> list[Graded]:
             for assignment in assignments:
                 attention = list(flags.get(f"{student}/{assignment}", []))
                 known = found.get((student, assignment))
-                if known is not None:
-                    if known["needs_manual_grade"]:
-                        attention.append("needs manual grading")
-                    rows.append(Graded(student, assignment, known["score"], known["max_score"], attention))
-                    continue
                 try:
-                    sub = gb.find_submission(assignment, student)
+                    if known is None:  # a submission without grades: nbgrader's own object says
+                        sub = gb.find_submission(assignment, student)
+                        known = {"score": sub.score, "max_score": sub.max_score,
+                                 "needs_manual_grade": sub.needs_manual_grade}
                 except Exception:  # noqa: BLE001 - nbgrader raises MissingEntry
                     problems = [p["problem"] for p in collected.get("problems", [])
                                 if p.get("student") == student and p.get("assignment") == assignment]
@@ -381,9 +379,9 @@ def summary(workspace: Workspace, flags_file: str = MAIN_FLAGS) -> list[Graded]:
                              for m in collected.get("missing", [])):
                         rows.append(Graded(student, assignment, None, None, ["missing"]))
                     continue
-                if sub.needs_manual_grade:
+                if known["needs_manual_grade"]:
                     attention.append("needs manual grading")
-                rows.append(Graded(student, assignment, sub.score, sub.max_score, attention))
+                rows.append(Graded(student, assignment, known["score"], known["max_score"], attention))
     return rows
 
 

@@ -120,7 +120,7 @@ def sweep() -> None:
 
 
 def release(folder: str | None) -> None:
-    """Remove a notebook's control group once its processes have ended."""
+    """Remove a control group once its processes have ended (the kernel refuses before)."""
     if folder and os.path.isdir(folder):
         try:
             os.rmdir(folder)  # a control group's folder goes with rmdir alone, once it has no process

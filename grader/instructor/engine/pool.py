@@ -40,8 +40,8 @@ PREPARE_FROM = 4
 #: The modules IPython imports when a shell starts (session.Session: its completer, magics,
 #: in-memory history, inline figures): 25 ms of each notebook's process that runs whole.
 _WHAT_A_SHELL_IMPORTS = ("IPython.core.application", "IPython.core.completer", "IPython.core.completerlib",
-                         "IPython.core.magics", "IPython.core.magics.execution", "IPython.core.oinspect", "IPython.core.pylabtools",
-                         "IPython.core.logger", "IPython.core.crashhandler", "sqlite3",
+                         "IPython.core.magics", "IPython.core.magics.execution", "IPython.core.oinspect",
+                         "IPython.core.pylabtools", "IPython.core.logger", "IPython.core.crashhandler", "sqlite3",
                          "matplotlib_inline.backend_inline")
 
 
@@ -283,15 +283,16 @@ def _readable(stream) -> bool:
         return False
 
 
-def _tell_the_root_forker(first: str) -> bool:
-    """From the command's first line: whether many notebooks come; if so, the root forker is
-    told to warm up more for them (:func:`import_what_many_notebooks_use`), and answers later."""
+def _tell_the_root_forker(first: str) -> tuple[dict, bool]:
+    """The command's first line read (:func:`_ahead`), and whether many notebooks come; if so,
+    the root forker is told to warm up more for them (:func:`import_what_many_notebooks_use`),
+    and answers later."""
     ahead = _ahead(first) if first else {"notebooks": 0}
     notebooks = ahead.get("notebooks")
     many = notebooks is None or notebooks >= PREPARE_FROM
     if many:
         forker.root().tell({"op": "more", "released": ahead.get("released", [])}, [])
-    return many
+    return ahead, many
 
 
 class Stopped(Exception):
@@ -317,16 +318,14 @@ def main() -> None:
         # forker warms up for them while this process imports), else after the imports.
         first = sys.stdin.readline() if _readable(sys.stdin) else None
         if first is not None:
-            many = _tell_the_root_forker(first)
+            ahead, many = _tell_the_root_forker(first)
         import_what_the_judge_uses()
         if first is None:
             first = sys.stdin.readline()
-            many = _tell_the_root_forker(first)
+            ahead, many = _tell_the_root_forker(first)
         if not first:
             return  # nothing to grade after all: the command that started the engine has closed its end
-        ahead = _ahead(first)
-        notebooks = ahead.get("notebooks")
-        compute_ahead(notebooks)
+        compute_ahead(ahead.get("notebooks"))
         if many:
             _scan_the_released(ahead.get("released", []))  # while the root forker warms up
             child.settle_before_forking()
