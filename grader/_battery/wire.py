@@ -60,8 +60,9 @@ def decode_tensor(item: Any) -> torch.Tensor:
     return _tensor(item, raw)
 
 
-def _tensor(item: Any, raw: bytes) -> torch.Tensor:
-    """The tensor ``item`` describes (dtype, shape), from its ``raw`` bytes, on the CPU."""
+def _tensor(item: Any, raw: bytes | torch.Tensor) -> torch.Tensor:
+    """The tensor ``item`` describes (dtype, shape), from its ``raw`` bytes (copied), or from
+    a one-dimensional ``uint8`` tensor of them (taken as its memory), on the CPU."""
     import numpy as np
 
     if not isinstance(item, dict) or item.get("tensor") not in DTYPES:
@@ -75,6 +76,10 @@ def _tensor(item: Any, raw: bytes) -> torch.Tensor:
         raise Unreadable("a tensor too large to be a result of this check")
     dtype = DTYPES[item["tensor"]]
     size = torch.empty((), dtype=dtype).element_size()
+    if isinstance(raw, torch.Tensor):  # the bytes, read straight into memory of their own: no copy
+        if raw.dtype != torch.uint8 or raw.dim() != 1 or raw.numel() != count * size:
+            raise Unreadable("a tensor whose data does not match its shape")
+        return raw.view(dtype).reshape(shape)
     if len(raw) != count * size:
         raise Unreadable("a tensor whose data does not match its shape")
     if dtype == torch.bfloat16:
@@ -163,7 +168,8 @@ def _frame(value: dict) -> bytes:
 
 def unframe(line: bytes, take: Callable[[int], bytes]) -> Any:
     """The request :func:`frame` wrote, from its first ``line`` and ``take(n)``, which returns
-    the next ``n`` bytes that follow it; tensors on the CPU. :class:`Unreadable` if malformed."""
+    the next ``n`` bytes that follow it (bytes, or a ``uint8`` tensor that each tensor of the
+    request then takes as its memory); tensors on the CPU. :class:`Unreadable` if malformed."""
     try:
         return decode(json.loads(line), take=take)
     except (ValueError, RecursionError) as error:

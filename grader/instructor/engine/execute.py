@@ -86,7 +86,7 @@ class Channel:
             if not ready:
                 raise _Stop("it stopped reading the grader's requests")
             try:
-                view = view[os.write(self.requests, view[: 1 << 16]):]
+                view = view[os.write(self.requests, view[:forker.PIPE_SIZE]):]
             except BlockingIOError:
                 continue
 

@@ -313,37 +313,63 @@ def _write(pipe, data: bytes) -> None:
         view = view[written:]
 
 
-def _serve(subjects: dict, in_fd: int, pipe) -> None:
-    """Answer the judge's requests about ``subjects`` until it says to go on."""
-    reader = os.fdopen(os.dup(in_fd), "rb", buffering=0)
-    buffer = bytearray()
+class _Requests:
+    """The judge's requests on a pipe: each a JSON line, then the raw bytes of its tensors
+    (:func:`wire.frame`), which are read from the pipe straight into the memory of the tensor
+    they make: a large case's megabytes are copied once, not once per buffer on the way."""
 
-    def more() -> None:
-        chunk = reader.read(1 << 20)
+    def __init__(self, fd: int):
+        self.reader = os.fdopen(os.dup(fd), "rb", buffering=0)
+        self.buffer = bytearray()
+
+    def _more(self) -> None:
+        chunk = self.reader.read(1 << 16)  # a line is short; what follows it is read by take
         if not chunk:
             os._exit(0)  # the judge is gone
-        buffer.extend(chunk)
-        if len(buffer) > REQUEST_LIMIT:
+        self.buffer.extend(chunk)
+        if len(self.buffer) > REQUEST_LIMIT:
             os._exit(3)
 
-    def take(count: int) -> bytes:  # the next ``count`` bytes after the request's line
-        while len(buffer) < count:
-            more()
-        taken = bytes(buffer[:count])
-        del buffer[:count]
+    def line(self) -> bytes:
+        end = self.buffer.find(b"\n")
+        while end < 0:
+            searched = len(self.buffer)
+            self._more()
+            end = self.buffer.find(b"\n", searched)
+        line = bytes(self.buffer[:end])
+        del self.buffer[:end + 1]
+        return line
+
+    def take(self, count: int):
+        """The next ``count`` bytes after the request's line, as a ``uint8`` tensor."""
+        import torch
+
+        if count > REQUEST_LIMIT:
+            os._exit(3)
+        taken = torch.empty(count, dtype=torch.uint8)
+        view = memoryview(taken.numpy())
+        have = min(count, len(self.buffer))
+        view[:have] = self.buffer[:have]
+        del self.buffer[:have]
+        while have < count:
+            read = self.reader.readinto(view[have:])
+            if not read:
+                os._exit(0)  # the judge is gone
+            have += read
         return taken
 
+    def close(self) -> None:
+        self.reader.close()
+
+
+def _serve(subjects: dict, in_fd: int, pipe) -> None:
+    """Answer the judge's requests about ``subjects`` until it says to go on."""
+    requests = _Requests(in_fd)
     while True:
-        end = buffer.find(b"\n")
-        while end < 0:
-            searched = len(buffer)
-            more()
-            end = buffer.find(b"\n", searched)
-        line = bytes(buffer[:end])
-        del buffer[:end + 1]
-        request = wire.unframe(line, take)  # (the framing: wire.frame)
+        line = requests.line()
+        request = wire.unframe(line, requests.take)  # (the framing: wire.frame)
         if request.get("op") == "continue":
-            reader.close()
+            requests.close()
             return
         subject = subjects.get(request.get("subject"), _Missing("not a name this test cell passes"))
         if isinstance(subject, _Missing):

@@ -138,3 +138,34 @@ def test_a_cases_request_is_framed_once_and_sent_with_each_notebooks_subject():
         assert third["op"] == "describe" and "args" in third
     finally:
         finish(proc, channel)
+
+
+def test_a_notebooks_process_reads_each_requests_tensors_into_memory_of_their_own():
+    import threading
+
+    from grader.instructor.engine import session
+
+    large = torch.rand(700, 300, dtype=torch.float64)  # 1.6 MiB: many reads of the pipe
+    half = torch.tensor([1.5, -2.0], dtype=torch.bfloat16)
+    requests = [{"op": "call", "args": {"input": large, "target": half, "empty": torch.zeros(0, 3)}},
+                {"op": "continue", "after": "a line that follows the bytes of the last"}]
+    read, write = os.pipe()
+    writer = threading.Thread(target=lambda: [os.write(write, wire.frame(r)) for r in requests] and os.close(write))
+    writer.start()
+    try:
+        got = session._Requests(read)
+        first = wire.unframe(got.line(), got.take)
+        second = wire.unframe(got.line(), got.take)
+        got.close()
+    finally:
+        writer.join()
+        os.close(read)
+    args = first["args"]
+    assert torch.equal(args["input"], large) and args["input"].dtype == torch.float64
+    assert torch.equal(args["target"], half) and args["empty"].shape == (0, 3)
+    assert second == requests[1]
+    # each tensor is the request's own (the student's function may change it in place)
+    args["input"].add_(1)
+    assert not torch.equal(args["input"], large) and torch.equal(args["target"], half)
+    with pytest.raises(wire.Unreadable):  # a tensor whose bytes do not match its shape
+        wire.unframe(b'{"x": {"tensor": "float32", "shape": [3], "raw": 8}}', lambda n: torch.zeros(n, dtype=torch.uint8))
