@@ -125,12 +125,23 @@ def _say(out_fd: int, message: dict) -> None:
 
 
 def _run_sandboxed(job: dict, out_fd: int, in_fd: int, session=None) -> int:
-    """New namespaces, then a grandchild -- process 1 of the new PID namespace -- enters the
-    sandbox and runs the cells. Returns the exit code to report (128 + the signal that
-    killed the grandchild)."""
+    """New namespaces, then process 1 of the new PID namespace enters the sandbox and runs the
+    cells: this process, if its forker made it process 1 of a PID namespace of its own
+    (:func:`forker._fork_for`), else a child it forks into one. Returns the exit code to
+    report (128 + the signal that killed the child)."""
     from . import sandbox
 
     box = sandbox.Sandbox(**job["sandbox"])
+    if os.getpid() == 1:  # the forker made the PID namespace: no second fork
+        try:
+            uid = 100000 + sandbox.outside_pid()
+            sandbox.unshare(box.network, pid=False)
+            sandbox.enter(box, job["scratch"], uid)
+        except (sandbox.SandboxError, OSError, ValueError) as error:
+            _say(out_fd, {"sandbox": str(error)})
+            return 3
+        _run(job, out_fd, in_fd, session, count_processes=True)
+        return 0
     try:
         sandbox.unshare(box.network)
     except sandbox.SandboxError as error:

@@ -60,7 +60,7 @@ def serve(control: socket.socket, session=None) -> None:
             if wanted != cores:  # once: every notebook's process forked from here starts in the group
                 cpu.confine_forker(wanted)
                 cores = wanted
-            pid = os.fork()
+            pid = _fork_for(bool(request.get("sandboxed")))
             if pid == 0:
                 control.close()
                 child.die_with_parent()
@@ -76,6 +76,37 @@ def serve(control: socket.socket, session=None) -> None:
             for fd in fds:
                 os.close(fd)
             _reply(control, {"error": "unknown request"})
+
+
+_OWN_PID_NAMESPACE: list[int] = []  # this forker's own PID namespace (an open file), once it has opened it
+
+
+def _fork_for(sandboxed: bool) -> int:
+    """``os.fork()``; for a notebook that runs in the sandbox, where this process may (as
+    root), the child is process 1 of a PID namespace of its own from the start, which the
+    sandbox would otherwise make by forking the notebook's process once more (copying its
+    whole address space, and tearing it down twice). This process makes the namespace for
+    that one child, then comes back to its own for the next."""
+    if not sandboxed or os.geteuid() != 0:
+        return os.fork()
+    from . import sandbox
+
+    if not _OWN_PID_NAMESPACE:
+        try:
+            _OWN_PID_NAMESPACE.append(os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC))
+        except OSError:
+            _OWN_PID_NAMESPACE.append(-1)
+    own = _OWN_PID_NAMESPACE[0]
+    if own < 0 or sandbox.new_pid_namespace_for_children() is not None:
+        return os.fork()  # the child makes the namespace itself (child._run_sandboxed)
+    try:
+        pid = os.fork()
+    except BaseException:
+        sandbox.back_to_pid_namespace(own)
+        raise
+    if pid:  # (the child stays in the new namespace: it is its process 1)
+        sandbox.back_to_pid_namespace(own)
+    return pid
 
 
 def _reply(control: socket.socket, message: dict) -> None:
@@ -148,7 +179,8 @@ class Forker:
         in_r, in_w = os.pipe()
         for fd in (out_w, in_w):
             _widen(fd)
-        reply = self.ask({"op": "spawn", "cores": job.get("cores") or 1}, [job_r, out_w, in_r])
+        reply = self.ask({"op": "spawn", "cores": job.get("cores") or 1, "sandboxed": job.get("sandbox") is not None},
+                         [job_r, out_w, in_r])
         for fd in (job_r, out_w, in_r):
             os.close(fd)
         if not reply or "pid" not in reply:

@@ -21,7 +21,8 @@ What the child gets (:class:`Sandbox`):
 * its own PID namespace, in which it is process 1: when it ends, the kernel
   kills every process it started;
 * its own network namespace, whose only interface is a loopback that is down;
-* a user id no other process has (``100000 + the pid of its parent``), no
+* a user id no other process has (``100000 +`` a process id of the notebook's, outside
+  its PID namespace), no
   supplementary groups, and ``no_new_privs``, so that it can neither undo the
   above nor read what its uid may not;
 * limits: address space, CPU time, processes (``RLIMIT_NPROC``, counted for its
@@ -135,10 +136,12 @@ def available() -> str | None:
     return None
 
 
-def unshare(network: bool) -> None:
-    """In the parent of the notebook's process: new mount, PID, IPC and UTS
-    namespaces (and network, unless ``network``) for the children it forks next."""
-    flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | (0 if network else CLONE_NEWNET)
+def unshare(network: bool, pid: bool = True) -> None:
+    """New mount, IPC and UTS namespaces (and network, unless ``network``) for this process,
+    and (with ``pid``) a PID namespace for the children it forks next: in the parent of the
+    notebook's process, or, without ``pid``, in a notebook's process that is already process 1
+    of a PID namespace of its own (:func:`new_pid_namespace_for_children`)."""
+    flags = CLONE_NEWNS | (CLONE_NEWPID if pid else 0) | CLONE_NEWIPC | CLONE_NEWUTS | (0 if network else CLONE_NEWNET)
     if os.geteuid() == 0:
         _check(_libc.unshare(flags), "unshare")
         return
@@ -147,6 +150,28 @@ def unshare(network: bool) -> None:
     Path("/proc/self/setgroups").write_text("deny")
     Path("/proc/self/uid_map").write_text(f"0 {uid} 1")
     Path("/proc/self/gid_map").write_text(f"0 {gid} 1")
+
+
+def new_pid_namespace_for_children() -> str | None:
+    """Have the next child this process forks be process 1 of a new PID namespace (this
+    process stays in its own); None if done, else why not."""
+    if _libc.unshare(CLONE_NEWPID) != 0:
+        return os.strerror(ctypes.get_errno())
+    return None
+
+
+def back_to_pid_namespace(own: int) -> None:
+    """After that fork: the children forked next are in this process's own PID namespace again
+    (``own``: an open ``/proc/self/ns/pid``). A process that cannot come back must not fork
+    any more children, which would be born into the namespace of the first: it leaves."""
+    if _libc.setns(own, CLONE_NEWPID) != 0:
+        os._exit(70)
+
+
+def outside_pid() -> int:
+    """This process's id as its parent's PID namespace sees it (inside its own, it is 1); read
+    before :func:`enter` mounts the sandbox's own ``/proc``."""
+    return int(os.readlink("/proc/self"))
 
 
 def enter(box: Sandbox, scratch: str, uid: int) -> None:

@@ -449,3 +449,50 @@ def test_no_notebooks_process_holds_anything_of_another_students_submission(tmp_
 
     assert "LEAK" in printed("amy")                                           # her own marker is found
     assert "clean: nothing of other students\n" in printed("zed"), printed("zed")[-500:]  # alice's is not
+
+
+ONE_FORK_CHECK = textwrap.dedent('''
+    import json, os, tempfile
+    import nbformat
+    from grader.instructor.engine import forker
+    from grader.instructor.engine.execute import execute
+    from grader.instructor.engine.pool import warm_up
+    from grader.instructor.engine.sandbox import Sandbox
+
+    warm_up()
+    seen = []
+    spawn = forker.Forker.spawn
+
+    def watched(self, job):  # the notebook's process as its forker started it, seen from outside
+        started = spawn(self, job)
+        status = open(f"/proc/{started.pid}/status").read()
+        seen.append({"pid": started.pid, "namespaces": [line.split()[1:] for line in status.splitlines()
+                                                        if line.startswith("NSpid:")][0]})
+        return started
+
+    forker.Forker.spawn = watched
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("import os, subprocess\\nprint(os.getpid(), os.getuid())"),
+                nbformat.v4.new_code_cell("print(subprocess.run(['sh', '-c', 'echo $$'], capture_output=True, "
+                                          "text=True).stdout.strip())")]
+    runs = []
+    for sandbox in (Sandbox(), None, Sandbox()):
+        out = execute(nbformat.from_dict(nb), cwd=tempfile.mkdtemp(), timeout=20, sandbox=sandbox)
+        runs.append([c.outputs[0].get("text", c.outputs[0].get("evalue")) for c in out.cells])
+    print(json.dumps({"seen": seen, "runs": runs}))
+''')
+
+
+def test_a_sandboxed_notebooks_process_is_forked_once_as_process_1_of_its_own_pid_namespace():
+    import os
+
+    if os.geteuid() != 0:
+        pytest.skip("only root's forker makes the PID namespace (otherwise the notebook forks into one itself)")
+    result, _ = run_script(ONE_FORK_CHECK)
+    (boxed, plain, again), runs = result["seen"], result["runs"]
+    # the process the forker started is process 1 of a namespace of its own: no second fork
+    assert boxed["namespaces"] == [str(boxed["pid"]), "1"] and again["namespaces"] == [str(again["pid"]), "1"]
+    # its user id is its own, from its pid outside; the processes it starts are in its namespace
+    assert runs[0] == [f"1 {100000 + boxed['pid']}\n", "2\n"] and runs[2][0] == f"1 {100000 + again['pid']}\n"
+    # the forker is back in its own namespace for the next notebook, which runs unconfined
+    assert plain["namespaces"] == [str(plain["pid"])] and runs[1][0] == f"{plain['pid']} {os.geteuid()}\n"
