@@ -39,7 +39,7 @@ PREPARE_FROM = 4
 
 #: The modules IPython imports when a shell starts (session.Session: its completer, magics,
 #: in-memory history, inline figures): 25 ms of each notebook's process that runs whole.
-_WHAT_A_SHELL_IMPORTS = ("IPython.core.application", "IPython.core.completer", "IPython.core.completerlib",
+_WHAT_A_SHELL_IMPORTS = ("bdb", "IPython.core.application", "IPython.core.completer", "IPython.core.completerlib",
                          "IPython.core.magics", "IPython.core.magics.execution", "IPython.core.oinspect",
                          "IPython.core.pylabtools", "IPython.core.logger", "IPython.core.crashhandler", "sqlite3",
                          "matplotlib_inline.backend_inline")
@@ -59,9 +59,11 @@ def warm_up(notebooks: int | None = None) -> None:
 
 def import_what_notebooks_use() -> None:
     """What a notebook's process needs, however small the run: torch (on one thread), IPython,
-    matplotlib and the grader, torch's BCE kernels hooked, the capstone's data read, and what
-    tracebacks show read. The root forker runs this (:func:`main`): every notebook's process
-    inherits it."""
+    matplotlib and the grader (with what its explorers and reports import only when a cell
+    shows one: a module imported in every notebook's process is compiled in each where Python
+    may not write its bytecode cache), torch's BCE kernels hooked, the capstone's data read,
+    and what tracebacks show read. The root forker runs this (:func:`main`): every notebook's
+    process inherits it."""
     import torch
 
     torch.set_num_threads(1)
@@ -71,8 +73,8 @@ def import_what_notebooks_use() -> None:
     matplotlib.use("module://matplotlib_inline.backend_inline")
     import matplotlib.pyplot  # noqa: F401
 
-    from grader import datasets, explore, imbalance  # noqa: F401
-    from grader._battery import capstone, checks, exercises, judge, ownwork  # noqa: F401
+    from grader import _widget, datasets, explore, imbalance  # noqa: F401
+    from grader._battery import capstone, checks, exercises, html, judge, ownwork  # noqa: F401
 
     from . import sandbox, session  # noqa: F401
 
