@@ -59,6 +59,14 @@ def _shell(record):
         def enable_gui(self, gui=None):
             pass
 
+        def should_run_async(self, raw_cell, **kwargs):
+            # IPython compiles every cell once more, only to see whether it awaits at top level:
+            # a released cell's answer was found ahead (transform_ahead)
+            ahead = _ASYNC.get(kwargs.get("transformed_cell"))
+            if ahead is not None and self.autoawait and kwargs.get("preprocessing_exc_tuple") is None:
+                return ahead
+            return super().should_run_async(raw_cell, **kwargs)
+
     # The history (In, Out, _i, %history) lives in memory: no file of the grader's user is
     # written, and no history thread runs in a process that will fork.
     config = Config()
@@ -74,6 +82,9 @@ def _shell(record):
 #: fork (:func:`transform_ahead`); and the transformations they were made with.
 _TRANSFORMED: dict[str, str] = {}
 _MADE_WITH: tuple = ()
+#: Whether IPython runs each of those transformed sources as a coroutine (a top-level ``await``):
+#: a question of the source alone, which IPython answers by compiling it.
+_ASYNC: dict[str, bool] = {}
 
 
 def _transformations(manager) -> tuple:
@@ -83,9 +94,10 @@ def _transformations(manager) -> tuple:
 
 def transform_ahead(sources) -> None:
     """Transform each of ``sources`` (code cells every notebook of a run has) as IPython's
-    static input transformations do, once, before the notebooks' processes fork: their
-    shells then find them transformed (a few milliseconds a notebook of tokenizing). These
-    transformations depend on the source alone."""
+    static input transformations do, once, before the notebooks' processes fork, and see
+    whether IPython would run it as a coroutine: their shells then find this done (a few
+    milliseconds a notebook of tokenizing and compiling). Both depend on the source alone."""
+    from IPython.core.async_helpers import _should_be_async
     from IPython.core.inputtransformer2 import TransformerManager
 
     global _MADE_WITH
@@ -94,7 +106,8 @@ def transform_ahead(sources) -> None:
     for source in sources:
         if source not in _TRANSFORMED:
             try:
-                _TRANSFORMED[source] = manager.transform_cell(source)
+                _TRANSFORMED[source] = transformed = manager.transform_cell(source)
+                _ASYNC[transformed] = bool(_should_be_async(transformed))
             except Exception:  # noqa: BLE001 - transformed where it runs, which then says why it fails
                 pass
 

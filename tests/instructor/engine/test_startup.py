@@ -166,3 +166,31 @@ def test_cells_transformed_ahead_are_taken_while_the_transformations_are_ipython
     assert "run_line_magic('time', 'y = 2')" in seen["magic"]  # IPython's own transformation
     assert seen["ahead"] == 2 and seen["magic ran"] == 2 and seen["not ahead"] == 5
     assert seen["own"] == 3
+
+
+ASYNC_AHEAD = textwrap.dedent('''
+    import json, sys
+    import IPython.core.interactiveshell as interactiveshell
+    from grader.instructor.engine import session
+
+    released = ["x = 1\\n", "import asyncio\\nawait asyncio.sleep(0)\\nz = 4\\n"]
+    session.transform_ahead(released)
+    asked = []
+    found = interactiveshell._should_be_async
+    interactiveshell._should_be_async = lambda cell: asked.append(cell) or found(cell)
+    shell = session.Session().shell
+    for cell in released:
+        shell.run_cell(cell)
+    released_asked = list(asked)
+    shell.run_cell("w = 6\\n")
+    seen = {"ahead": list(session._ASYNC.values()), "released asked": released_asked, "asked": asked,
+            "ran": [shell.user_ns.get(k) for k in ("x", "z", "w")]}
+    sys.__stdout__.write(json.dumps(seen) + "\\n")
+''')
+
+
+def test_whether_a_released_cell_awaits_is_found_ahead_and_a_new_cell_is_asked_as_ipython_asks():
+    seen, _ = run_script(ASYNC_AHEAD)
+    assert seen["ahead"] == [False, True]               # IPython's own answers, found ahead
+    assert seen["released asked"] == []                 # the released cells' answers were taken
+    assert seen["asked"] == ["w = 6\n"] and seen["ran"] == [1, 4, 6]  # a new cell: IPython asks
