@@ -136,6 +136,24 @@ def test_modifying_the_target_in_place_is_caught_even_when_values_return():
     assert "'target'" in report.categories["inputs unchanged"].failures[0].message
 
 
+def test_writing_an_input_behind_torchs_back_is_caught_and_reading_nan_is_not():
+    def writes_through_numpy(input, target, weight=None, reduction="mean"):
+        if target.numel():
+            target.detach().numpy().reshape(-1)[0] = 0.5  # torch's version counter does not see this
+        return impl.bce_direct(input, target, weight, reduction)
+
+    def flips_a_zeros_sign(input, target, weight=None, reduction="mean"):
+        flat = target.detach().numpy().reshape(-1)
+        flat[flat == 0] = -0.0  # equal values, other bits: the argument was written all the same
+        return impl.bce_direct(input, target, weight, reduction)
+
+    for vandal in (writes_through_numpy, flips_a_zeros_sign):
+        report = check(vandal)
+        assert "inputs unchanged" in report.failed_categories(), vandal.__name__
+    # every input left as it was (NaN in some of them): nothing is changed
+    assert "inputs unchanged" not in check(impl.bce_direct).failed_categories()
+
+
 def test_unknown_category_is_an_instructor_error():
     with pytest.raises(ValueError, match="choose from"):
         check(impl.bce_direct, categories=["clamping"])
