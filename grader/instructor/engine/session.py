@@ -15,6 +15,7 @@ import json
 import os
 import signal
 import sys
+from typing import Any
 
 from ..._battery import observe, wire
 from ..._battery.checks import NOT_DRAWN, figures_drawn
@@ -72,7 +73,9 @@ def _shell(record):
     config = Config()
     config.HistoryManager.hist_file = ":memory:"
     # the singleton: IPython.display.display() and the inline backend find it by Shell.instance()
-    shell = Shell.instance(config=config, displayhook_class=Hook, display_pub_class=Publisher, colors="NoColor")
+    shell = Shell.instance(config=config, displayhook_class=Hook, display_pub_class=Publisher, colors="NoColor",
+                           compiler_class=_compiler_class())
+    shell.compile.shell = shell
     _transformed_ahead(shell.input_transformer_manager)
     return shell
 
@@ -94,9 +97,10 @@ def _transformations(manager) -> tuple:
 
 def transform_ahead(sources) -> None:
     """Transform each of ``sources`` (code cells every notebook of a run has) as IPython's
-    static input transformations do, once, before the notebooks' processes fork, and see
-    whether IPython would run it as a coroutine: their shells then find this done (a few
-    milliseconds a notebook of tokenizing and compiling). Both depend on the source alone."""
+    static input transformations do, once, before the notebooks' processes fork, see whether
+    IPython would run it as a coroutine, and compile it as a shell compiles a cell
+    (:func:`_compile_ahead`): their shells then find this done (milliseconds a notebook of
+    tokenizing and compiling). All of it depends on the source alone."""
     from IPython.core.async_helpers import _should_be_async
     from IPython.core.inputtransformer2 import TransformerManager
 
@@ -108,8 +112,80 @@ def transform_ahead(sources) -> None:
             try:
                 _TRANSFORMED[source] = transformed = manager.transform_cell(source)
                 _ASYNC[transformed] = bool(_should_be_async(transformed))
+                if not _ASYNC[transformed]:
+                    _compile_ahead(transformed)
             except Exception:  # noqa: BLE001 - transformed where it runs, which then says why it fails
                 pass
+
+
+#: Released cells compiled ahead as IPython compiles them (:func:`transform_ahead`), under a
+#: stand-in file name: each transformed source's statements (by the source and the compiler's
+#: flags), and each statement's code (by the statement, how IPython runs it, and the flags).
+_PARSED: dict[tuple[str, int], tuple] = {}
+_CODE: dict[tuple[int, str, int], Any] = {}
+_AHEAD = "<compiled ahead>"
+
+
+def _compile_ahead(transformed: str) -> None:
+    """Parse ``transformed`` and compile its statements as a shell's compiler does when it runs
+    it as a cell (each statement by itself; a last expression to be shown, the rest to be run)."""
+    import ast
+
+    from IPython.core.compilerop import CachingCompiler
+
+    flags = CachingCompiler().flags
+    module = compile(transformed, _AHEAD, "exec", flags | ast.PyCF_ONLY_AST, 1)
+    body = tuple(module.body)
+    with_await = flags | getattr(ast, "PyCF_ALLOW_TOP_LEVEL_AWAIT", 0)  # the shell's autoawait
+    for index, node in enumerate(body):
+        shown = index == len(body) - 1 and isinstance(node, ast.Expr)
+        mode, mod = ("single", ast.Interactive([node])) if shown else ("exec", ast.Module([node], []))
+        _CODE[(id(node), mode, with_await)] = compile(mod, _AHEAD, mode, with_await, True)
+    _PARSED[(transformed, flags)] = body
+
+
+def _compiler_class():
+    """IPython's compiler, taking the statements and code of a released cell compiled ahead
+    while the shell changes no cell's statements (it has no AST transformer): the code is the
+    same, named after the cell. Any other cell, or flags, is compiled as IPython compiles it."""
+    import ast
+    import codeop
+
+    from IPython.core.compilerop import CachingCompiler
+
+    class Compiler(CachingCompiler):
+        shell = None
+
+        def _plain(self) -> bool:
+            return self.shell is not None and not self.shell.ast_transformers
+
+        def ast_parse(self, source, filename="<unknown>", symbol="exec"):
+            body = _PARSED.get((source, self.flags)) if symbol == "exec" else None
+            if body is None or not self._plain():
+                return super().ast_parse(source, filename, symbol)
+            return ast.Module(body=list(body), type_ignores=[])
+
+        def __call__(self, source, filename, symbol, **kwargs):
+            body = getattr(source, "body", None)
+            code = None
+            if not kwargs and isinstance(source, (ast.Module, ast.Interactive)) and len(body) == 1 and self._plain():
+                code = _CODE.get((id(body[0]), symbol, self.flags))
+            if code is None:
+                return super().__call__(source, filename, symbol, **kwargs)
+            code = _named(code, filename)
+            for feature in codeop._features:  # as codeop's compiler: a __future__ import stays on
+                if code.co_flags & feature.compiler_flag:
+                    self.flags |= feature.compiler_flag
+            return code
+
+    return Compiler
+
+
+def _named(code, filename: str):
+    """``code`` (and the code it holds: its functions, classes, comprehensions) with the file
+    name ``filename``."""
+    consts = tuple(_named(c, filename) if hasattr(c, "co_filename") else c for c in code.co_consts)
+    return code.replace(co_filename=filename, co_consts=consts)
 
 
 def _transformed_ahead(manager) -> None:

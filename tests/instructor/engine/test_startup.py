@@ -194,3 +194,40 @@ def test_whether_a_released_cell_awaits_is_found_ahead_and_a_new_cell_is_asked_a
     assert seen["ahead"] == [False, True]               # IPython's own answers, found ahead
     assert seen["released asked"] == []                 # the released cells' answers were taken
     assert seen["asked"] == ["w = 6\n"] and seen["ran"] == [1, 4, 6]  # a new cell: IPython asks
+
+
+COMPILED_AHEAD = textwrap.dedent('''
+    import builtins, json, sys, traceback
+    from grader.instructor.engine import session
+
+    released = ["def f(x):\\n    return [1 / v for v in x]\\ny = 2\\ny * 3\\n"]
+    session.transform_ahead(released)
+    compiled = []
+    found = builtins.compile
+    cells = lambda name: name == "<>" or "ipython-input" in str(name)  # what compiles a cell, not a module
+    builtins.compile = lambda *a, **k: (cells(a[1]) and compiled.append(a[1])) or found(*a, **k)
+    shell = session.Session().shell
+    seen = {}
+    shell.run_cell(released[0]); seen["released"] = list(compiled)
+    seen["ran"] = [shell.user_ns["y"], shell.user_ns["_"]]
+    try:
+        shell.user_ns["f"]([0])
+    except ZeroDivisionError as error:  # the function's frames name the cell it was defined in
+        seen["frames"] = [frame.filename for frame in traceback.extract_tb(error.__traceback__)][1:]
+    seen["cell"] = shell.compile.get_code_name(released[0], released[0], 1)
+    # a cell that changes cells' statements (an AST transformer): every cell compiled as IPython does
+    shell.run_cell("import ast\\nclass Ten(ast.NodeTransformer):\\n    def visit_Constant(self, node):\\n"
+                   "        return ast.Constant(10) if node.value == 2 else node\\n"
+                   "get_ipython().ast_transformers.append(Ten())")
+    del compiled[:]
+    shell.run_cell(released[0]); seen["transformed"] = [shell.user_ns["y"], bool(compiled)]
+    sys.__stdout__.write(json.dumps(seen) + "\\n")
+''')
+
+
+def test_a_released_cell_is_compiled_ahead_and_its_code_named_after_the_cell_that_runs_it():
+    seen, _ = run_script(COMPILED_AHEAD)
+    assert seen["released"] == []                              # nothing compiled as the cell ran
+    assert seen["ran"] == [2, 6]                               # and it ran, its last value shown
+    assert seen["frames"] == [seen["cell"], seen["cell"]]      # the function and its comprehension
+    assert seen["transformed"] == [10, True]                   # the shell's own transformer applies
