@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from ..._battery import wire
 from .. import scan, verdict
-from . import forker, prefix
+from . import cpu, forker, prefix
 from .session import OUTPUT_LIMIT, TRUNCATED
 
 if TYPE_CHECKING:
@@ -239,6 +239,7 @@ def execute(nb, *, cwd: str, timeout: int = 30, threads: int | None = None, limi
             job = {"cells": cells[reused:], "drawn": drawn, "cwd": None if sandbox is not None else cwd,
                    "scratch": scratch,
                    "timeout": timeout, "threads": threads, "cores": threads, "limits": limits,
+                   "cpus": cpu.processors_of_this_worker(),
                    "sandbox": dataclasses.asdict(sandbox) if sandbox is not None else None}
             spawner = server if server is not None else forker.mine()
             started = spawner.spawn(job)

@@ -45,6 +45,7 @@ def serve(control: socket.socket, session=None) -> None:
     and sent back too; requests are served one at a time. Never returns."""
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     cores = None  # the share of the processors this forker's group has (cpu.confine_forker)
+    cpus = None  # the processors its notebooks keep to
     while True:
         _reap()
         try:
@@ -60,6 +61,10 @@ def serve(control: socket.socket, session=None) -> None:
             if wanted != cores:  # once: every notebook's process forked from here starts in the group
                 cpu.confine_forker(wanted)
                 cores = wanted
+            processors = request.get("cpus")
+            if processors != cpus:  # the worker's processors, where it keeps to some (cpu.processors_of_worker)
+                cpu.keep_to(processors)
+                cpus = processors
             pid = _fork_for(bool(request.get("sandboxed")))
             if pid == 0:
                 control.close()
@@ -179,7 +184,8 @@ class Forker:
         in_r, in_w = os.pipe()
         for fd in (out_w, in_w):
             _widen(fd)
-        reply = self.ask({"op": "spawn", "cores": job.get("cores") or 1, "sandboxed": job.get("sandbox") is not None},
+        reply = self.ask({"op": "spawn", "cores": job.get("cores") or 1, "cpus": job.get("cpus") or [],
+                          "sandboxed": job.get("sandbox") is not None},
                          [job_r, out_w, in_r])
         for fd in (job_r, out_w, in_r):
             os.close(fd)

@@ -185,11 +185,19 @@ def _grade(task):
     return student, assignment, bool(result.get("success")), (result.get("log") or "") + (result.get("error") or "")
 
 
-def _init_worker(lock_path: str, threads: int) -> None:
+def _init_worker(lock_path: str, threads: int, jobs: int = 1) -> None:
+    import multiprocessing
     import signal
+
+    from . import cpu
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the engine stops its workers itself, without a traceback each
     os.environ["BCE_ENGINE_THREADS"] = str(threads)
+    identity = multiprocessing.current_process()._identity  # the pool's number for this worker, from 1
+    cpus = cpu.processors_of_worker(identity[0] - 1 if identity else 0, threads, jobs)
+    if cpus:
+        os.environ[cpu.CPUS] = ",".join(map(str, cpus))
+        cpu.keep_to(cpus)
     patches.in_a_worker(lock_path)
 
 
@@ -217,7 +225,7 @@ def grade_all(workspace_root: str, db_url: str | None, tasks: list[tuple[str, st
     prefix.SERVER_DIR = tempfile.mkdtemp(prefix="bce-engine-")  # the beginnings' processes keep their folders here
     try:
         _start_beginnings(workspace_root, db_url, tasks)
-        with context.Pool(jobs, initializer=_init_worker, initargs=(lock_path, threads)) as pool:
+        with context.Pool(jobs, initializer=_init_worker, initargs=(lock_path, threads, jobs)) as pool:
             iterator = pool.imap_unordered(_grade, work)
             if progress:
                 from tqdm.auto import tqdm

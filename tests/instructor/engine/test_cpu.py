@@ -73,3 +73,46 @@ def test_the_groups_of_forkers_that_ended_are_removed_and_no_others(tmp_path, mo
     cpu.sweep()
     assert not gone.exists() and not old.exists()
     assert alive.exists() and other.exists()
+
+
+def test_each_worker_keeps_to_processors_of_its_own_only_where_there_are_enough(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    assert [cpu.processors_of_worker(i, 1, 2) for i in range(2)] == [[0], [1]]
+    assert [cpu.processors_of_worker(i, 2, 2) for i in range(2)] == [[0, 1], [2, 3]]
+    assert cpu.processors_of_worker(0, 4, 1) == []      # one worker: the scheduler places it
+    assert cpu.processors_of_worker(2, 2, 3) == []      # three workers of two: not enough for each
+    assert cpu.processors_of_worker(4, 1, 2) == []      # no such worker
+
+
+KEEP_CHECK = textwrap.dedent('''
+    import json, os, tempfile
+    import nbformat
+    from grader.instructor.engine import cpu
+    from grader.instructor.engine.execute import execute
+    from grader.instructor.engine.pool import warm_up
+
+    warm_up()
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "import os, subprocess, sys\\n"
+        "print(sorted(os.sched_getaffinity(0)), subprocess.run([sys.executable, '-c', "
+        "'import os; print(sorted(os.sched_getaffinity(0)))'], capture_output=True, text=True).stdout.strip())")])
+    everything = sorted(os.sched_getaffinity(0))
+    seen = []
+    for kept in ([everything[-1]], []):  # as a worker keeping to its last processor, then as one that keeps to none
+        os.environ[cpu.CPUS] = ",".join(map(str, kept))
+        out = execute(nbformat.from_dict(nb), cwd=tempfile.mkdtemp(), timeout=30, threads=1)
+        seen.append(out.cells[0].outputs[0]["text"])
+    print(json.dumps({"seen": seen, "everything": everything}))
+''')
+
+
+def test_a_notebooks_processes_keep_to_their_workers_processors():
+    if len(os.sched_getaffinity(0)) < 2:
+        import pytest
+
+        pytest.skip("one processor: nothing to keep to")
+    found, _ = run_script(KEEP_CHECK)
+    kept, free = found["seen"]
+    last, everything = found["everything"][-1], found["everything"]
+    assert kept == f"[{last}] [{last}]\n"                   # the notebook and the process it starts
+    assert free == f"{everything} {everything}\n"           # the same forker, back to every processor
