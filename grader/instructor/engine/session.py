@@ -15,7 +15,6 @@ import json
 import os
 import signal
 import sys
-from typing import Any
 
 from ..._battery import observe, wire
 from ..._battery.checks import NOT_DRAWN, figures_drawn
@@ -122,7 +121,7 @@ def transform_ahead(sources) -> None:
 #: stand-in file name: each transformed source's statements (by the source and the compiler's
 #: flags), and each statement's code (by the statement, how IPython runs it, and the flags).
 _PARSED: dict[tuple[str, int], tuple] = {}
-_CODE: dict[tuple[int, str, int], Any] = {}
+_CODE: dict[tuple[int, str, int], object] = {}
 _AHEAD = "<compiled ahead>"
 
 
@@ -137,11 +136,15 @@ def _compile_ahead(transformed: str) -> None:
     module = compile(transformed, _AHEAD, "exec", flags | ast.PyCF_ONLY_AST, 1)
     body = tuple(module.body)
     with_await = flags | getattr(ast, "PyCF_ALLOW_TOP_LEVEL_AWAIT", 0)  # the shell's autoawait
+    codes = {}
     for index, node in enumerate(body):
         shown = index == len(body) - 1 and isinstance(node, ast.Expr)
         mode, mod = ("single", ast.Interactive([node])) if shown else ("exec", ast.Module([node], []))
-        _CODE[(id(node), mode, with_await)] = compile(mod, _AHEAD, mode, with_await, True)
+        codes[(id(node), mode, with_await)] = compile(mod, _AHEAD, mode, with_await, True)
+    # all or nothing, and the statements kept with their code: a statement's id names it only
+    # while it lives
     _PARSED[(transformed, flags)] = body
+    _CODE.update(codes)
 
 
 def _compiler_class():

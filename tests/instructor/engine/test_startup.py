@@ -200,7 +200,7 @@ COMPILED_AHEAD = textwrap.dedent('''
     import builtins, json, sys, traceback
     from grader.instructor.engine import session
 
-    released = ["def f(x):\\n    return [1 / v for v in x]\\ny = 2\\ny * 3\\n"]
+    released = ["def f(x):\\n    return [1 / v for v in x]\\ny = 2\\ny * 3\\n", "x = 1\\nreturn x\\n"]
     session.transform_ahead(released)
     compiled = []
     found = builtins.compile
@@ -209,6 +209,10 @@ COMPILED_AHEAD = textwrap.dedent('''
     shell = session.Session().shell
     seen = {}
     shell.run_cell(released[0]); seen["released"] = list(compiled)
+    # a released cell that parses but does not compile is compiled where it runs, and fails there
+    seen["ahead"] = [len(session._PARSED), len(session._CODE)]
+    failed = shell.run_cell(released[1])
+    seen["fails"] = [type(failed.error_before_exec or failed.error_in_exec).__name__, bool(compiled)]
     seen["ran"] = [shell.user_ns["y"], shell.user_ns["_"]]
     try:
         shell.user_ns["f"]([0])
@@ -229,5 +233,6 @@ def test_a_released_cell_is_compiled_ahead_and_its_code_named_after_the_cell_tha
     seen, _ = run_script(COMPILED_AHEAD)
     assert seen["released"] == []                              # nothing compiled as the cell ran
     assert seen["ran"] == [2, 6]                               # and it ran, its last value shown
+    assert seen["ahead"] == [1, 3] and seen["fails"] == ["SyntaxError", True]  # nothing kept of that cell
     assert seen["frames"] == [seen["cell"], seen["cell"]]      # the function and its comprehension
     assert seen["transformed"] == [10, True]                   # the shell's own transformer applies
