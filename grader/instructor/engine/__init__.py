@@ -9,6 +9,7 @@ module                  what it does
 ``child``               a notebook's process: confine it, keep two pipes, run its job
 ``session``             inside it (untrusted): IPython runs the cells and answers the judge
 ``sandbox``             the confinement: namespaces, a file system view, a user id, limits
+``cpu``                 a notebook's share of the processors: its worker's control group and cores
 ``execute``             outside it (trusted): listen to the notebook, judge its test cells
 ``preprocessor``        :class:`WarmExecute`, the step nbgrader's autograde runs
 ======================  ==================================================================
