@@ -133,7 +133,6 @@ def release(folder: str | None) -> None:
             pass
 
 
-
 #: The environment variable in which a worker of the engine names the processors it keeps to.
 CPUS = "BCE_ENGINE_CPUS"
 _ALL: list[set[int]] = []  # the processors this process could use before it first kept to some

@@ -185,7 +185,7 @@ def _grade(task):
     return student, assignment, bool(result.get("success")), (result.get("log") or "") + (result.get("error") or "")
 
 
-def _init_worker(lock_path: str, threads: int, jobs: int = 1) -> None:
+def _init_worker(lock_path: str, threads: int, jobs: int) -> None:
     import multiprocessing
     import signal
 
