@@ -389,12 +389,21 @@ def _remove(scratch: str) -> None:
         time.sleep(0.025)
 
 
+#: What a notebook's copy of its folder leaves out: nbgrader's copies of the assignment's
+#: notebooks. The one being graded holds the instructor's test cells, hidden tests included
+#: (nbgrader's ``OverwriteCells`` puts them back before ``Execute`` runs); every other
+#: notebook file there was made the same way (nbgrader copies no notebook of the student's
+#: or of the source folder beside them).
+_LEFT_OUT = shutil.ignore_patterns("*.ipynb")
+
+
 def _scratch(cwd: str) -> str:
-    """A fresh folder: ``work/`` (a copy of the notebook's folder) and ``root/``."""
+    """A fresh folder: ``work/`` (a copy of the notebook's folder, notebooks left out:
+    :data:`_LEFT_OUT`) and ``root/``."""
     import tempfile
 
     scratch = tempfile.mkdtemp(prefix="bce-notebook-")
     os.chmod(scratch, 0o711)
-    shutil.copytree(cwd, os.path.join(scratch, "work"), symlinks=True)
+    shutil.copytree(cwd, os.path.join(scratch, "work"), symlinks=True, ignore=_LEFT_OUT)
     os.mkdir(os.path.join(scratch, "root"))
     return scratch

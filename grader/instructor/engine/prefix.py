@@ -36,7 +36,8 @@ class SharedPrefix:
     A submission whose first code cells are exactly these, beside exactly these files,
     would run them to the same state as every other such submission; the engine runs
     them once (:class:`PrefixServer`). What the prefix cannot see, unlike a run of the
-    whole notebook: the submission's own notebook file and ``timestamp.txt``; and it
+    whole notebook: ``timestamp.txt`` (and, unconfined, nbgrader's copy of the notebook: a
+    sandboxed notebook's folder holds no notebook, see ``execute._LEFT_OUT``); and it
     runs in the folder it was given, outside the sandbox (it is the instructor's code),
     with torch on one thread."""
 
