@@ -24,6 +24,12 @@ import torch
 DTYPES = {str(d).replace("torch.", ""): d for d in (
     torch.float64, torch.float32, torch.float16, torch.bfloat16, torch.int64, torch.int32, torch.uint8,
     torch.bool)}
+#: Each dtype's element size in bytes, and its NumPy dtype (bfloat16 has none: read as int16).
+_SIZES = {name: torch.empty((), dtype=d).element_size() for name, d in DTYPES.items()}
+_NUMPY = {name: torch.empty((), dtype=d if d != torch.bfloat16 else torch.int16).numpy().dtype
+          for name, d in DTYPES.items()}
+#: The types JSON's scalars are read as (exactly these: json.loads makes no subclass of them).
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 #: The most elements one encoded tensor may hold (a 2**21-element float64 is 16 MiB).
 MAX_ELEMENTS = 1 << 21
 #: The most nested lists and dicts one message may have.
@@ -74,25 +80,24 @@ def _tensor(item: Any, raw: bytes | torch.Tensor) -> torch.Tensor:
     count = math.prod(shape)
     if count > MAX_ELEMENTS:
         raise Unreadable("a tensor too large to be a result of this check")
-    dtype = DTYPES[item["tensor"]]
-    size = torch.empty((), dtype=dtype).element_size()
+    name = item["tensor"]
+    dtype, size = DTYPES[name], _SIZES[name]
     if isinstance(raw, torch.Tensor):  # the bytes, read straight into memory of their own: no copy
         if raw.dtype != torch.uint8 or raw.dim() != 1 or raw.numel() != count * size:
             raise Unreadable("a tensor whose data does not match its shape")
         return raw.view(dtype).reshape(shape)
     if len(raw) != count * size:
         raise Unreadable("a tensor whose data does not match its shape")
-    if dtype == torch.bfloat16:
-        array = np.frombuffer(raw, dtype=np.int16).copy()
-        return torch.from_numpy(array).view(torch.bfloat16).reshape(shape)
-    array = np.frombuffer(raw, dtype=torch.empty((), dtype=dtype).numpy().dtype).copy()
-    return torch.from_numpy(array).reshape(shape)
+    tensor = torch.from_numpy(np.frombuffer(raw, dtype=_NUMPY[name]).copy())
+    return (tensor.view(torch.bfloat16) if dtype == torch.bfloat16 else tensor).reshape(shape)
 
 
 def encode(value: Any, raws: list[bytes] | None = None) -> Any:
     """``value`` (plain data that may hold tensors) as JSON-ready data. Given ``raws`` (a
     list), each tensor's bytes are appended to it instead, and the tensor written with their
     count, ``"raw"`` (:func:`frame`)."""
+    if type(value) in _SCALARS:
+        return value
     if isinstance(value, torch.Tensor):
         if raws is None:
             return encode_tensor(value)
@@ -110,6 +115,8 @@ def decode(value: Any, depth: int = 0, take: Callable[[int], bytes] | None = Non
     """What :func:`encode` made, tensors back as CPU tensors; :class:`Unreadable` if malformed.
     Given ``take`` (``take(n)``: the next ``n`` bytes after the message), tensors written with
     ``"raw"`` are read from there (:func:`unframe`)."""
+    if type(value) in _SCALARS:
+        return value
     if depth > MAX_DEPTH:
         raise Unreadable("data nested too deeply")
     if isinstance(value, dict):

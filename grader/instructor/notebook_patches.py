@@ -28,7 +28,11 @@ def validate_each_notebook_once() -> None:
     for one that passed either, and it is made strict first, since a notebook that passes the
     strict check passes the other (nbformat then skips the strict check of the notebook it
     writes); one that fails it gets the check it was asked for, whose verdict stands, as do
-    the cell ids the first gave."""
+    the cell ids the first gave.
+
+    A notebook not seen before is mostly cells seen before (a class's released cells, the
+    outputs every student's run prints alike): it is checked strictly by nbformat with only
+    its new cells (:func:`_passes_by_cells`), where that decides."""
     import collections
     import os
 
@@ -36,6 +40,7 @@ def validate_each_notebook_once() -> None:
 
     validate = nbformat.validate
     passed: collections.OrderedDict = collections.OrderedDict()
+    cells_passed: set = set()
 
     def digest(nb, version, version_minor) -> tuple | None:
         text = _json(nb)
@@ -52,11 +57,17 @@ def validate_each_notebook_once() -> None:
         if False in modes or (relax_add_props and True in modes):
             passed.move_to_end(before)
             return None
-        strict = bool(relax_add_props) and _passes_strictly(validate, nbdict, version, version_minor)
-        if not strict:
-            validate(nbdict, None, version, version_minor, bool(relax_add_props))
-            strict = not relax_add_props
-        after = digest(nbdict, version, version_minor)
+        verdict = None if before is None else _passes_by_cells(validate, nbdict, version, version_minor,
+                                                               cells_passed, before[3])
+        if verdict:
+            strict, after = True, before  # nbformat changed nothing: every cell has an id of its own
+        else:
+            strict = verdict is None and bool(relax_add_props) and _passes_strictly(validate, nbdict, version,
+                                                                                   version_minor)
+            if not strict:
+                validate(nbdict, None, version, version_minor, bool(relax_add_props))
+                strict = not relax_add_props
+            after = digest(nbdict, version, version_minor)
         if after is not None:
             passed.setdefault(after, set()).add(not strict)
             passed.move_to_end(after)
@@ -65,6 +76,59 @@ def validate_each_notebook_once() -> None:
         return None
 
     nbformat.validate = validate_once
+
+
+#: The most cells :func:`_passes_by_cells` remembers (digests of 16 bytes) before it forgets them all.
+CELLS_REMEMBERED = 200_000
+
+
+def _passes_by_cells(validate, nb, version, version_minor, cells_passed: set, validator) -> bool | None:
+    """Whether ``nb`` passes nbformat's strict check, found by nbformat's own ``validate`` of
+    the notebook with only its cells that have not passed before (all of them, the first
+    time); None where this cannot tell. A notebook that fails is then checked whole, as asked,
+    and that check's verdict and message stand.
+
+    Sound because the check is made of parts: nbformat's schemas check the notebook's own
+    fields, and each cell against the cell schema alone (the cells' array has no constraint
+    of its own), so a cell whose JSON is, key for key and value for value, that of a cell that
+    passed under the same schema passes again. What nbformat checks across cells, their ids,
+    is checked here in full: every cell must have an id and no two the same (else nbformat
+    would give new ones, and the whole notebook is checked instead). ``cells_passed`` holds
+    digests of (schema, cell) that passed; ``validator`` is the validator nbformat uses."""
+    import hashlib
+
+    from nbformat.reader import get_version
+
+    try:
+        found, found_minor = get_version(nb)
+    except Exception:  # noqa: BLE001 - not a notebook nbformat can place: the whole check says why
+        return None
+    version = found if version is None else version
+    version_minor = found_minor if version_minor is None else version_minor
+    cells = nb.get("cells")
+    if version != 4 or not isinstance(cells, list) or not all(isinstance(cell, dict) for cell in cells):
+        return None
+    if version_minor >= 5:
+        ids = [cell.get("id") for cell in cells]
+        if None in ids or len(set(map(repr, ids))) < len(ids):
+            return None
+    schema = f"{version}.{version_minor}:{validator}:".encode()
+    digests = []
+    for cell in cells:
+        text = _json(cell)
+        if text is None:
+            return None
+        digests.append(hashlib.blake2b(schema + text.encode(), digest_size=16).digest())
+    part = {key: value for key, value in nb.items() if key != "cells"}
+    part["cells"] = [cell for cell, digest in zip(cells, digests) if digest not in cells_passed]
+    try:
+        validate(part, None, version, version_minor, False)
+    except Exception:  # noqa: BLE001 - a part that fails fails in the whole: checked whole, it says why
+        return False
+    if len(cells_passed) + len(digests) > CELLS_REMEMBERED:
+        cells_passed.clear()
+    cells_passed.update(digests)
+    return True
 
 
 def _passes_strictly(validate, nb, version, version_minor) -> bool:

@@ -169,6 +169,8 @@ def test_hiding_a_call_to_torch_is_not_enough():
     b'{"tensor": "float32", "shape": [2], "data": "!!not base64!!"}',
     b'{"tensor": "float32", "shape": [2], "data": "AAAA"}',
     b"[" * 100000 + b"]" * 100000,
+    b"[" * (wire.MAX_DEPTH + 2) + b"1" + b"]" * (wire.MAX_DEPTH + 2),
+    b'{"a": ' * (wire.MAX_DEPTH + 2) + b"null" + b"}" * (wire.MAX_DEPTH + 2),
 ])
 def test_malformed_messages_are_refused_as_unreadable(message):
     with pytest.raises(wire.Unreadable):

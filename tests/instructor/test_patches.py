@@ -283,6 +283,54 @@ def test_a_notebook_is_validated_once_per_content(undo):
     assert all("id" in cell for cell in without_ids.cells + twin.cells)
 
 
+def test_a_new_notebook_is_checked_by_the_cells_not_seen_before(undo):
+    """Another student's notebook: nbformat checks its own fields and only the cells that have
+    not passed before; a cell that fails is reported as the check of the whole notebook
+    reports it; cells whose ids nbformat would change get the whole check, and its new ids."""
+    import warnings
+
+    checked = []  # the cells of each check of a whole notebook that nbformat made
+    validate = nbformat.validate
+
+    def counting(nbdict=None, ref=None, version=None, version_minor=None, relax_add_props=False, nbjson=None):
+        if ref is None:
+            checked.append([cell.source for cell in nbdict["cells"]])
+        return validate(nbdict, ref, version, version_minor, relax_add_props, nbjson)
+
+    released = [new_code_cell("import torch"), new_markdown_cell("Explained."), new_code_cell("def f(): ...")]
+    first = new_notebook(cells=copy.deepcopy(released))
+    second = new_notebook(cells=copy.deepcopy(released) + [new_code_cell("f()")])
+    second.cells[1].id = "other-id"  # an id is part of the cell: this one is new too
+    bad = new_notebook(cells=copy.deepcopy(released) + [new_code_cell("g()")])
+    bad.cells[-1].metadata["tags"] = "not a list"
+    twins = new_notebook(cells=copy.deepcopy(released) + [new_code_cell("h()")])
+    twins.cells[-1].id = twins.cells[0].id
+    undo.setattr(nbformat, "validate", counting)
+    patches.validate_each_notebook_once()
+    nbformat.validate(first)
+    assert checked == [["import torch", "Explained.", "def f(): ..."]]
+
+    nbformat.validate(second, relax_add_props=True)
+    assert checked[1:] == [["Explained.", "f()"]]
+    nbformat.validate(copy.deepcopy(second))  # the same content again: no check at all
+    assert len(checked) == 2
+
+    with pytest.raises(nbformat.ValidationError) as whole:
+        validate(copy.deepcopy(bad))
+    checked.clear()
+    with pytest.raises(nbformat.ValidationError) as raised:
+        nbformat.validate(bad)
+    assert str(raised.value) == str(whole.value)
+    assert checked == [["g()"], [cell.source for cell in bad.cells]]  # its new cell, then the whole
+
+    checked.clear()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        nbformat.validate(twins)
+    assert checked == [[cell.source for cell in twins.cells]]
+    assert twins.cells[-1].id != twins.cells[0].id  # repaired, as nbformat repairs
+
+
 def _edit(new=False, breaks=False):
     """A step that changes a cell (``new``: in a new notebook), or breaks the notebook."""
     from nbconvert.preprocessors import Preprocessor
