@@ -1,5 +1,6 @@
-"""The patches of nbconvert's and nbformat's notebook checks that the warm engine's workers
-make (see :mod:`grader.instructor.patches`, which lists them in ``PATCHED`` and makes them)."""
+"""The patches of how nbgrader's autograde reads, checks and writes notebooks (nbgrader's,
+nbconvert's and nbformat's) that the warm engine's workers make (see
+:mod:`grader.instructor.patches`, which lists them in ``PATCHED`` and makes them)."""
 
 from __future__ import annotations
 
@@ -183,3 +184,121 @@ def check_only_steps_that_change_the_notebook() -> None:
         return nbc, resc
 
     Exporter._preprocess = _preprocess
+
+
+def autograde_in_one_pass() -> None:
+    """nbgrader's ``Autograde`` converts each notebook in two passes: it sanitizes the
+    submission and writes the result into the autograded folder, then reads that file back,
+    autogrades it and writes it again. Hand the sanitized notebook to the second pass as
+    reading the file back would give it (:func:`as_written_and_read`), without the file: one
+    write, and one read (of the submission). The folder is made where writing would make it,
+    and the second pass runs on the same notebook with the same resources, so the autograded
+    notebook and the gradebook end as before, and a pass that raises raises the same error
+    (nbgrader then removes the notebook, as it would). While the notebook runs, the folder
+    holds no copy of it yet; a sandboxed notebook never sees one anyway (``execute._LEFT_OUT``).
+    Where the exporter writes another version than 4 (nbgrader's ``nbformat_version``), the
+    two passes run as before."""
+    import os
+
+    from nbconvert.exporters.exporter import ResourcesDict
+    from nbgrader import utils
+    from nbgrader.converters.autograde import Autograde
+
+    two_passes = Autograde.convert_single_notebook
+
+    def convert_single_notebook(self, notebook_filename):
+        if getattr(self.exporter, "nbformat_version", None) != 4:
+            return two_passes(self, notebook_filename)
+        self.log.info("Sanitizing %s", notebook_filename)
+        self._sanitizing = True
+        self._init_preprocessors()
+        resources = self.init_single_notebook_resources(notebook_filename)
+        self.log.info("Converting notebook %s", notebook_filename)
+        nb, resources = _sanitized(self.exporter, notebook_filename, resources)
+        # where nbgrader writes the sanitized notebook, and reads it back from
+        self.writer.build_directory = self._format_dest(resources["nbgrader"]["assignment"],
+                                                        resources["nbgrader"]["student"])
+        notebook_filename = os.path.join(self.writer.build_directory, os.path.basename(notebook_filename))
+        nb = as_written_and_read(nb)
+        self.log.info("Autograding %s", notebook_filename)
+        self._sanitizing = False
+        self._init_preprocessors()
+        try:
+            with utils.setenv(NBGRADER_EXECUTION="autograde"):
+                self.log.info("Converting notebook %s", notebook_filename)
+                resources = self.init_single_notebook_resources(notebook_filename)
+                resources["metadata"] = _file_metadata(notebook_filename, ResourcesDict())
+                output, resources = self.exporter.from_notebook_node(nb, resources=resources)
+                self.write_single_notebook(output, resources)
+        finally:
+            self._sanitizing = True
+
+    Autograde.convert_single_notebook = convert_single_notebook
+
+
+def _file_metadata(filename: str, metadata, modified=None):
+    """What nbconvert's ``Exporter.from_filename`` records of the notebook file ``filename``:
+    its name, its folder, and the day it was last modified (``modified``, a timestamp; now
+    when None: the file nbgrader would have just written)."""
+    import datetime
+    import os
+    import sys
+    import time
+
+    path, basename = os.path.split(filename)
+    metadata["name"] = os.path.splitext(basename)[0]
+    metadata["path"] = path
+    day = datetime.datetime.fromtimestamp(time.time() if modified is None else modified, tz=datetime.timezone.utc)
+    metadata["modified_date"] = day.strftime("%B %d, %Y" if sys.platform == "win32" else "%B %-d, %Y")
+    return metadata
+
+
+def _sanitized(exporter, filename: str, resources: dict):
+    """nbconvert's ``from_filename`` of ``filename`` through ``exporter``'s steps, up to the
+    notebook they make (which a ``NotebookExporter`` would then write to text)."""
+    import os
+
+    import nbformat
+    from nbconvert.exporters.exporter import Exporter, ResourcesDict
+
+    if "metadata" not in resources or resources["metadata"] == "":
+        resources["metadata"] = ResourcesDict()
+    _file_metadata(filename, resources["metadata"], os.path.getmtime(filename))
+    with open(filename, encoding="utf-8") as f:
+        nb = nbformat.read(f, as_version=4)
+    return Exporter.from_notebook_node(exporter, nb, resources=resources)
+
+
+def as_written_and_read(nb):
+    """``nbformat.reads(nbformat.writes(nb), as_version=4)``, without the text in between, for
+    a version 4 notebook: both check the notebook, logging what fails (and give cells ids as
+    checking does); writing splits multi-line strings into lines, which reading joins again;
+    both drop the transient fields; reading makes every dict a node. What writing the text to
+    a file would refuse (a lone surrogate, which UTF-8 cannot hold) raises as it would."""
+    import json
+
+    import nbformat
+    from nbformat.converter import convert
+    from nbformat.notebooknode import from_dict
+    from nbformat.v4.nbjson import BytesEncoder
+    from nbformat.v4.rwbase import rejoin_lines, strip_transient
+
+    if not isinstance(nb, dict) or nb.get("nbformat") != 4:
+        return nbformat.reads(nbformat.writes(nb), as_version=4)
+    _checked(nb)
+    text = json.dumps(nb, cls=BytesEncoder, sort_keys=True, ensure_ascii=False)
+    text.encode("utf-8")
+    read = strip_transient(rejoin_lines(from_dict(json.loads(text))))
+    return _checked(convert(read, 4))
+
+
+def _checked(nb):
+    """nbformat's check of a notebook it writes or reads: what fails is logged, not raised."""
+    import nbformat
+    from traitlets.log import get_logger
+
+    try:
+        nbformat.validate(nb)
+    except nbformat.ValidationError as error:
+        get_logger().error("Notebook JSON is invalid: %s", error)
+    return nb

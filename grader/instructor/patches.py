@@ -17,6 +17,8 @@ these patches make that safe and quick, and change no score:
 * a notebook is checked against nbformat's schema once per content, and not after a step
   that only reads it: nbconvert checks it after every step of nbgrader's, most of which
   change nothing (and copies it once where it copied it twice);
+* each notebook is autograded in one pass, not written and read back between nbgrader's
+  two (its sanitizing and its autograding steps);
 * ``OverwriteCells`` reads the notebook's source and graded cells in a query per kind of
   cell, not two per cell; ``SaveAutoGrades`` reads its grades and comments likewise and
   writes them in one commit (gradebook writes batched), not one per cell.
@@ -32,6 +34,7 @@ import types
 
 from .notebook_patches import (  # noqa: F401 - patches of their own module, made from here
     _json,
+    autograde_in_one_pass,
     check_only_steps_that_change_the_notebook,
     validate_each_notebook_once,
 )
@@ -39,6 +42,7 @@ from .notebook_patches import (  # noqa: F401 - patches of their own module, mad
 #: (module, attribute path) of everything patched here.
 PATCHED = (
     ("nbgrader.converters", "Autograde.init_assignment"),
+    ("nbgrader.converters", "Autograde.convert_single_notebook"),
     ("nbgrader.preprocessors", "SaveAutoGrades.preprocess"),
     ("nbgrader.preprocessors", "AssignLatePenalties.preprocess"),
     ("nbgrader.api", "get_alembic_version"),
@@ -411,3 +415,4 @@ def in_a_worker(lock_path: str) -> None:
     check_only_steps_that_change_the_notebook()
     read_a_notebooks_cells_at_once()
     write_a_notebooks_grades_at_once()
+    autograde_in_one_pass()

@@ -5,6 +5,7 @@ import copy
 import importlib
 import json
 import logging
+import os
 import shutil
 import sqlite3
 
@@ -78,9 +79,10 @@ def _master():
     ], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
 
 
-def _course(tmp_path):
-    """A gradebook with one assignment of one notebook, written by nbgrader's own steps; a
-    student who submitted it, with a manual score on one cell; and the notebook."""
+def _course(tmp_path, master=None):
+    """A gradebook with one assignment of one notebook (``master``, default :func:`_master`),
+    written by nbgrader's own steps; a student who submitted it, with a manual score on one
+    cell; and the notebook."""
     from nbgrader.api import Gradebook
     from nbgrader.preprocessors import ComputeChecksums, SaveCells
 
@@ -90,7 +92,7 @@ def _course(tmp_path):
         gb.add_assignment("a")
         gb.add_student("s")
     resources = {"nbgrader": {"notebook": "nb", "assignment": "a", "db_url": url}}
-    master, _ = ComputeChecksums().preprocess(_master(), resources)
+    master, _ = ComputeChecksums().preprocess(master or _master(), resources)
     SaveCells().preprocess(copy.deepcopy(master), resources)
     with Gradebook(url, "course") as gb:
         gb.add_submission("a", "s")
@@ -540,3 +542,124 @@ def test_the_schema_version_read_in_process_is_the_one_nbgraders_alembic_command
     with environment_bin_on_path(), _temp_alembic_ini("sqlite:////tmp/gradebook.db") as ini:
         expected = subprocess.check_output(["alembic", "-c", ini, "heads"]).decode().split("\n")[0].split(" ")[0]
     assert expected and patches.alembic_version() == expected
+
+
+# --- one pass -------------------------------------------------------------------------------
+
+def _written_and_read_cases():
+    """Notebooks that exercise what writing splits and reading joins, drops or repairs."""
+    plain = new_notebook(cells=[new_markdown_cell("# Title\n\nText é ✓"), new_code_cell("x = 1\ny = 2\n")])
+    outputs = copy.deepcopy(plain)
+    outputs.cells[1].outputs = [
+        new_output("stream", name="stdout", text="one\ntwo\r\nthree"),
+        new_output("display_data", data={"text/plain": "a\nb", "image/png": "iVBORw0KGgo=\n",
+                                         "image/svg+xml": "<svg>\n</svg>", "application/json": {"k": [1, 2]},
+                                         "text/html": ["<b>\n", "bold</b>"]}),
+        new_output("execute_result", data={"text/plain": "3"}, execution_count=1),
+        new_output("error", ename="ValueError", evalue="bad", traceback=["line 1", "line 2"]),
+    ]
+    outputs.cells[1].execution_count = 1
+    transient = copy.deepcopy(plain)
+    transient.metadata.update(signature="sha256:00", orig_nbformat=3, number=float("nan"), raw=b"ascii")
+    transient.cells[0].metadata["trusted"] = True
+    transient.cells[0].attachments = {"a.png": {"image/png": "iVBORw0KGgo=", "text/plain": ["x\n", "y"]}}
+    listed = copy.deepcopy(plain)
+    listed.cells[1].source = ["x = 1\n", "y = 2\n"]
+    twins = copy.deepcopy(plain)
+    twins.cells[1].id = twins.cells[0].id
+    return {"plain": plain, "outputs": outputs, "transient": transient, "listed": listed, "twins": twins}
+
+
+@pytest.mark.parametrize("case", sorted(_written_and_read_cases()))
+def test_a_notebook_as_written_and_read_is_what_nbformat_gives(undo, case, caplog):
+    import warnings
+
+    from grader.instructor.notebook_patches import as_written_and_read
+
+    nb = _written_and_read_cases()[case]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = nbformat.reads(nbformat.writes(copy.deepcopy(nb)), as_version=4)
+        got = as_written_and_read(copy.deepcopy(nb))
+    if case == "twins":  # nbformat gives a repeated id a new one at random: each has its own
+        assert got.cells[0].id != got.cells[1].id and want.cells[0].id != want.cells[1].id
+        got.cells[1].id = want.cells[1].id
+    # the same keys in the same order, the same values, nodes where nbformat makes nodes
+    assert json.dumps(got) == json.dumps(want)
+    assert _kinds(got) == _kinds(want)
+
+
+def _kinds(value):
+    if isinstance(value, dict):
+        return type(value).__name__, {k: _kinds(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_kinds(v) for v in value]
+    return type(value).__name__
+
+
+def test_what_a_file_cannot_hold_is_refused_as_writing_refuses_it(undo):
+    from grader.instructor.notebook_patches import as_written_and_read
+
+    nb = new_notebook(cells=[new_code_cell("s = '\ud800'")])  # a lone surrogate: not UTF-8
+    with pytest.raises(UnicodeEncodeError):
+        nbformat.writes(nb).encode("utf-8")
+    with pytest.raises(UnicodeEncodeError):
+        as_written_and_read(nb)
+
+
+def _autograde(root, one_pass, master):
+    """nbgrader's own autograde of a submission of :func:`_master` (a step that stands for
+    Execute writes the outputs of a run): the autograded notebook, the gradebook's rows and
+    what the step saw."""
+    from nbconvert.preprocessors import ClearMetadataPreprocessor, Preprocessor
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+    from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, IgnorePattern, LimitOutput,
+                                        SaveAutoGrades)
+    from traitlets import Bool
+    from traitlets.config import Config
+
+    root.mkdir()
+    path, url, master = _course(root, copy.deepcopy(master))
+    seen = []
+
+    class Ran(Preprocessor):
+        enabled = Bool(True)
+
+        def preprocess(self, nb, resources):
+            folder = resources["metadata"]["path"]
+            seen.append((folder, sorted(os.listdir(folder)), resources["nbgrader"], os.environ["NBGRADER_EXECUTION"]))
+            return _graded(nb), resources
+
+    submitted = root / "submitted" / "s" / "a"
+    submitted.mkdir(parents=True)
+    nbformat.write(master, submitted / "nb.ipynb")
+    (submitted / "timestamp.txt").write_text("2026-01-02 03:04:05 UTC")
+    (submitted / "data.csv").write_text("1,2\n")
+    config = Config()
+    config.CourseDirectory.root = str(root)
+    config.CourseDirectory.db_url = url
+    config.CourseDirectory.course_id = "course"
+    config.Autograde.autograde_preprocessors = [Ran, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
+                                                SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
+    if one_pass:
+        patches.autograde_in_one_pass()
+    result = NbGraderAPI(CourseDirectory(config=config), config=config).autograde("a", "s", force=True)
+    assert result["success"], result.get("error")
+    autograded = root / "autograded" / "s" / "a"
+    files = {p.name: p.read_bytes() for p in autograded.iterdir()}
+    return files, _rows(path), [(os.path.relpath(f, root), listed, info["student"], mode)
+                                 for f, listed, info, mode in seen]
+
+
+def test_autograding_in_one_pass_writes_what_two_passes_write(undo, tmp_path):
+    master = _master()
+    two_files, two_rows, two_seen = _autograde(tmp_path / "two", False, master)
+    one_files, one_rows, one_seen = _autograde(tmp_path / "one", True, master)
+    assert one_files == two_files and sorted(one_files) == ["data.csv", "nb.ipynb", "timestamp.txt"]
+    assert one_rows == two_rows
+    scores = {name: auto for name, _, auto, *_ in one_rows["grades"]}
+    assert scores["test_answer"] == 0 and scores["test_more"] == 1.5  # what the run's outputs earned
+    # the same folder and step; only the sanitized notebook written between the passes is not there
+    assert two_seen == [("autograded/s/a", ["data.csv", "nb.ipynb", "timestamp.txt"], "s", "autograde")]
+    assert one_seen == [("autograded/s/a", ["data.csv", "timestamp.txt"], "s", "autograde")]
