@@ -19,6 +19,8 @@ these patches make that safe and quick, and change no score:
   change nothing (and copies it once where it copied it twice);
 * each notebook is autograded in one pass, not written and read back between nbgrader's
   two (its sanitizing and its autograding steps);
+* a new submission's rows (its notebooks, grades and comments) are inserted a table at a
+  time, not object by object;
 * ``OverwriteCells`` reads the notebook's source and graded cells in a query per kind of
   cell, not two per cell; ``SaveAutoGrades`` reads its grades and comments likewise and
   writes them in one commit (gradebook writes batched), not one per cell.
@@ -50,6 +52,7 @@ PATCHED = (
     ("nbgrader.nbgraderformat.common", "jsonschema"),
     ("nbgrader.api", "Gradebook.__init__"),
     ("nbgrader.api", "Gradebook.close"),
+    ("nbgrader.api", "Gradebook.add_submission"),
     ("nbgrader.preprocessors.overwritecells", "Gradebook"),
     ("nbgrader.preprocessors.saveautogrades", "Gradebook"),
     ("nbformat", "validate"),
@@ -398,6 +401,59 @@ def write_a_notebooks_grades_at_once() -> None:
     saveautogrades.Gradebook = GradesAtOnce
 
 
+def create_each_submission_at_once() -> None:
+    """``Gradebook.add_submission`` makes a new submission's rows as objects that SQLAlchemy's
+    unit of work then inserts: the submission, a submitted notebook for each notebook of the
+    assignment, a grade for each grade or task cell and a comment for each solution or task
+    cell. Insert the same rows, with the same columns (each id a new uuid, as nbgrader's
+    defaults give it), one statement per table, in the same transaction and commit, and return
+    the submission as a query finds it. What nbgrader refuses raises as before: no such
+    assignment or student (``MissingEntry``), a row the database rejects (rolled back,
+    ``InvalidEntry``); arguments that are not the submission's own columns go to nbgrader's."""
+    import nbgrader.api as api
+    from nbgrader import utils
+    from sqlalchemy import insert, select
+    from sqlalchemy.exc import IntegrityError, StatementError
+    from sqlalchemy.orm.exc import FlushError
+
+    one_by_one = api.Gradebook.add_submission
+    columns = set(api.SubmittedAssignment.__table__.columns.keys()) - {"id", "assignment_id", "student_id"}
+
+    def add_submission(self, assignment, student, **kwargs):
+        if not set(kwargs) <= columns:
+            return one_by_one(self, assignment, student, **kwargs)
+        if "timestamp" in kwargs:
+            kwargs["timestamp"] = utils.parse_utc(kwargs["timestamp"])
+        try:
+            found, who = self.find_assignment(assignment), self.find_student(student)
+            db, submission = self.db, api.new_uuid()
+            db.execute(insert(api.SubmittedAssignment.__table__),
+                       [{**kwargs, "id": submission, "assignment_id": found.id, "student_id": who.id}])
+            notebooks = {n: api.new_uuid() for n in db.execute(
+                select(api.Notebook.id).where(api.Notebook.assignment_id == found.id)).scalars()}
+            if notebooks:
+                db.execute(insert(api.SubmittedNotebook.__table__),
+                           [{"id": ours, "assignment_id": submission, "notebook_id": n} for n, ours in notebooks.items()])
+            grades, comments = [], []
+            for kind, rows in ((api.GradeCell, (grades,)), (api.SolutionCell, (comments,)),
+                               (api.TaskCell, (comments, grades))):
+                for cell, notebook in db.execute(select(kind.id, kind.notebook_id)
+                                                 .where(kind.notebook_id.in_(list(notebooks)))):
+                    for table in rows:
+                        table.append({"id": api.new_uuid(), "cell_id": cell, "notebook_id": notebooks[notebook]})
+            for table, rows in ((api.Grade.__table__, grades), (api.Comment.__table__, comments)):
+                if rows:
+                    db.execute(insert(table), rows)
+            db.commit()
+        except (IntegrityError, FlushError, StatementError) as e:
+            api.app_log.exception("Rolling back session due to database error %s" % e)
+            self.db.rollback()
+            raise api.InvalidEntry(*e.args)
+        return self.db.get(api.SubmittedAssignment, submission)
+
+    api.Gradebook.add_submission = add_submission
+
+
 def in_the_zygote() -> None:
     """The patches the engine's first process makes, before its workers fork."""
     check()
@@ -415,4 +471,5 @@ def in_a_worker(lock_path: str) -> None:
     check_only_steps_that_change_the_notebook()
     read_a_notebooks_cells_at_once()
     write_a_notebooks_grades_at_once()
+    create_each_submission_at_once()
     autograde_in_one_pass()

@@ -663,3 +663,64 @@ def test_autograding_in_one_pass_writes_what_two_passes_write(undo, tmp_path):
     # the same folder and step; only the sanitized notebook written between the passes is not there
     assert two_seen == [("autograded/s/a", ["data.csv", "nb.ipynb", "timestamp.txt"], "s", "autograde")]
     assert one_seen == [("autograded/s/a", ["data.csv", "timestamp.txt"], "s", "autograde")]
+
+
+def _submission_rows(path, student):
+    """Every row of ``student``'s submissions, each id replaced by what it stands for."""
+    con = sqlite3.connect(path)
+    try:
+        where = "from submitted_assignment sa join assignment a on a.id = sa.assignment_id where sa.student_id = ?"
+        joins = ("join submitted_notebook sn on sn.id = x.notebook_id join notebook n on n.id = sn.notebook_id "
+                 "join submitted_assignment sa on sa.id = sn.assignment_id join base_cell bc on bc.id = x.cell_id "
+                 "where sa.student_id = ?")
+        rows = {
+            "submissions": con.execute(f"select a.name, sa.timestamp, sa.extension {where}", (student,)).fetchall(),
+            "notebooks": sorted(con.execute(
+                "select n.name, sn.flagged, sn.late_submission_penalty from submitted_notebook sn "
+                "join notebook n on n.id = sn.notebook_id join submitted_assignment sa on sa.id = sn.assignment_id "
+                "where sa.student_id = ?", (student,)).fetchall()),
+            "grades": sorted(con.execute(
+                "select n.name, bc.name, bc.type, x.auto_score, x.manual_score, x.extra_credit, x.needs_manual_grade "
+                f"from grade x {joins}", (student,)).fetchall()),
+            "comments": sorted(con.execute(
+                f"select n.name, bc.name, bc.type, x.auto_comment, x.manual_comment from comment x {joins}",
+                (student,)).fetchall()),
+        }
+        ids = [i for table in ("submitted_assignment", "submitted_notebook", "grade", "comment")
+               for (i,) in con.execute(f"select id from {table}")]
+        return rows, ids
+    finally:
+        con.close()
+
+
+def test_a_new_submission_gets_nbgraders_rows_a_table_at_a_time(undo, tmp_path):
+    from nbgrader.api import Gradebook, InvalidEntry, MissingEntry
+    from nbgrader.preprocessors import ComputeChecksums, SaveCells
+
+    path, url, master = _course(tmp_path)
+    second = new_notebook(cells=[new_code_cell("y = 1", metadata=_meta("other_answer", grade=True, solution=True,
+                                                                        points=4))])
+    resources = {"nbgrader": {"notebook": "nb2", "assignment": "a", "db_url": url}}
+    SaveCells().preprocess(ComputeChecksums().preprocess(second, resources)[0], resources)
+    with Gradebook(url, "course") as gb:
+        gb.add_assignment("empty")
+        gb.add_student("t")
+    (plain, plain_url), (ours, ours_url) = _copies(path, 2)
+
+    def submit(db_url):
+        with Gradebook(db_url, "course") as gb:
+            made = gb.add_submission("a", "t", timestamp="2026-02-03 04:05:06.789 UTC", extension=None)
+            empty = gb.add_submission("empty", "t")
+            assert (made.assignment.name, made.student.id, empty.notebooks) == ("a", "t", [])
+            for args, kwargs, error in ((("a", "nobody"), {}, MissingEntry), (("none", "t"), {}, MissingEntry),
+                                        (("a", "t"), {"grade": 1}, TypeError), (("a", "t"), {}, InvalidEntry)):
+                with pytest.raises(error):
+                    gb.add_submission(*args, **kwargs)  # the last: "t" has submitted "a" already
+
+    submit(plain_url)
+    patches.create_each_submission_at_once()
+    submit(ours_url)
+    assert _submission_rows(ours, "t")[0] == _submission_rows(plain, "t")[0]
+    rows, ids = _submission_rows(ours, "t")
+    assert len(rows["grades"]) == 6 and len(rows["comments"]) == 4 and len(rows["notebooks"]) == 2
+    assert len(set(ids)) == len(ids) and all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
