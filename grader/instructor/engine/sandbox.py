@@ -26,7 +26,9 @@ What the child gets (:class:`Sandbox`):
   supplementary groups, and ``no_new_privs``, so that it can neither undo the
   above nor read what its uid may not;
 * limits: address space, CPU time, processes (``RLIMIT_NPROC``, counted for its
-  uid only), file size and open files.
+  uid only), file size and open files;
+* an environment of its own: the variables it inherited, and the bytes of the one its
+  program started with (``/proc/self/environ``), are emptied.
 
 It needs root (as an autograding service or container normally has), or
 unprivileged user namespaces; where neither is available :func:`enter` raises
@@ -243,10 +245,27 @@ def enter(box: Sandbox, scratch: str, uid: int) -> None:
     _check(_libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl(PDEATHSIG)")
     if os.getppid() != parent:
         os._exit(137)
-    os.environ.clear()
+    _forget_the_environment()
     os.environ.update({"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8",
                        "IPYTHONDIR": "/tmp/.ipython", "MPLCONFIGDIR": "/tmp/.matplotlib",
                        JUDGED_ELSEWHERE: "1"})
+
+
+def _forget_the_environment() -> None:
+    """Empty this process's environment: the variables, and the bytes of the environment its
+    program was started with, which the kernel keeps (``/proc/self/environ`` shows them) and
+    every process forked since inherits: the instructor's environment, tokens and all, which
+    a cell could otherwise print into the notebook and so into the feedback."""
+    os.environ.clear()  # each unset: the C library's environment no longer points into those bytes
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()  # from the third field on (after the name)
+        start, end = int(fields[47]), int(fields[48])  # the 50th and 51st: env_start, env_end
+    except (OSError, IndexError, ValueError):
+        start = end = 0
+    if not 0 < start < end:
+        raise SandboxError("cannot find the environment this process started with, to empty it")
+    ctypes.memset(start, 0, end - start)
 
 
 #: The only devices a notebook sees: no terminal, no disk, no GPU node it was not given.
