@@ -17,6 +17,26 @@ EXIT_PASSED, EXIT_FAILED, EXIT_UNREADABLE = 0, 1, 2
 EXIT_INTERRUPTED = 130  # as a shell reports a command stopped by Ctrl-C
 
 
+def _visible(value) -> str:
+    """``value`` as text fit for the terminal: control and invisible formatting characters
+    (but line breaks and tabs) written as escapes, as ``collect`` writes a file's name. What
+    this command prints may quote a submission (a flag names the string a student's code
+    opened), and must not move the cursor, retitle or clear the instructor's terminal, or
+    hide what follows it."""
+    import unicodedata
+
+    text = str(value)
+    if text.isprintable():
+        return text
+    return "".join(c.encode("unicode_escape", "backslashreplace").decode("ascii")
+                   if c not in "\n\t" and unicodedata.category(c) in ("Cc", "Cf", "Cs") else c for c in text)
+
+
+def say(*values, **kwargs) -> None:
+    """``print``, each value made :func:`_visible`."""
+    print(*(_visible(v) for v in values), **kwargs)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m grader",
@@ -214,17 +234,17 @@ def _check(args) -> int:
         loaded = load(args.file)
     except LoadError as exc:
         if args.json:
-            print(json.dumps({"file": args.file, "error": str(exc)}, indent=2))
+            say(json.dumps({"file": args.file, "error": str(exc)}, indent=2))
         else:
-            print(f"error: {exc}", file=sys.stderr)
+            say(f"error: {exc}", file=sys.stderr)
         return EXIT_UNREADABLE
     names = [n for n in CHECKABLE if n in loaded.functions and (not args.function or n in args.function)]
     if not names:
         message = f"{args.file} does not define {' or '.join(args.function)}"
         if args.json:
-            print(json.dumps({"file": args.file, "error": message}, indent=2))
+            say(json.dumps({"file": args.file, "error": message}, indent=2))
         else:
-            print(f"error: {message}", file=sys.stderr)
+            say(f"error: {message}", file=sys.stderr)
         return EXIT_UNREADABLE
     devices = None if not args.device or "all" in args.device else args.device
     reports = []
@@ -233,18 +253,18 @@ def _check(args) -> int:
             reports.append(run(loaded.functions[name], name, categories=args.category, devices=devices,
                                name=name))
         except ValueError as exc:  # a category that does not apply to this function
-            print(f"error: {exc}", file=sys.stderr)
+            say(f"error: {exc}", file=sys.stderr)
             return EXIT_UNREADABLE
     passed = all(r.passed for r in reports)
     if args.json:
-        print(json.dumps({"file": args.file, "passed": passed, "problems": loaded.problems,
+        say(json.dumps({"file": args.file, "passed": passed, "problems": loaded.problems,
                           "reports": [r.to_dict() for r in reports]}, indent=2))
     else:
         for problem in loaded.problems:
-            print(f"note: while running {args.file}, {problem}")
+            say(f"note: while running {args.file}, {problem}")
         if loaded.problems:
-            print()
-        print("\n\n".join(str(r) for r in reports))
+            say()
+        say("\n\n".join(str(r) for r in reports))
     return EXIT_PASSED if passed else EXIT_FAILED
 
 
@@ -284,26 +304,26 @@ def _release(args) -> int:
                                                   write=False, source=source):
                 problems.append("README.md: its list of notebooks is out of date")
             for problem in problems:
-                print(problem)
+                say(problem)
             if problems:
-                print("run `python -m grader release` to bring them up to date")
+                say("run `python -m grader release` to bring them up to date")
                 return EXIT_FAILED
-            print(f"{out} is up to date with the masters")
+            say(f"{out} is up to date with the masters")
             return EXIT_PASSED
         for path in release.sync_headers(where, source) if checkout else ():
-            print(f"updated the header cells of {path.name}")
+            say(f"updated the header cells of {path.name}")
         for path in release_course(workspace, out):
-            print(f"wrote {path}")
+            say(f"wrote {path}")
         if checkout and release.update_readme(checkout / "README.md", release.assignments(source), where,
                                               source=source):
-            print("updated the list of notebooks in README.md")
-        print(f"released in {workspace.root / 'release'}")
+            say("updated the list of notebooks in README.md")
+        say(f"released in {workspace.root / 'release'}")
         if out is None:
-            print(f"the student copies are in {workspace.root / 'release'}/<assignment>/; "
+            say(f"the student copies are in {workspace.root / 'release'}/<assignment>/; "
                   "--out DIR puts them in a folder of their own")
         return EXIT_PASSED
     except (release.ReleaseError, WorkflowError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        say(f"error: {exc}", file=sys.stderr)
         return EXIT_UNREADABLE
 
 
@@ -321,12 +341,12 @@ def _workflow(args) -> int:
                                      roster=Path(args.roster) if args.roster else None,
                                      assignment=args.assignment)
             for item in report.collected:
-                print(f"{item['status']:9} {item['student']} {item['assignment']}  <- {item['origin']}")
+                say(f"{item['status']:9} {item['student']} {item['assignment']}  <- {item['origin']}")
             for item in report.problems:
-                print(f"SKIPPED   {item['origin']}: {item['problem']}")
+                say(f"SKIPPED   {item['origin']}: {item['problem']}")
             for item in report.missing:
-                print(f"missing   {item['student']} {item['assignment']}")
-            print(f"{len(report.collected)} collected, {len(report.problems)} skipped, "
+                say(f"missing   {item['student']} {item['assignment']}")
+            say(f"{len(report.collected)} collected, {len(report.problems)} skipped, "
                   f"{len(report.missing)} missing; the list is in {workspace.root / 'collect-report.json'}")
             return EXIT_FAILED if report.problems else EXIT_PASSED
         if args.command == "autograde":
@@ -334,42 +354,42 @@ def _workflow(args) -> int:
             rows = grading.autograde(workspace, students=args.student, assignments=args.assignment,
                                      progress=not args.quiet, engine=args.engine, jobs=args.jobs, shard=shard,
                                      regrade=args.regrade)
-            print(grading.summary_table(rows))
+            say(grading.summary_table(rows))
             if rows.unchanged:
-                print(f"graded {rows.graded}; {rows.unchanged} graded before and unchanged since, not graded again "
+                say(f"graded {rows.graded}; {rows.unchanged} graded before and unchanged since, not graded again "
                       "(--regrade grades them again)")
             failed = [r for r in rows if any(a.startswith("nbgrader could not") for a in r.attention)]
             return EXIT_FAILED if failed else EXIT_PASSED
         if args.command == "remove-student":
             for line in collect.remove_students(workspace, args.students, apply=args.yes):
-                print(line)
+                say(line)
             return EXIT_PASSED
         if args.command == "merge":
             for path in shards.merge(workspace, [Path(p) for p in args.shards] or None):
-                print(f"merged {path}")
+                say(f"merged {path}")
             return EXIT_PASSED
         if args.command == "feedback":
             grading.check_selection(workspace, args.student, args.assignment, workspace.released())
             if not (workspace.root / "autograded").is_dir() or not any((workspace.root / "autograded").iterdir()):
                 raise WorkflowError("nothing is autograded yet: run `python -m grader autograde` first")
             for path in results.feedback(workspace, students=args.student, assignments=args.assignment):
-                print(f"wrote {path}")
+                say(f"wrote {path}")
             return EXIT_PASSED
         if args.command == "export":
-            print(f"wrote {results.export(workspace, Path(args.out) if args.out else None)}")
+            say(f"wrote {results.export(workspace, Path(args.out) if args.out else None)}")
             return EXIT_PASSED
         if args.command == "report":
             data = results.report(workspace, Path(args.out) if args.out else None)
-            print(data["text"])
+            say(data["text"])
             return EXIT_PASSED
     except grading.Interrupted as exc:
-        print(exc, file=sys.stderr)
+        say(exc, file=sys.stderr)
         return EXIT_INTERRUPTED
     except WorkflowError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        say(f"error: {exc}", file=sys.stderr)
         return EXIT_UNREADABLE
     except KeyboardInterrupt:
-        print(f"interrupted: {args.command} stopped before it finished; run it again (it is safe to)",
+        say(f"interrupted: {args.command} stopped before it finished; run it again (it is safe to)",
               file=sys.stderr)
         return EXIT_INTERRUPTED
     raise AssertionError(args.command)
