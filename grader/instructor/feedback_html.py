@@ -15,7 +15,10 @@ nbgrader_config.py) renders instead:
   export time (latex2mathml, pure Python). Browsers lay MathML out themselves (Chromium and
   Edge since 2023, Firefox and Safari for longer): no script, no font to fetch. A formula
   latex2mathml cannot read stays as its source, in a ``code.math-source`` element;
-- no script at all (the MathJax loader and its configuration are removed);
+- no script at all (the MathJax loader and its configuration are removed), and nothing of
+  a notebook's own HTML that could run or load anything: a content security policy first in
+  the page, then no event handler, ``javascript:`` link, frame, form or refresh (its outputs
+  and Markdown are the student's);
 - every remote image as its alternative text (the Colab badge in the title cell becomes
   the words "Open In Colab", still a link): opening the file fetches nothing;
 - with style rules that wrap long lines in code and outputs (``white-space: pre-wrap;
@@ -133,14 +136,51 @@ class FeedbackExporter(HTMLExporter):
         return self_contained(output), resources
 
 
+#: The page's content security policy, its first element: whatever HTML a notebook's outputs
+#: or Markdown hold, the browser runs no script (not an event handler, not a ``javascript:``
+#: link), loads nothing (images and fonts from the page itself only, styles written in it),
+#: and sends no form.
+POLICY = ("default-src 'none'; img-src data:; font-src data:; style-src 'unsafe-inline'; "
+          "base-uri 'none'; form-action 'none'")
+
+#: Elements removed wherever they are: what runs code, embeds another page or sends a form.
+_REMOVED = ("script", "iframe", "frame", "frameset", "object", "embed", "applet", "form", "noscript", "portal")
+#: Elements kept only where nbconvert writes them, in the page's head: elsewhere they come
+#: from a notebook (a ``meta`` refresh moves the reader elsewhere, and no policy stops it; a
+#: ``base`` redirects every link).
+_HEAD_ONLY = ("meta", "link", "base")
+
+
+def _harmless(soup) -> None:
+    """Take out of ``soup`` what a notebook's HTML (its outputs and its Markdown, which the
+    student's process and the student wrote) could do beyond showing text, tables, images and
+    formulas: the elements :data:`_REMOVED` and :data:`_HEAD_ONLY`, every event handler
+    (``on...``) and every link to a script (``javascript:``, ``vbscript:``, ``data:`` other
+    than an image)."""
+    import re
+
+    for element in soup.find_all(_REMOVED):
+        element.decompose()
+    for element in soup.find_all(_HEAD_ONLY):
+        if soup.head is None or element.parent is not soup.head or element.get("http-equiv"):
+            element.decompose()
+    for element in soup.find_all(True):
+        for name, value in list(element.attrs.items()):
+            text = " ".join(value) if isinstance(value, list) else str(value)
+            squeezed = re.sub(r"[\s\x00-\x1f]+", "", text).lower()
+            if name.lower().startswith("on") or (
+                    re.match(r"(javascript|vbscript|data):", squeezed) and not squeezed.startswith("data:image/")):
+                del element.attrs[name]
+
+
 def self_contained(page: str) -> str:
     """``page`` (nbconvert's HTML) without scripts or remote images, its ``text/latex``
-    outputs as MathML, and with the feedback's style rules."""
+    outputs as MathML, and with the feedback's style rules; nothing a notebook's HTML holds can
+    run or load anything (:data:`POLICY`, :func:`_harmless`)."""
     from bs4 import BeautifulSoup
 
     soup = BeautifulSoup(page, features="html.parser")
-    for script in soup.find_all("script"):
-        script.decompose()
+    _harmless(soup)
     for image in soup.find_all("img"):
         if re.match(r"(?i)\s*(https?:)?//", image.get("src", "")):
             span = soup.new_tag("span", attrs={"class": "remote-image"})
@@ -155,4 +195,6 @@ def self_contained(page: str) -> str:
     style = soup.new_tag("style")
     style.string = FEEDBACK_CSS
     (soup.head or soup).append(style)
+    policy = soup.new_tag("meta", attrs={"http-equiv": "Content-Security-Policy", "content": POLICY})
+    (soup.head or soup).insert(0, policy)
     return str(soup)

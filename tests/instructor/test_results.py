@@ -453,6 +453,30 @@ def test_the_page_loads_nothing_and_wraps_long_lines():
     assert "white-space: pre-wrap" in out and "overflow-wrap: anywhere" in out
 
 
+def test_a_notebooks_html_can_neither_run_nor_load_anything_in_the_feedback():
+    """What a student's output or Markdown may hold: event handlers, script links (disguised
+    with blanks), frames, a refresh, a base, a style sheet, a form, a data: page."""
+    from grader.instructor.feedback_html import POLICY
+
+    hostile = ('<img src=x onerror="alert(1)"><a href=" java\tscript:alert(2)">a</a>'
+               '<a href="https://example.org/">a link</a><iframe src="https://evil.example"></iframe>'
+               '<meta http-equiv="refresh" content="0;url=https://evil.example">'
+               '<link rel="stylesheet" href="https://evil.example/x.css"><base href="https://evil.example/">'
+               '<svg onload="alert(3)"><a xlink:href="javascript:alert(4)"><text>x</text></a></svg>'
+               '<form action="https://evil.example"><input name=a></form><object data="x.swf"></object>'
+               '<a href="data:text/html,&lt;script&gt;alert(5)&lt;/script&gt;">d</a>'
+               '<img alt="figure" src="data:image/png;base64,AAAA"><div onmouseover="alert(6)">text</div>')
+    page = f'<html><head><meta charset="utf-8"/><title>t</title></head><body><div class="x">{hostile}</div></body></html>'
+    out = self_contained(page)
+    head = re.search(r"<head>(.*?)</head>", out, re.S).group(1)
+    assert head.startswith(f'<meta content="{POLICY}" http-equiv="Content-Security-Policy"/><meta charset="utf-8"/>')
+    body = out.split("</head>", 1)[1]
+    assert not re.search(r"(?i)<(iframe|meta|link|base|form|object|script)\b", body), body
+    assert not re.search(r"(?i)\son\w+=", body) and "script:" not in body and "data:text" not in body, body
+    assert 'href="https://example.org/"' in body and 'src="data:image/png;base64,AAAA"' in body
+    assert "text</div>" in body and ">a link</a>" in body  # the text stays
+
+
 def test_feedback_says_how_to_install_what_renders_formulas(tmp_path, monkeypatch):
     import importlib.util
 
