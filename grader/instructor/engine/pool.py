@@ -226,7 +226,7 @@ def grade_all(workspace_root: str, db_url: str | None, tasks: list[tuple[str, st
     try:
         _start_beginnings(workspace_root, db_url, tasks)
         with context.Pool(jobs, initializer=_init_worker, initargs=(lock_path, threads, jobs)) as pool:
-            iterator = pool.imap_unordered(_grade, work)
+            iterator = _graded_in_turn(pool, work, jobs)
             if progress:
                 from tqdm.auto import tqdm
 
@@ -238,6 +238,58 @@ def grade_all(workspace_root: str, db_url: str | None, tasks: list[tuple[str, st
     finally:
         shutil.rmtree(prefix.SERVER_DIR, ignore_errors=True)
     return results
+
+
+#: How many notebooks per worker, at the end of a run, are started longest first.
+TAIL_PER_WORKER = 2
+
+
+def _graded_in_turn(pool, work: list, jobs: int):
+    """The results of :func:`_grade` over ``work``, as they come. Each worker has one notebook
+    queued behind the one it grades, in the order given; but the last ``TAIL_PER_WORKER``
+    notebooks per worker are taken longest first (:func:`_next`), so that a run ends with
+    short notebooks, not with one worker grading a long one while the others have nothing
+    left to do."""
+    import queue
+
+    finished: queue.SimpleQueue = queue.SimpleQueue()
+    waiting, seconds, given = list(work), {}, 0
+    while waiting or given:
+        while waiting and given < 2 * jobs:
+            task = waiting.pop(_next(waiting, seconds, TAIL_PER_WORKER * jobs))
+            pool.apply_async(_grade_timed, (task,), callback=finished.put,
+                             error_callback=lambda error: finished.put((None, 0.0, error)))
+            given += 1
+        task, spent, result = finished.get()
+        given -= 1
+        if task is None:
+            raise result
+        total = seconds.setdefault(task[2], [0.0, 0])
+        total[0], total[1] = total[0] + spent, total[1] + 1
+        yield result
+
+
+def _next(waiting: list, seconds: dict, tail: int) -> int:
+    """Which notebook of ``waiting`` (tasks, in order) to start next: the first, until only
+    ``tail`` are left; then the one whose assignment's notebooks have taken longest on average
+    so far (``seconds``: assignment -> [total, count]; one not graded yet counts as longest)."""
+    if len(waiting) > tail:
+        return 0
+
+    def expected(index: int) -> float:
+        total, count = seconds.get(waiting[index][2], (0.0, 0))
+        return total / count if count else float("inf")
+
+    return max(range(len(waiting)), key=expected)
+
+
+def _grade_timed(task):
+    """In a worker: :func:`_grade`, with the task and how long it took."""
+    import time
+
+    began = time.perf_counter()
+    result = _grade(task)
+    return task, time.perf_counter() - began, result
 
 
 def _start_beginnings(workspace_root: str, db_url: str | None, tasks) -> None:
