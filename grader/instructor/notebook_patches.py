@@ -196,8 +196,10 @@ def autograde_in_one_pass() -> None:
     notebook and the gradebook end as before, and a pass that raises raises the same error
     (nbgrader then removes the notebook, as it would). While the notebook runs, the folder
     holds no copy of it yet; a sandboxed notebook never sees one anyway (``execute._LEFT_OUT``).
-    Where the exporter writes another version than 4 (nbgrader's ``nbformat_version``), the
-    two passes run as before."""
+    A folder that cannot be written to fails at the one write, after the second pass, where
+    nbgrader's second write fails too (its first would have failed before). Where the exporter
+    writes another version than 4 (nbgrader's ``nbformat_version``), the two passes run as
+    before."""
     import os
 
     from nbconvert.exporters.exporter import ResourcesDict

@@ -9,8 +9,11 @@ merged into the released notebook by :func:`submission` (metadata ``hostile``:
 it does, the score each test cell must get, and what the summary must say.
 """
 
+import contextlib
 import hashlib
+import io
 import json
+import os
 import sqlite3
 from pathlib import Path
 
@@ -26,6 +29,8 @@ pytestmark = pytest.mark.slow  # grades a class, or builds an environment: minut
 HOSTILE = Path(__file__).parent.parent / "hostile"
 #: In one honest student's submission only; a notebook that finds it read another student's work.
 MARKER = "zq-marker-of-alice" + "-9f31c7"
+#: In the instructor's environment while the class is graded: no notebook may see it.
+SECRET = "zq-instructors-token" + "-51d0e2"
 CASES = sorted(p.stem for p in HOSTILE.glob("*.ipynb"))
 TESTS = ("bce_vector_examples", "bce_vector_edges", "bce_vector_grad")
 
@@ -74,7 +79,14 @@ def graded(tmp_path_factory):
     course = release.master_path(A1).parents[2]
     before = {"course": _digest(course), "source": _digest(workspace.root / "source"),
               "submitted": _digest(workspace.root / "submitted")}
-    assert main(["autograde", "--quiet", "--jobs", "2", "--workspace", str(workspace.root)]) == 0
+    os.environ["BCE_HOSTILE_SECRET"] = SECRET  # the engine starts with the instructor's environment
+    printed = io.StringIO()  # what the instructor's terminal shows
+    try:
+        with contextlib.redirect_stdout(printed):
+            assert main(["autograde", "--quiet", "--jobs", "2", "--workspace", str(workspace.root)]) == 0
+    finally:
+        del os.environ["BCE_HOSTILE_SECRET"]
+    workspace.printed = printed.getvalue()
     assert main(["feedback", "--workspace", str(workspace.root)]) == 0
     after = {"course": _digest(course), "source": _digest(workspace.root / "source"),
              "submitted": _digest(workspace.root / "submitted")}
@@ -134,6 +146,32 @@ def test_no_autograded_notebook_and_no_feedback_holds_a_line_of_a_hidden_test(gr
             text = html.unescape(text)
         leaked = [line for line in secret if line in text]
         assert not leaked, (path, leaked)
+        assert SECRET not in text, path
+
+
+def test_what_the_summary_quotes_of_a_submission_cannot_drive_the_terminal(graded):
+    workspace, _, _ = graded
+    shown = [line for line in workspace.printed.splitlines() if line.startswith("retitlestheterminal ")]
+    assert len(shown) == 1 and "\\x1b]2;graded by hand" in shown[0], workspace.printed[-3000:]
+    assert not [c for c in workspace.printed if c not in "\n\t" and not c.isprintable()]
+
+
+def test_a_students_html_neither_runs_nor_loads_anything_in_the_feedback(graded):
+    from grader.instructor.feedback_html import POLICY
+
+    from bs4 import BeautifulSoup
+
+    workspace, _, _ = graded
+    page = (workspace.root / "feedback" / "scriptsthefeedback" / A1 / f"{A1}.html").read_text()
+    soup = BeautifulSoup(page, features="html.parser")
+    first = soup.head.find(True)
+    assert (first.name, first.get("http-equiv"), first.get("content")) == ("meta", "Content-Security-Policy", POLICY)
+    body = soup.body
+    assert not body.find_all(["iframe", "meta", "script", "base", "link"])
+    attributes = [(e.name, k, str(v)) for e in body.find_all(True) for k, v in e.attrs.items()]
+    assert not [a for a in attributes if a[1].startswith("on") or "script:" in a[2] or "evil.example" in a[2]]
+    shown = body.get_text()
+    assert "shown in the notebook" in shown and "click" in shown  # what it shows, it still shows
 
 
 def test_honest_students_are_unaffected(graded):
