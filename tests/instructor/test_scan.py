@@ -372,13 +372,16 @@ MORE_TAMPERING = {
     "hides_errors": "showtraceback",
     "segfaults": "raw memory",
     "reads_inherited_memory": "/proc/self/mem",
+    "reads_the_instructors_environment": "/proc/self/stat",
+    "retitles_the_terminal": "/proc/self/",
 }
 #: Hostile notebooks that attack the sandbox or the judge with ordinary Python: the scan must
 #: leave them to those (they test them).
 ORDINARY = ("allocates_too_much", "exits_early", "floods_the_output", "fork_bomb", "hangs", "prints_the_history",
             "reads_the_masters", "uses_the_network", "writes_into_the_grader", "calls_functional", "calls_module",
             "calls_torch_in_a_thread", "calls_torch_in_a_pool", "deletes_a_test_cell", "edits_a_test_cell",
-            "types_into_the_terminal", "fills_the_disk", "spins_processes", "floods_the_engines_pipe")
+            "types_into_the_terminal", "fills_the_disk", "spins_processes", "floods_the_engines_pipe",
+            "reads_its_own_folder", "scripts_the_feedback")
 
 
 def _hostile(case: str):
