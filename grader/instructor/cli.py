@@ -23,13 +23,9 @@ def _visible(value) -> str:
     this command prints may quote a submission (a flag names the string a student's code
     opened), and must not move the cursor, retitle or clear the instructor's terminal, or
     hide what follows it."""
-    import unicodedata
+    from .collect.names import _shown
 
-    text = str(value)
-    if text.isprintable():
-        return text
-    return "".join(c.encode("unicode_escape", "backslashreplace").decode("ascii")
-                   if c not in "\n\t" and unicodedata.category(c) in ("Cc", "Cf", "Cs") else c for c in text)
+    return _shown(str(value), keep="\n\t")
 
 
 def say(*values, **kwargs) -> None:
@@ -258,7 +254,7 @@ def _check(args) -> int:
     passed = all(r.passed for r in reports)
     if args.json:
         say(json.dumps({"file": args.file, "passed": passed, "problems": loaded.problems,
-                          "reports": [r.to_dict() for r in reports]}, indent=2))
+                        "reports": [r.to_dict() for r in reports]}, indent=2))
     else:
         for problem in loaded.problems:
             say(f"note: while running {args.file}, {problem}")
@@ -320,7 +316,7 @@ def _release(args) -> int:
         say(f"released in {workspace.root / 'release'}")
         if out is None:
             say(f"the student copies are in {workspace.root / 'release'}/<assignment>/; "
-                  "--out DIR puts them in a folder of their own")
+                "--out DIR puts them in a folder of their own")
         return EXIT_PASSED
     except (release.ReleaseError, WorkflowError) as exc:
         say(f"error: {exc}", file=sys.stderr)
@@ -347,7 +343,7 @@ def _workflow(args) -> int:
             for item in report.missing:
                 say(f"missing   {item['student']} {item['assignment']}")
             say(f"{len(report.collected)} collected, {len(report.problems)} skipped, "
-                  f"{len(report.missing)} missing; the list is in {workspace.root / 'collect-report.json'}")
+                f"{len(report.missing)} missing; the list is in {workspace.root / 'collect-report.json'}")
             return EXIT_FAILED if report.problems else EXIT_PASSED
         if args.command == "autograde":
             shard = shards.parse_shard(args.shard) if args.shard else None
@@ -357,7 +353,7 @@ def _workflow(args) -> int:
             say(grading.summary_table(rows))
             if rows.unchanged:
                 say(f"graded {rows.graded}; {rows.unchanged} graded before and unchanged since, not graded again "
-                      "(--regrade grades them again)")
+                    "(--regrade grades them again)")
             failed = [r for r in rows if any(a.startswith("nbgrader could not") for a in r.attention)]
             return EXIT_FAILED if failed else EXIT_PASSED
         if args.command == "remove-student":
@@ -390,7 +386,7 @@ def _workflow(args) -> int:
         return EXIT_UNREADABLE
     except KeyboardInterrupt:
         say(f"interrupted: {args.command} stopped before it finished; run it again (it is safe to)",
-              file=sys.stderr)
+            file=sys.stderr)
         return EXIT_INTERRUPTED
     raise AssertionError(args.command)
 

@@ -157,8 +157,6 @@ def _harmless(soup) -> None:
     formulas: the elements :data:`_REMOVED` and :data:`_HEAD_ONLY`, every event handler
     (``on...``) and every link to a script (``javascript:``, ``vbscript:``, ``data:`` other
     than an image)."""
-    import re
-
     for element in soup.find_all(_REMOVED):
         element.decompose()
     for element in soup.find_all(_HEAD_ONLY):

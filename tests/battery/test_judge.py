@@ -290,3 +290,22 @@ def test_every_request_of_the_battery_reads_back_the_same_from_its_framing():
 def test_a_malformed_framing_is_unreadable(line):
     with pytest.raises(wire.Unreadable):
         wire.unframe(line, lambda n: b"\0" * n)
+
+
+def test_values_match_exactly_where_they_are_close_by_the_tolerance():
+    """compare's verdict on every pair of edge values (nan, infinities, zeros, subnormals,
+    the largest float) and tolerances, zero ones included: a match exactly where both are nan,
+    or equal, or finitely within atol + rtol * |expected|."""
+    import itertools
+    import math
+
+    from grader._battery.answers import compare
+
+    edges = [0.0, -0.0, 1.0, -1.0, 1e-8, 5e-324, 1e308, 1.7976931348623157e308, float("inf"), float("-inf"),
+             float("nan"), 0.5, 0.5000001, 100.0, 100.001]
+    for rtol, atol in [(1e-5, 1e-8), (0.0, 0.0), (1e-3, 0.0), (0.0, 1e-6)]:
+        for a, e in itertools.product(edges, edges):
+            close = (math.isnan(a) and math.isnan(e)) or a == e or (
+                math.isfinite(a - e) and abs(a - e) <= atol + rtol * abs(e))
+            got = compare(torch.tensor([a], dtype=torch.float64), torch.tensor([e], dtype=torch.float64), rtol, atol)
+            assert (got is None) == close, (a, e, rtol, atol, got)

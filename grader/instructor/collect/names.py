@@ -33,11 +33,14 @@ def _clip(text: str, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _shown(text: str) -> str:
+def _shown(text: str, keep: str = "") -> str:
     """``text`` as it can be printed and read: control characters (a line break in a file
-    name), invisible formatting ones and undecodable bytes written as escapes."""
+    name), invisible formatting ones and undecodable bytes written as escapes, but those in
+    ``keep``."""
+    if text.isprintable():
+        return text
     return "".join(c.encode("unicode_escape", "backslashreplace").decode("ascii")
-                   if unicodedata.category(c) in ("Cc", "Cf", "Cs") else c for c in text)
+                   if c not in keep and unicodedata.category(c) in ("Cc", "Cf", "Cs") else c for c in text)
 
 
 def _size(n: int) -> str:
