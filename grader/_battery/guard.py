@@ -7,14 +7,18 @@ Every call into student code goes through :func:`call_guarded`, which
 * captures what the call prints, at the Python level and on file descriptor 2,
   so that nothing reaches stderr (nbgrader gives 0 points to a cell that wrote
   to stderr) and the report can mention it instead,
-* records every ATen operator the call runs on its thread, through a
-  ``TorchDispatchMode`` (how many there were, to tell a vectorized
-  implementation from a loop), and torch's own BCE kernels that run meanwhile
-  on any thread of the process (:mod:`grader._battery.ownwork`).
+* notes torch's own BCE kernels that run meanwhile on any thread of the process
+  (:mod:`grader._battery.ownwork`),
+* and, when asked, counts the ATen operators the call runs on its thread, through a
+  ``TorchDispatchMode`` (to tell a vectorized implementation from a loop). The mode
+  costs about 10 us on every operator, so only the calls that count pay it; it also
+  names the BCE operators it sees, which is how torch's own BCE is noticed where
+  ownwork cannot hook the kernels (a torch older than 2.9).
 """
 
 from __future__ import annotations
 
+import _signal
 import contextlib
 import io
 import os
@@ -159,7 +163,9 @@ def _time_limit(seconds: float | None):
     def on_alarm(signum, frame):
         raise CaseTimeout(f"took longer than {seconds:g} s")
 
-    previous = signal.signal(signal.SIGPROF, on_alarm), signal.signal(signal.SIGALRM, on_alarm)
+    # _signal.signal is signal.signal without its conversions to enums, which cost more than
+    # the system calls (a ValueError each time the previous handler is a function)
+    previous = _signal.signal(_PROF, on_alarm), _signal.signal(_ALRM, on_alarm)
     signal.setitimer(signal.ITIMER_PROF, seconds)
     signal.setitimer(signal.ITIMER_REAL, seconds * WALL_CLOCK_FACTOR)
     try:
@@ -167,8 +173,11 @@ def _time_limit(seconds: float | None):
     finally:
         signal.setitimer(signal.ITIMER_PROF, 0)
         signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGPROF, previous[0])
-        signal.signal(signal.SIGALRM, previous[1])
+        _signal.signal(_PROF, previous[0])
+        _signal.signal(_ALRM, previous[1])
+
+
+_PROF, _ALRM = int(signal.SIGPROF), int(signal.SIGALRM)
 
 
 def call_guarded(
@@ -178,13 +187,22 @@ def call_guarded(
     *,
     time_limit: float | None = None,
     record_ops: bool = True,
+    count_ops: bool = False,
     count_lines: bool = False,
 ) -> Call:
     """Call ``fn(*args, **kwargs)`` and return what happened, never raising
-    (except ``KeyboardInterrupt``, so that a person can still stop the checks)."""
+    (except ``KeyboardInterrupt``, so that a person can still stop the checks).
+
+    ``record_ops`` notes torch's own BCE (``forbidden_ops``); ``count_ops`` counts the ATen
+    operators run on this thread (``op_count``), ``count_lines`` the student's Python lines
+    (``line_count``)."""
     call = Call()
     out, err = io.StringIO(), io.StringIO()
-    recorder = _OpRecorder() if record_ops else contextlib.nullcontext()
+    if record_ops:
+        ownwork.install()
+    # the dispatch mode: to count, or to name torch's BCE where the kernels are not hooked
+    dispatch = count_ops or (record_ops and not ownwork.installed())
+    recorder = _OpRecorder() if dispatch else contextlib.nullcontext()
     kernels = ownwork.Watch() if record_ops else contextlib.nullcontext()
     lines = _LineCounter() if count_lines else contextlib.nullcontext()
     start, cpu_start = time.perf_counter(), time.thread_time()
@@ -203,10 +221,12 @@ def call_guarded(
             call.error = exc
     call.seconds = time.perf_counter() - start
     call.cpu_seconds = time.thread_time() - cpu_start
-    if record_ops:
+    if dispatch:
         call.op_count = recorder.count
+    if record_ops:
         # the operators seen on this thread, and torch's BCE kernels run on any thread
-        seen_here = ["aten::" + name.split(".")[1] if name.startswith("aten.") else name for name in recorder.forbidden]
+        seen_here = [] if not dispatch else [
+            "aten::" + name.split(".")[1] if name.startswith("aten.") else name for name in recorder.forbidden]
         call.forbidden_ops = list(dict.fromkeys([*seen_here, *kernels.calls]))
     if count_lines:
         call.line_count = lines.count
