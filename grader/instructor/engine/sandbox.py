@@ -112,14 +112,51 @@ class Sandbox:
         out = []
         for p in paths:
             p = os.path.abspath(p)
-            if os.path.lexists(p) and p not in out and p != "/":
-                out.append(p)
-        return out
+            if not os.path.lexists(p):
+                continue
+            for q in _links_on_the_way(p):
+                if q not in out and q != "/":
+                    out.append(q)
+        # a path inside another that is bound is there already (the binds are recursive)
+        bound = [p for p in out if not os.path.islink(p)]
+        return [q for q in out if not any(q.startswith(p + "/") for p in bound)]
 
     def hidden_paths(self) -> list[str]:
+        """Where the paths to hide really are (:meth:`readable_paths` are bound there)."""
         import grader
 
-        return [str(Path(grader.__file__).resolve().parent / "course"), *self.hidden]
+        return [os.path.realpath(p) for p in (Path(grader.__file__).resolve().parent / "course", *self.hidden)]
+
+
+def _links_on_the_way(path: str) -> list[str]:
+    """The symbolic links ``path`` passes through (a virtual environment reached through one,
+    a home folder that is one), each where it really is, links in their targets included,
+    then the real path itself. The sandbox binds the real path and makes each link again
+    where it is, so that the path, and every name Python knows it by (``sys.prefix``,
+    ``sys.path``), lead to it inside as outside. Binding through a link instead would follow
+    it outside the sandbox's root."""
+    found: list[str] = []
+    current, parts, followed = "/", list(Path(path).parts[1:]), 0
+    while parts:
+        part = parts.pop(0)
+        if part == "..":
+            current = os.path.dirname(current)  # (current is real: no link to go back through)
+            continue
+        candidate = os.path.join(current, part)
+        if not os.path.islink(candidate):
+            current = candidate
+            continue
+        followed += 1
+        if followed > 40:  # a loop of links: what the system makes of it
+            return [*found, os.path.realpath(path)]
+        if candidate not in found:
+            found.append(candidate)
+        target = Path(os.readlink(candidate))
+        if target.is_absolute():
+            current, parts = "/", [*target.parts[1:], *parts]
+        else:
+            parts = [*target.parts, *parts]
+    return [*found, current]
 
 
 def available() -> str | None:
