@@ -39,6 +39,7 @@ def test_a_call_that_counts_counts_every_operator():
 def test_where_the_kernels_are_not_hooked_the_dispatch_mode_names_torchs_bce(monkeypatch):
     """On a torch whose kernels ownwork cannot hook (older than 2.9), the mode is what sees it."""
     monkeypatch.setattr(ownwork, "installed", lambda: False)
+
     class Blind:  # a watch that sees nothing, as where the hooks are missing
         calls: list = []
 
@@ -58,6 +59,7 @@ def test_the_time_limit_still_stops_a_call_and_restores_the_handlers():
     import signal
 
     before = signal.getsignal(signal.SIGALRM), signal.getsignal(signal.SIGPROF)
+
     def spin():  # a Python loop (a loop inside one C call would not see the signal until it returned)
         while True:
             pass
