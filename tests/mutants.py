@@ -10,10 +10,14 @@ FLAWS = frozenset({
     "last dim only", "reduction lower", "reduction strip", "reduction falsy", "weight promotes",
     "weight dtype", "sum over n", "nan_to_num", "legacy ignored", "no elementwise_mean", "view rows",
     "pos_weight where", "pos_weight larger", "target cast", "pos_weight promotes", "reduce sums",
+    "range tolerance", "weight rank", "pos_weight rank", "subnormal as zero", "softplus", "zero weight masks",
+    "pos_weight max form", "legacy yields",
 })
 
 
 def _reduction(reduction, flaws, size_average=None, reduce=None):
+    if "legacy yields" in flaws and reduction != "mean":  # the legacy arguments only replace the default
+        size_average = reduce = None
     if size_average is not None or reduce is not None:
         if "reduce sums" in flaws and reduce:
             return "sum"
@@ -50,7 +54,10 @@ def _weighted(loss, weight, flaws):
     if "weight dtype" in flaws:
         return (loss * weight).to(weight.dtype)
     weighted = loss * (weight if "weight promotes" in flaws else weight.to(loss.dtype))
-    if weighted.shape != loss.shape and "weight larger" not in flaws:
+    if "zero weight masks" in flaws:
+        weighted = torch.where(weight == 0, torch.zeros_like(weighted), weighted)
+    larger_allowed = "weight larger" in flaws or ("weight rank" in flaws and weight.dim() <= loss.dim())
+    if weighted.shape != loss.shape and not larger_allowed:
         raise RuntimeError(f"weight of shape {tuple(weight.shape)} does not broadcast to {tuple(loss.shape)}")
     return weighted
 
@@ -64,9 +71,12 @@ def _reduce(loss, reduction, flaws):
 def _bce(input, target, weight, reduction, flaws, size_average=None, reduce=None):
     reduction = _reduction(reduction, flaws, size_average, reduce)
     _sizes(input, target, flaws)
-    if not bool(((input >= 0) & (input <= 1)).all()):
+    slack = 1e-6 if "range tolerance" in flaws else 0.0
+    if not bool(((input >= -slack) & (input <= 1 + slack)).all()):
         raise RuntimeError("all elements of input should be between 0 and 1")
-    if "target range > 1 only" in flaws:
+    if "range tolerance" in flaws:
+        bad = not bool(((target >= -slack) & (target <= 1 + slack)).all())
+    elif "target range > 1 only" in flaws:
         bad = bool((target > 1).any())
     elif "target range misses nan" in flaws:
         bad = bool(((target < 0) | (target > 1)).any())
@@ -82,6 +92,8 @@ def _bce(input, target, weight, reduction, flaws, size_average=None, reduce=None
         log_q = torch.nan_to_num(torch.log1p(-input), neginf=-100.0)
     else:
         log_p, log_q = torch.log(input).clamp(min=-100), torch.log1p(-input).clamp(min=-100)
+    if "subnormal as zero" in flaws:  # whatever float32 cannot hold as a normal number counts as 0
+        log_p = torch.where(input < 1e-38, torch.full_like(log_p, -100.0), log_p)
     loss = -(target * log_p + (1 - target) * log_q)
     if "view" in flaws:
         loss = loss.view(shape)
@@ -99,16 +111,20 @@ def _logits(input, target, weight, pos_weight, reduction, flaws):
         if pos_weight is not None:
             pos_weight = pos_weight.expand(shape).reshape(input.shape)
     log_sig = F.logsigmoid(input)
+    if "pos_weight max form" in flaws and pos_weight is not None:  # -softplus(-x), with a kink at 0
+        log_sig = -((-input).clamp(min=0) + torch.log1p(torch.exp(-input.abs())))
     if pos_weight is not None:
         if "pos_weight promotes" not in flaws:
             pos_weight = pos_weight.to(input.dtype)
-        if "pos_weight larger" not in flaws:
+        if "pos_weight larger" not in flaws and not ("pos_weight rank" in flaws and pos_weight.dim() <= input.dim()):
             pos_weight = pos_weight.expand_as(input)
         if "pos_weight where" in flaws:
             log_sig = torch.where(target == 1, pos_weight * log_sig, log_sig)
         else:
             log_sig = log_sig * (1 + (pos_weight - 1) * target)
     loss = ((1 - target) * input - log_sig).view(shape) if "view rows" in flaws else (1 - target) * input - log_sig
+    if "softplus" in flaws and pos_weight is None:  # the same formula, but inf - inf at infinite logits
+        loss = F.softplus(input) - target * input
     return _reduce(_weighted(loss, weight, flaws), reduction, flaws)
 
 
@@ -146,6 +162,11 @@ def logits_mutant(*flaws):
 def grad_without_floor(input, target):
     """The hand-derived gradient without notebook 01's floor max(p(1 - p), 1e-12)."""
     return (input - target) / (input * (1 - input)) / input.numel()
+
+
+def grad_cancelling_floor(input, target):
+    """The floor on p - p**2, which cancels near p = 1, instead of p * (1 - p)."""
+    return (input - target) / torch.clamp(input - input ** 2, min=1e-12) / input.numel()
 
 
 def grad_with_floor(input, target):

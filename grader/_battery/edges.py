@@ -14,6 +14,9 @@ from .spec import (BCE, BCE_WITH_LOGITS, GRAD_BCE_WITH_LOGITS, Case, base_loss, 
                    probabilities, soft_targets, takes_logits)
 
 
+inf, nan = float("inf"), float("nan")
+
+
 def edge_cases(function) -> list[Case]:
     if function == BCE:
         return [
@@ -31,6 +34,14 @@ def edge_cases(function) -> list[Case]:
                  grad_input=False, hint=HINTS["epsilon"]),
             Case("probabilities below e^-100 (1e-45, 1e-44), whose logs torch clamps, averaged", "edge values",
                  fixed([1e-45, 1e-44, 0.5], [1.0, 1.0, 1.0]), grad_input=False, hint=HINTS["clamp"]),
+            Case("subnormal probabilities (1e-40, 1e-39), whose logs torch does not clamp, reduction='none'",
+                 "edge values", fixed([1e-40, 1e-39, 0.5], [1.0, 1.0, 1.0], reduction="none"),
+                 grad_input=False, hint=HINTS["clamp"]),
+            Case("float64 probabilities of 1e-40 and 1e-300, reduction='none'", "edge values",
+                 fixed([1e-40, 1e-300, 0.5], [1.0, 1.0, 0.0], reduction="none"), dtype=torch.float64,
+                 grad_input=False, hint=HINTS["clamp"]),
+            Case("probabilities near 0 and 1 (5e-5, 1e-4, 0.9999, 0.99995), reduction='none'", "edge values",
+                 fixed([5e-5, 1e-4, 0.9999, 0.99995], [1.0, 0.0, 0.0, 1.0], reduction="none")),
             Case("hard 0/1 targets", "edge values", maker(function, (4, 5), hard=True), grad_target=True),
             Case("soft targets", "edge values",
                  fixed([0.2, 0.5, 0.7, 0.9], [0.1, 0.5, 0.95, 0.25], reduction="none"),
@@ -45,9 +56,18 @@ def edge_cases(function) -> list[Case]:
              fixed([1e4, -1e4, 1e4, -1e4], [0, 1, 1, 0], reduction="none"), hint=HINTS["stable"]),
         Case("logits of +-1e4, averaged", "edge values",
              fixed([1e4, -1e4, 3.0, -2.0], [0, 1, 1, 0.5]), hint=HINTS["stable"]),
+        Case("logits of +-inf, reduction='none'", "edge values",
+             fixed([inf, -inf, inf, -inf, 1.0], [0, 1, 1, 0, 0.5], reduction="none"), grad_input=False,
+             hint=HINTS["stable"]),
         Case("logits of exactly 0 (where a zero-initialised model starts), reduction='none'", "edge values",
              fixed([0.0, 0.0, 0.0, -0.0], [0.0, 1.0, 0.5, 0.25], reduction="none"),
              grad_target=True, hint=HINTS["kink"]),
+        Case("logits of exactly 0 with pos_weight, reduction='none'", "edge values",
+             fixed([0.0, 0.0, 0.0, -0.0], [0.0, 1.0, 0.5, 0.25], pos_weight=[3.0], reduction="none"),
+             grad_target=True, hint=HINTS["kink"]),
+        Case("a weight of 0 on a logit that is nan or inf, reduction='none'", "edge values",
+             fixed([nan, 2.0, inf, -1.0], [0.0, 1.0, 0.0, 1.0], weight=[0.0, 1.0, 0.0, 1.0], reduction="none"),
+             grad_input=False, hint=HINTS["zero weight"]),
         Case("targets outside [0, 1] (torch does not check them)", "edge values",
              fixed([0.5, -1.0, 2.0, 0.25, -3.0], [-0.5, 1.5, 2.0, 0.3, -1.0], reduction="none"),
              grad_target=True, hint=HINTS["logit targets"]),
@@ -88,6 +108,12 @@ def error_cases(function) -> list[Case]:
             ("a target above 1", [0.2, 0.7, 0.5], [0.0, 1.5, 0.5], HINTS["target range"]),
             ("a target below 0", [0.2, 0.7, 0.5], [0.0, -0.5, 0.5], HINTS["target range"]),
             ("a target that is nan", [0.2, 0.7, 0.5], [0.0, float("nan"), 0.5], HINTS["target range"]),
+            ("an input just above 1 (the float32 after 1)", [0.2, 1 + 2 ** -23, 0.5], [0.0, 1.0, 0.5],
+             HINTS["range"]),
+            ("an input just below 0 (-1e-7)", [0.2, -1e-7, 0.5], [0.0, 1.0, 0.5], HINTS["range"]),
+            ("a target just above 1 (the float32 after 1)", [0.2, 0.7, 0.5], [0.0, 1 + 2 ** -23, 0.5],
+             HINTS["target range"]),
+            ("a target just below 0 (-1e-7)", [0.2, 0.7, 0.5], [0.0, -1e-7, 0.5], HINTS["target range"]),
         ]:
             # torch checks the range on the device, where a failure is a device-side assert.
             cases.append(_error(name, fixed(inp, tgt), hint, cpu_only=True))
@@ -111,6 +137,8 @@ def error_cases(function) -> list[Case]:
     for shape in ((2, 3, 4), (1, 3, 4)):
         cases.append(_error(f"a weight of shape {shape} for an input of shape (3, 4) (it broadcasts into a "
                             "larger shape)", maker(function, (3, 4), weight=shape), HINTS["larger"]))
+    cases.append(_error("a weight of shape (2, 4) for an input of shape (1, 4) (it broadcasts into a larger "
+                        "shape of as many dimensions)", maker(function, (1, 4), weight=(2, 4)), HINTS["larger"]))
     if function == BCE_WITH_LOGITS:
         cases.append(_error("a pos_weight of shape (3,) for an input of shape (3, 4)",
                             maker(function, (3, 4), pos_weight=(3,)),
@@ -118,6 +146,9 @@ def error_cases(function) -> list[Case]:
                             "when it cannot."))
         cases.append(_error("a pos_weight of shape (2, 3, 4) for an input of shape (3, 4) (it broadcasts into "
                             "a larger shape)", maker(function, (3, 4), pos_weight=(2, 3, 4)), HINTS["larger"]))
+        cases.append(_error("a pos_weight of shape (2, 1) for an input of shape (1, 4) (it broadcasts into a "
+                            "larger shape of as many dimensions)", maker(function, (1, 4), pos_weight=(2, 1)),
+                            HINTS["larger"]))
     return cases
 
 

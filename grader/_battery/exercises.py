@@ -178,7 +178,7 @@ def judge_matches(params: dict, subject: str | None, ask: Ask) -> list[str]:
         except Unreadable as error:
             problems.append(f"{case}: the grader has no usable result of {name} ({error})")
             continue
-        problem = _judge_call(seen, expected, ref, name)
+        problem = _judge_call(seen, expected, ref, name, args)
         if problem:
             problems.append(f"{case}: {problem}" + (f"\nHint: {ref.hint}" if ref.hint else ""))
             if len(problems) >= 3 or seen.timed_out:
@@ -186,7 +186,7 @@ def judge_matches(params: dict, subject: str | None, ask: Ask) -> list[str]:
     return problems
 
 
-def _judge_call(seen: Seen, expected: torch.Tensor, ref: Reference, name: str) -> str | None:
+def _judge_call(seen: Seen, expected: torch.Tensor, ref: Reference, name: str, args: dict) -> str | None:
     if seen.timed_out:
         return f"{name} took longer than {ref.time_limit:g} s"
     if seen.error is not None:
@@ -194,6 +194,10 @@ def _judge_call(seen: Seen, expected: torch.Tensor, ref: Reference, name: str) -
             return f"{name} is not written yet: replace `raise NotImplementedError()` with your own code"
         frames = seen.frames()
         return f"{name} raised {seen.error_text()}" + (f"\n  {frames}" if frames else "")
+    changed = [key for key in seen.changed if key in args]
+    if changed:
+        return (f"{name} changed its argument {changed[0]!r} in place (the caller's tensor is no longer what it "
+                "passed): work on new tensors, never on the arguments themselves")
     if not isinstance(seen.value, torch.Tensor):
         return f"{name} returned {text(seen.not_a_tensor, 200) or 'something else'}, not a torch.Tensor"
     value = seen.value

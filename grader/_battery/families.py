@@ -106,8 +106,11 @@ def reduction_cases(function) -> list[Case]:
                           hint=HINTS["empty"] if 0 in shape else HINTS["reduction"]))
     # torch's deprecated arguments, for a signature that has them (see spec.LEGACY)
     for legacy in ({"size_average": False}, {"reduce": False}, {"size_average": True, "reduce": True},
-                   {"size_average": False, "reduce": False}, {"reduce": True}):
-        text = ", ".join(f"{k}={v}" for k, v in legacy.items())
+                   {"size_average": False, "reduce": False}, {"reduce": True},
+                   {"size_average": False, "reduction": "none"}, {"reduce": False, "reduction": "sum"}):
+        text = ", ".join(f"{k}={v!r}" if k == "reduction" else f"{k}={v}" for k, v in legacy.items())
+        if "reduction" in legacy:  # a legacy argument given decides, whatever reduction says
+            text += " (the legacy argument wins)"
         cases.append(Case(f"the legacy {text}", "reductions", maker(function, (4, 5), **legacy),
                           hint=HINTS["legacy"]))
     cases.append(Case("the legacy reduction='elementwise_mean'", "reductions",

@@ -33,7 +33,8 @@ HINTS = {
                         "no None. Compare the string as it is and raise ValueError for anything else."),
     "legacy": ("size_average and reduce are torch's deprecated way to ask for a reduction: reduce=False "
                "gives 'none'; otherwise size_average=False gives 'sum'; either left as None keeps the "
-               "other's meaning, and both None keep reduction."),
+               "other's meaning, and both None keep reduction. Once either is given, reduction is "
+               "ignored."),
     "layouts": ("a tensor is not always a fresh contiguous block: a transposed, sliced or expanded one has "
                 "other strides, and .view() fails on it. Use elementwise operations, .reshape() or "
                 ".flatten(), which work on any layout."),
@@ -46,8 +47,12 @@ HINTS = {
                   "not, so use .mean() rather than .sum() / n."),
     "buffer": ("store weight with self.register_buffer('weight', weight) in __init__: a buffer moves "
                "with the module (.to(device), .double()) and is saved in its state_dict, as nn.BCELoss's is."),
-    "range": ("torch raises RuntimeError when an input or target lies outside [0, 1]; nan lies "
-              "outside too (every comparison with nan is False)."),
+    "range": ("torch raises RuntimeError when an input or target lies outside [0, 1], by however little "
+              "(the float32 after 1, 1 + 2**-23, is outside: no tolerance); nan lies outside too (every "
+              "comparison with nan is False)."),
+    "zero weight": ("a weight multiplies each element's loss, a weight of 0 included: 0 * nan and 0 * inf are "
+                    "nan, so torch's loss is nan there. Multiply by the weight; do not skip the elements "
+                    "whose weight is 0."),
     "size": ("torch raises ValueError when the target's shape differs from the input's, even "
              "when the two would broadcast."),
     "unknown reduction": "torch raises ValueError for a reduction other than 'mean', 'sum' or 'none'.",

@@ -70,6 +70,21 @@ def test_a_wrong_function_gets_the_case_and_the_difference(registered, body, wor
     assert "Hint: multiply the rows by w" in str(verdict)
 
 
+@pytest.mark.parametrize("body, argument", [
+    (lambda x, w: x.clone().sub_(1) @ w + w.sum(), None),  # in place on its own copy: fine
+    (lambda x, w: x.sub_(1) @ w + w.sum(), "x"),
+    (lambda x, w: x @ w.add_(0.5) - x @ torch.full_like(w, 0.5), "w"),
+])
+def test_a_function_that_changes_its_arguments_in_place_fails(registered, body, argument):
+    """Right values are not enough: a function that changes the caller's tensors in place
+    (an exercise's gradient that subtracts from y, say) fails, and says which argument."""
+    verdict = grader.check_matches(body, "test-logits")
+    if argument is None:
+        assert verdict.passed, str(verdict)
+    else:
+        assert not verdict.passed and f"changed its argument {argument!r} in place" in str(verdict), str(verdict)
+
+
 def test_the_judge_asks_only_for_outputs_on_its_own_inputs(registered):
     """Whatever the student's process answers, torch's side is computed by the judge: a
     forged answer that claims a value for a case is compared with torch's, not believed."""
