@@ -80,7 +80,7 @@ def decide(name: str, params: dict, subject: str | None, ask: Ask) -> list[str]:
         return list(judge(params, subject, ask))
     except ValueError as error:  # the test cell's own arguments, or an unreadable answer
         return [str(error)]
-    except (KeyError, TypeError, IndexError, AttributeError, RuntimeError) as error:
+    except (KeyError, TypeError, IndexError, AttributeError, RuntimeError, ArithmeticError) as error:
         return [f"the grader could not read the result of {name}: {type(error).__name__}: {error}"]
 
 

@@ -7,6 +7,7 @@ and decides from counts and values the judge reads without trusting them.
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
@@ -80,10 +81,14 @@ def vectorization(ask: Ask, function: str, device: str, time_limit: float) -> Fa
                                        f"{text(timed['problem'], 300)}")
     try:
         student_best = float(timed["seconds"])
+        if not math.isfinite(student_best) or student_best < 0:
+            raise ValueError(student_best)
         if student_best <= _MIN_SLOW_SECONDS:
             return None
         torch_best = float(timed["torch seconds"])
-    except (KeyError, TypeError, ValueError):
+        if not math.isfinite(torch_best) or torch_best < 0:
+            raise ValueError(torch_best)
+    except (KeyError, TypeError, ValueError, OverflowError):
         return _vector_failure(device, "the grader has no usable timing of your function")
     ratio = student_best / max(torch_best, 1e-9)
     if ratio > _MAX_SLOWDOWN and student_best > _MIN_SLOW_SECONDS:

@@ -34,6 +34,11 @@ _SCALARS = frozenset({str, int, float, bool, type(None)})
 MAX_ELEMENTS = 1 << 21
 #: The most nested lists and dicts one message may have.
 MAX_DEPTH = 16
+#: The most lists and dicts, and items, one message may hold in all: an answer holds a few (a
+#: value, its gradients as base64 text, counts), and parsing millions of them would cost the
+#: judge gigabytes.
+MAX_CONTAINERS = 10_000
+MAX_ITEMS = 100_000
 
 
 class Unreadable(ValueError):
@@ -187,6 +192,10 @@ def unframe(line: bytes, take: Callable[[int], bytes]) -> Any:
 
 def loads(line: bytes | str) -> Any:
     """The message :func:`dumps` wrote; :class:`Unreadable` if it is not one."""
+    if isinstance(line, str):
+        line = line.encode()
+    if line.count(b"[") + line.count(b"{") > MAX_CONTAINERS or line.count(b",") > MAX_ITEMS:
+        raise Unreadable("a message of more lists, dicts or items than an answer has")  # counted at memchr's pace
     try:
         return decode(json.loads(line))
     except (ValueError, RecursionError) as error:

@@ -144,9 +144,21 @@ def judge_test_cell(calls: list[Call], ask_about) -> list[str]:
 
 
 def fail(cell, text: str) -> None:
-    """Give ``cell`` the error output nbgrader scores as a failure, saying ``text``."""
+    """Give ``cell`` the error output nbgrader scores as a failure, saying ``text``. Whatever
+    the notebook's process showed there stays visible but cannot be scored: nbgrader scores a
+    test cell by its first error or ``execute_result``, so a value the student's code made
+    the cell show (a check replaced by one that returns text, say) would otherwise come
+    first and earn the points; it becomes ``display_data``, which nbgrader does not score."""
     import nbformat
 
-    cell.outputs = [o for o in cell.get("outputs", []) if o.get("output_type") != "error"] + [
-        nbformat.from_dict({"output_type": "error", "ename": "AssertionError", "evalue": text,
-                            "traceback": [f"AssertionError: {text}"]})]
+    kept = []
+    for output in cell.get("outputs", []):
+        kind = output.get("output_type")
+        if kind == "error":
+            continue
+        if kind == "execute_result":
+            output = nbformat.from_dict({"output_type": "display_data", "data": output.get("data", {}),
+                                         "metadata": output.get("metadata", {})})
+        kept.append(output)
+    cell.outputs = kept + [nbformat.from_dict({"output_type": "error", "ename": "AssertionError", "evalue": text,
+                                               "traceback": [f"AssertionError: {text}"]})]

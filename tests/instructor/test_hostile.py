@@ -5,7 +5,8 @@ course, the gradebook or the other students is touched.
 Each case in tests/hostile/ is a small notebook: the cells a student wrote or changed,
 merged into the released notebook by :func:`submission` (metadata ``hostile``:
 ``solution`` replaces a solution cell, ``after`` adds a cell after the named one,
-``edit`` replaces a test cell's source, ``delete`` removes it); its metadata says what
+``edit`` replaces a test cell's source, ``delete`` removes it, ``index`` replaces the source
+of the released notebook's cell at that index); its metadata says what
 it does, the score each test cell must get, and what the summary must say.
 """
 
@@ -47,6 +48,8 @@ def submission(released, case: nbformat.NotebookNode) -> str:
             nb.cells.insert(by_id(what["after"]) + 1, nbformat.v4.new_code_cell(cell.source))
         elif "delete" in what:
             del nb.cells[by_id(what["delete"])]
+        elif "index" in what:  # a cell of the released notebook's own, edited (no shared beginning then)
+            nb.cells[what["index"]].source = cell.source
     return nbformat.writes(nb)
 
 

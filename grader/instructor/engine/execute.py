@@ -35,8 +35,12 @@ GRACE_S = 15
 #: The longest message a notebook's process may send about a cell (its outputs are capped
 #: at OUTPUT_LIMIT characters there; this is for a process that writes to the pipe itself).
 MESSAGE_LIMIT = 4 * OUTPUT_LIMIT
-#: The longest answer to one of the judge's requests (a value and its gradients).
-ANSWER_LIMIT = 96 << 20
+#: The most output a notebook's cells may bring back in all: beyond it, a cell keeps only its
+#: errors (cut short), so that neither the autograded notebook nor its feedback grows without end.
+NOTEBOOK_OUTPUT_LIMIT = 8 * OUTPUT_LIMIT
+#: The longest answer to one of the judge's requests (a value and its gradients: the largest
+#: case's three float32 tensors of 2 MiB are 8 MiB as base64).
+ANSWER_LIMIT = 32 << 20
 #: Seconds an answer may take beyond the time limit of the call it is about.
 ANSWER_GRACE_S = 10
 
@@ -54,14 +58,21 @@ class Channel:
         if requests is not None:
             os.set_blocking(requests, False)  # a process that reads a little, then stops, must not block the judge
         self.pid = pid
-        self.buffer = b""
+        self.buffer = bytearray()
+        self.searched = 0  # how much of the buffer holds no newline
         self.dead: str | None = None
+        self.told = 0  # bytes of the cells' messages read so far
+        self.deadline: float | None = None  # the notebook's own (its time limit), if it has one
 
     def next(self, deadline: float, limit: int | None = None) -> bytes | None:
         """The next line the process writes, None at its end; ``_Stop`` past ``deadline``
         or ``limit`` bytes (default :data:`MESSAGE_LIMIT`)."""
         limit = limit or MESSAGE_LIMIT
-        while b"\n" not in self.buffer:
+        end = self.buffer.find(b"\n", self.searched)
+        while end < 0:
+            self.searched = len(self.buffer)
+            if self.searched > limit:
+                raise _Stop(f"it sent a message of more than {limit >> 20} MiB")
             wait = deadline - time.monotonic()
             ready, _, _ = select.select([self.reader], [], [], max(wait, 0))
             if not ready:
@@ -70,17 +81,18 @@ class Channel:
             if not chunk:
                 return None
             self.buffer += chunk
-            if len(self.buffer) > limit and b"\n" not in self.buffer:
-                raise _Stop(f"it sent a message of more than {limit >> 20} MiB")
-        line, self.buffer = self.buffer.split(b"\n", 1)
-        if len(line) > limit:
+            end = self.buffer.find(b"\n", self.searched)
+        if end > limit:
             raise _Stop(f"it sent a message of more than {limit >> 20} MiB")
+        line = bytes(self.buffer[:end])
+        del self.buffer[:end + 1]
+        self.searched = 0
         return line
 
     def send(self, request: dict, **extra) -> None:
         data = wire.frame(request, **extra)
         view = memoryview(data)
-        deadline = time.monotonic() + 30
+        deadline = self._until(30)
         while view:
             _, ready, _ = select.select([], [self.requests], [], max(deadline - time.monotonic(), 0))
             if not ready:
@@ -98,7 +110,7 @@ class Channel:
         seconds = request.get("time_limit", 5.0)
         try:
             self.send(request, **extra)
-            line = self.next(time.monotonic() + float(seconds) * 3 + ANSWER_GRACE_S, ANSWER_LIMIT)
+            line = self.next(self._until(float(seconds) * 3 + ANSWER_GRACE_S), ANSWER_LIMIT)
             if line is None:
                 raise _Stop("the notebook's process ended while the grader was checking it")
             message = wire.loads(line)
@@ -108,8 +120,16 @@ class Channel:
         except wire.Unreadable as error:
             self.stop(f"it answered the grader with something that is not an answer ({error})")
         except (_Stop, OSError) as error:
+            if self.deadline is not None and time.monotonic() >= self.deadline:
+                self.stop("it ran past the notebook's time limit while the grader was checking it")
             self.stop(str(error) if isinstance(error, _Stop) else f"its pipe failed ({error})")
         return {"refused": self.dead}
+
+    def _until(self, seconds: float) -> float:
+        """``seconds`` from now, but no later than the notebook's own deadline: the judge's
+        requests count against the notebook's time limit like its cells."""
+        until = time.monotonic() + seconds
+        return until if self.deadline is None else min(until, self.deadline)
 
     def stop(self, why: str) -> None:
         self.dead = self.dead or why
@@ -136,6 +156,7 @@ def listen(read_fd: int, pid: int, timeout: int, notebook_timeout: int | None, a
     stopped, if it was, or what ``answer`` said was wrong."""
     channel = Channel(read_fd, requests, pid)
     started = time.monotonic()
+    channel.deadline = started + notebook_timeout if notebook_timeout else None
     stopped = None
     try:
         while True:
@@ -153,9 +174,22 @@ def listen(read_fd: int, pid: int, timeout: int, notebook_timeout: int | None, a
                 break
             if line is None:
                 break
+            channel.told += len(line)
             try:
-                said = answer(json.loads(line), channel)
+                message = json.loads(line)
+            except (ValueError, RecursionError):
+                message = None
+            try:
+                if not isinstance(message, dict):
+                    raise _Stop("it sent something that is not a message")
+                said = answer(message, channel)
+            except _Stop as why:
+                channel.stop(str(why))
+                said = None
             except (ValueError, KeyError, TypeError):
+                said = None  # a message whose fields are not what they should be: ignored
+            except Exception as error:  # noqa: BLE001 - whatever it sent, the batch goes on
+                channel.stop(f"the grader could not use what it sent ({type(error).__name__})")
                 said = None
             stopped = said or stopped
             if channel.dead:
@@ -230,6 +264,8 @@ def execute(nb, *, cwd: str, timeout: int = 30, threads: int | None = None, limi
     scratch = None
     reused = 0
     own_loss: set[str] = set()
+    started = spawner = None
+    settled = False  # whether the forker's word on how the process ended is read or left for later
     try:
         while True:
             reused = len(server.prefix) if server is not None else 0
@@ -253,14 +289,18 @@ def execute(nb, *, cwd: str, timeout: int = 30, threads: int | None = None, limi
             server = None
         done: set[int] = set()
 
-        def fill(index, message):
+        def fill(index, message, told=0):
             cell = nb.cells[index]
-            cell.outputs = [nbformat.from_dict(o) for o in message["outputs"]]
+            outputs = message["outputs"] if told <= NOTEBOOK_OUTPUT_LIMIT else _cut(message["outputs"])
+            cell.outputs = [nbformat.from_dict(o) for o in outputs]
             cell.execution_count = message["execution_count"]
             done.add(index)
 
         for (index, _, _), message in zip(cells, server.prefix if server is not None else []):
             fill(index, message)
+
+        turns = iter([i for i, _, _ in cells[reused:]])  # the order the notebook's process runs them
+        serves = {i for i, _, subjects in cells if subjects}  # the test cells after which it waits for the judge
 
         def answer(message, channel):
             if "sandbox" in message:
@@ -269,7 +309,18 @@ def execute(nb, *, cwd: str, timeout: int = 30, threads: int | None = None, limi
             if not isinstance(index, int) or index in done or not 0 <= index < len(nb.cells) \
                     or nb.cells[index].cell_type != "code" or not isinstance(message.get("outputs"), list):
                 return None
-            fill(index, message)
+            # The engine's session sends every cell's message in turn and waits for the judge
+            # after each test cell that has checks: anything else was written by the notebook's code.
+            if index != next(turns, None):
+                channel.stop(f"it sent the outputs of cell {index + 1} out of turn")
+                return None
+            if index in serves and channel.requests is not None and not message.get("serving"):
+                channel.stop(f"it did not wait for the grader after cell {index + 1}")
+                return None
+            fill(index, message, channel.told)
+            if channel.told > NOTEBOOK_OUTPUT_LIMIT:
+                attention.append(f"its cells printed more than {NOTEBOOK_OUTPUT_LIMIT >> 20} MiB in all; "
+                                 "from then on only their errors were kept")
             if isinstance(message.get("processes"), int) and message["processes"] > 1:
                 attention.append(f"cell {index + 1} left {message['processes'] - 1} processes running "
                                  "(they were killed when the notebook ended)")
@@ -283,7 +334,7 @@ def execute(nb, *, cwd: str, timeout: int = 30, threads: int | None = None, limi
         stopped = listen(started.messages, started.pid, timeout, notebook_timeout, answer, started.requests)
         pending = [i for i, _, _ in cells if i not in done]
         if pending:
-            status = spawner.wait()
+            status, settled = spawner.wait(), True
             how = stopped or _ended(status)
             attention.append(f"the notebook stopped at cell {pending[0] + 1}: {how}")
             nb.cells[pending[0]].outputs = [nbformat.from_dict({
@@ -298,11 +349,20 @@ def execute(nb, *, cwd: str, timeout: int = 30, threads: int | None = None, limi
                         "traceback": [f"NotRunError: {text}"]})]
         else:  # it has run every cell: it is ending, and the grader goes on meanwhile
             spawner.wait_later()
+            settled = True
             if stopped:
                 attention.append(stopped)
         attention += _what_the_outputs_say(nb)
         attention += [f"{name} called torch's own binary cross-entropy" for name in sorted(own_loss)]
     finally:
+        if started is not None and not settled:
+            # Something failed in the middle: the process is stopped, and the forker's word on
+            # it skipped later, so that the worker's next notebook gets the process it asks for.
+            try:
+                os.kill(started.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            spawner.wait_later()
         if scratch is not None:
             _remove(scratch)
     nb.metadata["bce_grader"] = {"attention": list(dict.fromkeys(attention)), "shared_cells": reused}
@@ -334,7 +394,12 @@ def _judge(cell, test: _TestCell, tampering: list[str], channel: Channel | None,
 
         return ask
 
-    problems = verdict.judge_test_cell(test.calls, ask_about)
+    try:
+        problems = verdict.judge_test_cell(test.calls, ask_about)
+    except Exception as error:  # noqa: BLE001 - the grader's own failure: the cell fails, the batch goes on
+        channel.stop(f"the grader failed while checking a test cell ({type(error).__name__})")
+        problems = [f"The grader could not finish checking this cell ({type(error).__name__}); "
+                    "an instructor should look at this notebook"]
     if problems:
         verdict.fail(cell, "\n".join(problems))
 
@@ -367,6 +432,17 @@ def _what_the_outputs_say(nb) -> list[str]:
                 if any(n in text for n in needles):
                     notes.append(f"cell {index + 1} {what}")
     return list(dict.fromkeys(notes))
+
+
+def _cut(outputs: list) -> list:
+    """A cell's outputs once the notebook's are over :data:`NOTEBOOK_OUTPUT_LIMIT`: its errors,
+    cut short (nbgrader scores a cell by them), and a line saying the rest was dropped."""
+    kept = [{"output_type": "error", "ename": str(o.get("ename", ""))[:200], "evalue": str(o.get("evalue", ""))[:2000],
+             "traceback": [str(line)[:2000] for line in o.get("traceback", [])[-5:]]}
+            for o in outputs if isinstance(o, dict) and o.get("output_type") == "error"]
+    note = {"output_type": "stream", "name": "stdout",
+            "text": f"[outputs dropped: the notebook's outputs passed {NOTEBOOK_OUTPUT_LIMIT >> 20} MiB in all]\n"}
+    return [note, *kept]
 
 
 def _ended(status: int) -> str:

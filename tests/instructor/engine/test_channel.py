@@ -62,7 +62,8 @@ def test_a_well_formed_answer_comes_through_with_its_tensors():
      "; sys.stdout.flush()", "not an answer"),
     ("sys.exit(0)", "ended"),
     ("import time; time.sleep(60)", "timeout"),
-], ids=["endless-line", "huge-line", "junk", "not-a-record", "bad-tensor", "exits", "silent"])
+    ("sys.stdout.write('{\"answer\": [' + '[],' * 20000 + '[]]}\\n'); sys.stdout.flush()", "not an answer"),
+], ids=["endless-line", "huge-line", "junk", "not-a-record", "bad-tensor", "exits", "silent", "many-lists"])
 def test_a_misbehaving_process_is_refused_and_stopped(body, why):
     proc, channel = process(body)
     started = time.monotonic()
@@ -73,6 +74,29 @@ def test_a_misbehaving_process_is_refused_and_stopped(body, why):
     started = time.monotonic()
     assert "refused" in channel.ask({"op": "call", "time_limit": 0.2})  # and not asked again
     assert time.monotonic() - started < 0.5
+    finish(proc, channel)
+
+
+def test_an_answer_of_millions_of_items_is_refused_before_it_is_parsed():
+    """Parsing 16 MiB of tiny JSON items costs gigabytes: the wire counts them first."""
+    for line in (b'{"answer": [' + b"[]," * 20000 + b"[]]}", b'{"answer": [' + b"1," * 200000 + b"1]}"):
+        with pytest.raises(wire.Unreadable, match="more lists, dicts or items"):
+            wire.loads(line)
+    assert torch.equal(wire.loads(wire.dumps({"answer": torch.ones(1 << 16)}))["answer"], torch.ones(1 << 16))
+
+
+def test_the_judges_requests_count_against_the_notebooks_time_limit():
+    """A process that answers every request slowly, each within its own limit, is stopped
+    when the notebook's time limit passes, not after as many requests as the judge has."""
+    proc, channel = process("""
+        import time; time.sleep(0.4)
+        sys.stdout.write(json.dumps({"answer": {"echo": request["op"]}}) + "\\n"); sys.stdout.flush()
+    """)
+    channel.deadline = time.monotonic() + 1.0
+    started = time.monotonic()
+    answers = [channel.ask({"op": "call", "time_limit": 5.0}) for _ in range(10)]
+    assert time.monotonic() - started < 2.5
+    assert answers[0] == {"echo": "call"} and "time limit" in answers[-1]["refused"], answers
     finish(proc, channel)
 
 
@@ -169,3 +193,55 @@ def test_a_notebooks_process_reads_each_requests_tensors_into_memory_of_their_ow
     assert not torch.equal(args["input"], large) and torch.equal(args["target"], half)
     with pytest.raises(wire.Unreadable):  # a tensor whose bytes do not match its shape
         wire.unframe(b'{"x": {"tensor": "float32", "shape": [3], "raw": 8}}', lambda n: torch.zeros(n, dtype=torch.uint8))
+
+
+def test_a_failed_test_cell_shows_its_values_but_nbgrader_scores_only_the_judges_error():
+    """nbgrader scores a test cell by its first error or execute_result: a value the student's
+    code made the cell show must not come before the judge's failure and earn the points."""
+    import nbformat
+    from nbgrader.utils import determine_grade
+
+    from grader.instructor import verdict
+
+    cell = nbformat.v4.new_code_cell("grader.assert_passes(binary_cross_entropy)", metadata={
+        "nbgrader": {"grade": True, "solution": False, "grade_id": "t", "points": 3}})
+    cell.outputs = [nbformat.from_dict({"output_type": "execute_result", "execution_count": 1, "metadata": {},
+                                        "data": {"text/plain": "'all checks passed'"}}),
+                    nbformat.from_dict({"output_type": "stream", "name": "stdout", "text": "hi\n"})]
+    assert determine_grade(cell)[0] == 3
+    verdict.fail(cell, "your function returned 0 where torch gives 0.69")
+    assert determine_grade(cell)[0] == 0
+    assert [o.output_type for o in cell.outputs] == ["display_data", "stream", "error"]
+    assert cell.outputs[0].data["text/plain"] == "'all checks passed'"  # still shown in the feedback
+
+
+@pytest.mark.parametrize("junk", [b"[" * 100000, b"\xff\xfe", b"1e999999", b'{"index": 10 ** 400}', b"[]"])
+def test_listen_stops_a_process_that_sends_junk_and_never_raises(junk):
+    """Whatever a notebook's process writes as a cell's message, ``listen`` returns why it
+    stopped it; nothing it sends raises out of the engine and stops the batch."""
+    script = f"import sys, time; sys.stdout.buffer.write({junk!r} + b'\\n'); sys.stdout.flush(); time.sleep(30)"
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
+    fd = os.dup(proc.stdout.fileno())
+    proc.stdout.close()
+    seen = []
+    start = time.monotonic()
+    stopped = execute.listen(fd, proc.pid, 5, None, lambda message, channel: seen.append(message))
+    proc.wait(timeout=10)
+    assert time.monotonic() - start < 5 and seen == []
+    assert stopped == "the notebook's process was stopped: it sent something that is not a message", stopped
+
+
+def test_listen_stops_a_process_whose_message_breaks_the_judge():
+    """An error of the grader's own on a message (here, one ``answer`` raises) stops that
+    notebook's process and is returned, not raised."""
+    proc = subprocess.Popen([sys.executable, "-c", "print('{\"index\": 1}'); import time; time.sleep(30)"],
+                            stdout=subprocess.PIPE)
+    fd = os.dup(proc.stdout.fileno())
+    proc.stdout.close()
+
+    def answer(message, channel):
+        raise OverflowError("int too large to convert to float")
+
+    stopped = execute.listen(fd, proc.pid, 5, None, answer)
+    proc.wait(timeout=10)
+    assert "could not use what it sent (OverflowError)" in stopped
