@@ -8,6 +8,7 @@ and decides from counts and values the judge reads without trusting them.
 from __future__ import annotations
 
 import math
+import random
 from typing import Callable
 
 import torch
@@ -23,15 +24,18 @@ Ask = Callable[[dict], dict]
 
 
 # The vectorization probe: counts at two sizes, then a timing on a large tensor that
-# only a loop far slower than torch fails.
-_PROBE_SIZES = (4, 64)
-_TIMING_SIZE = 1 << 16
+# only a loop far slower than torch fails. The sizes are drawn for each probe (a function
+# that works element by element except at sizes it expects must not pass).
+_SMALL_SIZES = range(3, 10)
+_GROWTH = range(12, 21)
+_TIMING_SIZES = range(1 << 16, (1 << 16) + 4096)
+_draw = random.SystemRandom()
 _MAX_SLOWDOWN = 50.0
 _MIN_SLOW_SECONDS = 0.01
 
 
 def _vector_failure(device: str, message: str) -> Failure:
-    return Failure(category="vectorized", case="the same function on 4, 64 and 65536 elements",
+    return Failure(category="vectorized", case="the same function on a few, some dozens and 65536 elements",
                    device=device, dtype="float32", message=message, hint=HINTS["vectorized"])
 
 
@@ -46,7 +50,9 @@ def vectorization(ask: Ask, function: str, device: str, time_limit: float) -> Fa
     runs must not grow with the number of elements. A timing against torch backs them up
     for loops that neither count sees."""
     counts = []
-    for n in _PROBE_SIZES:
+    small = _draw.choice(_SMALL_SIZES)
+    sizes = (small, small * _draw.choice(_GROWTH))
+    for n in sizes:
         try:
             seen = Seen(ask({"op": "call", "device": device, "args": _probe_args(function, n),
                              "count": True, "time_limit": time_limit}))
@@ -61,7 +67,7 @@ def vectorization(ask: Ask, function: str, device: str, time_limit: float) -> Fa
             return _vector_failure(device, f"the grader has no usable measurement of your function ({error})")
         counts.append((ops, lines))
     (small_ops, small_lines), (big_ops, big_lines) = counts
-    n_small, n_big = _PROBE_SIZES
+    n_small, n_big = sizes
     if big_ops > small_ops + 4:
         return _vector_failure(device, f"your function ran {small_ops} torch operations on {n_small} elements but "
                                        f"{big_ops} on {n_big}: it works element by element")
@@ -70,14 +76,15 @@ def vectorization(ask: Ask, function: str, device: str, time_limit: float) -> Fa
                                        f"{big_lines} on {n_big}: it loops over the elements in Python")
     if device != "cpu":
         return None
-    args = _probe_args(function, _TIMING_SIZE)
+    timing_size = _draw.choice(_TIMING_SIZES)
+    args = _probe_args(function, timing_size)
     # (a function as fast as _MIN_SLOW_SECONDS passes whatever torch takes: its timing stops there)
     timed = ask({"op": "time", "device": device, "args": [args["input"], args["target"]], "repeat": 3,
                  "reference": function, "time_limit": time_limit, "fast": _MIN_SLOW_SECONDS})
     if not isinstance(timed, dict):
         return _vector_failure(device, "the grader has no usable timing of your function")
     if "problem" in timed:
-        return _vector_failure(device, f"on a tensor of {_TIMING_SIZE} elements your function "
+        return _vector_failure(device, f"on a tensor of {timing_size} elements your function "
                                        f"{text(timed['problem'], 300)}")
     try:
         student_best = float(timed["seconds"])
@@ -93,7 +100,7 @@ def vectorization(ask: Ask, function: str, device: str, time_limit: float) -> Fa
     ratio = student_best / max(torch_best, 1e-9)
     if ratio > _MAX_SLOWDOWN and student_best > _MIN_SLOW_SECONDS:
         return _vector_failure(
-            device, f"on {_TIMING_SIZE} elements your function took {student_best * 1e3:.1f} ms, "
+            device, f"on {timing_size} elements your function took {student_best * 1e3:.1f} ms, "
                     f"{ratio:.0f} times as long as torch ({torch_best * 1e3:.2f} ms): it works element by element")
     return None
 

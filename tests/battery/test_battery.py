@@ -164,6 +164,19 @@ def test_a_loop_that_no_count_sees_is_caught_by_the_time_against_torch():
     assert "times as long as torch" in report.categories["vectorized"].failures[0].message
 
 
+def test_a_loop_that_works_on_whole_tensors_only_at_the_probes_usual_sizes_is_caught():
+    """The probe's sizes are drawn each time: a function that loops over the elements except
+    at sizes it expects the probe to use (4, 64, or at least 4096) still loops at the others."""
+    def binary_cross_entropy(input, target, weight=None, reduction="mean"):
+        if input.numel() in (4, 64) or input.numel() >= 4096:
+            return impl.bce_direct(input, target, weight, reduction)
+        return impl.bce_python_loop(input, target, weight, reduction)
+
+    for _ in range(3):
+        report = grader.check(binary_cross_entropy, categories=["vectorized"], devices=["cpu"])
+        assert report.failed_categories() == ["vectorized"], str(report)
+
+
 def test_arguments_leave_out_cases_for_arguments_an_exercise_does_not_cover():
     def binary_cross_entropy(input, target, reduction="mean"):
         return impl.bce_direct(input, target, None, reduction)
