@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import html
 import re
+import secrets
 
 from nbconvert.exporters.html import HTMLExporter, contextfilter
 from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
@@ -98,16 +99,23 @@ class MathMLRenderer(IPythonRenderer):
         # nbconvert adds the heading's anchor through xml.etree, which would write MathML with
         # namespace prefixes (ns0:math) that HTML does not read: hold each formula back meanwhile,
         # as its source (so the heading's id reads as nbconvert's own, dollars aside)
+        # The placeholders are marked with a token drawn for this heading: the heading's text is
+        # the student's, who can write such a span too, but not guess the token (theirs stay text)
         held: list[str] = []
+        token = secrets.token_hex(16)
 
         def hold(match: re.Match) -> str:
             held.append(match.group(0))
             source = re.search(r'<annotation encoding="application/x-tex">(.*?)</annotation>', match.group(0), re.S)
-            return f'<span data-held-math="{len(held) - 1}">{source.group(1) if source else ""}</span>'
+            return f'<span data-held-math="{token}-{len(held) - 1}">{source.group(1) if source else ""}</span>'
+
+        def restore(match: re.Match) -> str:
+            index = int(match.group(1))
+            return held[index] if index < len(held) else match.group(0)
 
         text = re.sub(r"<math\b.*?</math>", hold, text, flags=re.S)
         page = super().heading(text, level, **attrs)
-        return re.sub(r'<span data-held-math="(\d+)">.*?</span>', lambda m: held[int(m.group(1))], page, flags=re.S)
+        return re.sub(rf'<span data-held-math="{token}-(\d+)">.*?</span>', restore, page, flags=re.S)
 
 
 _LATEX_OUTPUT = re.compile(r"^\s*(\$\$|\\\[|\$|\\\()(?P<body>.*?)(\$\$|\\\]|\$|\\\))\s*$", re.S)
