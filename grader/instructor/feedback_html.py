@@ -288,40 +288,47 @@ def _append_text(element, text: str | None) -> None:
         element.text = (element.text or "") + text
 
 
-def _harmless(element, head: bool = False) -> None:
-    """Keep of ``element``'s children (html5lib's tree) only the elements and attributes of the
-    allowlists, the same of theirs, and every text outside what is dropped; a remote image becomes
-    its alternative text (opening the page fetches nothing)."""
+def _harmless(root) -> None:
+    """Keep in ``root`` (html5lib's tree) only the elements and attributes of the allowlists, and
+    every text outside what is dropped; a remote image becomes its alternative text (opening the
+    page fetches nothing). Without recursion: a notebook may nest elements thousands deep."""
     from xml.etree.ElementTree import Element
 
-    children = list(element)
-    for child in children:
-        element.remove(child)
-    for child in children:
-        tail, child.tail = child.tail, None
-        namespace, name = _name(child.tag) if isinstance(child.tag, str) else (None, None)  # a comment: dropped
-        if head:
-            keep = namespace == _HTML and name in ("title", "style", "meta") and (name != "meta" or "charset" in child.attrib)
-            verdict = "keep" if keep else "drop"
-        elif name in _KEPT.get(namespace, ()):
-            verdict = "keep"
-        else:
-            verdict = "drop" if namespace not in (_HTML, _MATHML) or name in _DROPPED else "unwrap"
-        if verdict == "keep" and name == "img" and re.match(r"(https?:)?//", _squeezed(child.get("src", ""))):
-            span = Element(f"{{{_HTML}}}span", {"class": "remote-image"})
-            span.text = child.get("alt") or child.get("title") or ""
-            element.append(span)
-        elif verdict == "keep":
-            _keep_attributes(child, namespace, name)
-            _harmless(child, head=namespace == _HTML and name == "head")
-            if namespace == _HTML and name == "style":  # no "<": its text is text wherever a parser puts it
-                child.text = (child.text or "").replace("<", "\\3C ")
-            element.append(child)
-        elif verdict == "unwrap":
-            _harmless(child)
-            _append_text(element, child.text)
-            element.extend(list(child))
-        _append_text(element, tail)
+    elements = [(root, False)]
+    while elements:
+        element, head = elements.pop()
+        pending = list(element)[::-1]  # its children, the next last; texts and elements
+        for child in pending:
+            element.remove(child)
+        while pending:
+            child = pending.pop()
+            if isinstance(child, str):
+                _append_text(element, child)
+                continue
+            tail, child.tail = child.tail, None
+            namespace, name = _name(child.tag) if isinstance(child.tag, str) else (None, None)  # a comment: dropped
+            if head:
+                keep = namespace == _HTML and name in ("title", "style", "meta") and (
+                    name != "meta" or "charset" in child.attrib)
+                verdict = "keep" if keep else "drop"
+            elif name in _KEPT.get(namespace, ()):
+                verdict = "keep"
+            else:
+                verdict = "drop" if namespace not in (_HTML, _MATHML) or name in _DROPPED else "unwrap"
+            if verdict == "keep" and name == "img" and re.match(r"(https?:)?//", _squeezed(child.get("src", ""))):
+                span = Element(f"{{{_HTML}}}span", {"class": "remote-image"})
+                span.text = child.get("alt") or child.get("title") or ""
+                element.append(span)
+            elif verdict == "keep":
+                _keep_attributes(child, namespace, name)
+                if namespace == _HTML and name == "style":  # no "<": its text is text wherever a parser puts it
+                    child.text = (child.text or "").replace("<", "\\3C ")
+                element.append(child)
+                elements.append((child, namespace == _HTML and name == "head"))
+            elif verdict == "unwrap":  # what it holds takes its place
+                pending += [tail or "", *list(child)[::-1], child.text or ""]
+                continue
+            _append_text(element, tail)
 
 
 def _escape(text: str, attribute: bool = False) -> str:
@@ -329,26 +336,27 @@ def _escape(text: str, attribute: bool = False) -> str:
     return text.replace('"', "&quot;") if attribute else text
 
 
-def _serialize(element) -> str:
-    """``element`` (a harmless tree) as HTML: the HTML standard's serialization, with "<" and ">"
-    escaped in attribute values too."""
+def _serialize(root) -> str:
+    """``root`` (a harmless tree) as HTML: the HTML standard's serialization, with "<" and ">"
+    escaped in attribute values too. Without recursion, as :func:`_harmless`."""
     out: list[str] = []
-
-    def write(node) -> None:
+    pending = [root]  # elements to write, and texts, the next last
+    while pending:
+        node = pending.pop()
+        if isinstance(node, str):
+            out.append(node)
+            continue
         namespace, name = _name(node.tag)
         out.append(f"<{name}" + "".join(f' {_name(k)[1]}="{_escape(v, True)}"' for k, v in node.attrib.items()) + ">")
         if namespace == _HTML and name in _VOID:
-            return
+            continue
         raw = namespace == _HTML and name in _RAW_TEXT
         if namespace == _HTML and name in ("pre", "textarea", "listing") and (node.text or "").startswith("\n"):
             out.append("\n")  # the parser drops a first line break there
         out.append((node.text or "") if raw else _escape(node.text or ""))
-        for child in node:
-            write(child)
-            out.append((child.tail or "") if raw else _escape(child.tail or ""))
-        out.append(f"</{name}>")
-
-    write(element)
+        pending.append(f"</{name}>")
+        for child in reversed(node):
+            pending += [(child.tail or "") if raw else _escape(child.tail or ""), child]
     return "".join(out)
 
 

@@ -282,6 +282,15 @@ def test_the_feedback_is_what_was_sanitized(case):
     assert self_contained(page).split("</head>", 1)[1] == page.split("</head>", 1)[1]
 
 
+def test_html_nested_thousands_deep_is_sanitized_too():
+    """A browser lays out only so many levels (Chromium 512), a recursive sanitizer overflows the
+    stack: the student's own feedback would not be written."""
+    depth = 5000
+    page = self_contained(_page("<label><div>" * depth + HOSTILE["style in svg"] + "</div></label>" * depth))
+    assert page.count("<div>") == depth and "<label" not in page and _live(page) == []
+    assert "click</a></div>" in page
+
+
 def test_what_a_hostile_output_showed_it_still_shows():
     page = self_contained(_page(HOSTILE["style in svg"] + HOSTILE["disguised links"]))
     body = _browser_tree(page).find("{http://www.w3.org/1999/xhtml}body")
