@@ -159,8 +159,8 @@ POLICY = ("default-src 'none'; img-src data:; font-src data:; style-src 'unsafe-
 # scripting on, as in a browser), every element and attribute not on an allowlist is taken out,
 # and the page is written again from that tree: each text escaped, each attribute value quoted
 # and escaped, no comment, and no "<" in a style sheet's text. So the only tags in the page are
-# those of kept elements: a parser that reads the page otherwise than html5lib did (a <style> in
-# <svg>, which the HTML parser reads as markup and a plain HTML parser as text; a <noscript>)
+# those of kept elements: a parser that reads the page otherwise than html5lib did (as Python's
+# html.parser reads a <style> in <svg> as text where a browser reads markup, or a <noscript>)
 # can arrange them differently, but cannot find an element or an attribute that is not kept.
 
 _HTML, _SVG, _MATHML = "http://www.w3.org/1999/xhtml", "http://www.w3.org/2000/svg", "http://www.w3.org/1998/Math/MathML"
