@@ -59,11 +59,24 @@ from .workspace import WorkflowError, Workspace, _submitted_students
 
 # --- feedback ------------------------------------------------------------------------------
 
+class FeedbackFailed(WorkflowError):
+    """Feedback nbgrader could not write for some notebooks, everyone else's written: ``written``
+    (the files) and ``failed`` (each other's student, assignment and nbgrader's error)."""
+
+    def __init__(self, written: list[Path], failed: list[tuple[str, str, str]], folder: Path):
+        self.written, self.failed = written, failed
+        each = "".join(f"\n  {student} {assignment}: {error}" for student, assignment, error in failed)
+        super().__init__(f"nbgrader could not write feedback for {plural(len(failed), 'notebook')} (everyone "
+                         f"else's is written: {plural(len(written), 'file')} under {folder}):{each}\n"
+                         "once the cause is fixed, `python -m grader feedback --student STUDENT` writes theirs")
+
+
 def feedback(workspace: Workspace, *, students: Iterable[str] | None = None,
              assignments: Iterable[str] | None = None) -> list[Path]:
     """Per-student HTML feedback (feedback/<student>/<assignment>/), without hidden tests,
     each file self-contained (grader/instructor/feedback_html.py): formulas rendered, long
-    lines wrapped, nothing loaded from the network."""
+    lines wrapped, nothing loaded from the network. A notebook whose feedback nbgrader cannot
+    write stops no one else's: all others are written, then :class:`FeedbackFailed` says which failed."""
     import importlib.util
 
     if importlib.util.find_spec("latex2mathml") is None:
@@ -71,7 +84,7 @@ def feedback(workspace: Workspace, *, students: Iterable[str] | None = None,
                             "pip install 'bce-course[instructor]' (or pip install latex2mathml)")
     api = workspace.api()
     wanted = set(students) if students else None
-    written = []
+    written, failed = [], []
     with workspace.gradebook() as gb:
         pairs = [(s.id, a.name) for s in gb.students for a in gb.assignments]
     with environment_bin_on_path():
@@ -82,9 +95,14 @@ def feedback(workspace: Workspace, *, students: Iterable[str] | None = None,
                 continue
             result = api.generate_feedback(assignment, student, force=True)
             if not result.get("success"):
-                raise WorkflowError(f"nbgrader could not write feedback for {student} {assignment}: "
-                                    f"{_last_error((result.get('log') or '') + (result.get('error') or ''))}")
+                if (result.get("error") or "").rstrip().endswith("KeyboardInterrupt"):
+                    raise KeyboardInterrupt  # nbgrader's capture_log caught Ctrl-C: stop, as asked
+                failed.append((student, assignment,
+                               _last_error((result.get("log") or "") + (result.get("error") or ""))))
+                continue
             written += sorted((workspace.root / "feedback" / student / assignment).glob("*.html"))
+    if failed:
+        raise FeedbackFailed(written, failed, workspace.root / "feedback")
     return written
 
 

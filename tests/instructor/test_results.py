@@ -31,6 +31,8 @@ LATE = datetime.datetime(2026, 1, 11, 9, 15, 0)
 ASSIGNMENTS = ["01-bce-vector", "02-bce-matrix", A3, "04-functional-form", A5, "06-class-imbalance"]
 ROSTER = ["alice", "bob", "carol", "dave", "erin", "grace"]   # frank is not on it; erin hands in nothing
 LONG_LINE = "x" * 400                                         # printed by carol's answer: one unbroken line
+#: frank's Markdown: a heading with the placeholder the feedback once held formulas back with
+FORGED_HEADING = '# My notes <span data-held-math="7">on the gradient</span>'
 WRITTEN = r"Because $\sigma'(z) = \sigma(z)\,(1 - \sigma(z))$ vanishes when $|z|$ is large."
 
 
@@ -86,6 +88,9 @@ def course(tmp_path_factory):
             ("grace", A5): build.notebook(A5, s5),               # late
             ("frank", A1): build.notebook(A1, s1),               # not on the roster
         }
+        frank = nbformat.reads(handed_in[("frank", A1)], as_version=4)  # a placeholder of the feedback's own
+        frank.cells.insert(1, nbformat.v4.new_markdown_cell(FORGED_HEADING))
+        handed_in[("frank", A1)] = nbformat.writes(frank)
         for (student, assignment), text in handed_in.items():
             (folder / f"{student}_{assignment}.ipynb").write_text(text)
         run("collect", str(folder))
@@ -469,7 +474,7 @@ def test_a_notebooks_html_can_neither_run_nor_load_anything_in_the_feedback():
     page = f'<html><head><meta charset="utf-8"/><title>t</title></head><body><div class="x">{hostile}</div></body></html>'
     out = self_contained(page)
     head = re.search(r"<head>(.*?)</head>", out, re.S).group(1)
-    assert head.startswith(f'<meta content="{POLICY}" http-equiv="Content-Security-Policy"/><meta charset="utf-8"/>')
+    assert head.startswith(f'<meta http-equiv="Content-Security-Policy" content="{POLICY}"><meta charset="utf-8">')
     body = out.split("</head>", 1)[1]
     assert not re.search(r"(?i)<(iframe|meta|link|base|form|object|script)\b", body), body
     assert not re.search(r"(?i)\son\w+=", body) and "script:" not in body and "data:text" not in body, body
@@ -510,6 +515,40 @@ def test_feedback_is_self_contained_html_with_mathml(course):
     written = (ws.root / "feedback" / "dave" / A3 / f"{A3}.html").read_text()
     assert "<annotation encoding=\"application/x-tex\">\\sigma'(z) = \\sigma(z)\\,(1 - \\sigma(z))</annotation>" \
         in written  # the student's own formula, in the written answer
+
+
+@slow
+def test_a_heading_with_a_placeholder_of_its_own_stops_no_ones_feedback(course):
+    """The fixture wrote everyone's feedback (its command exits 0), frank's with his words."""
+    ws, _ = course
+    page = (ws.root / "feedback" / "frank" / A1 / f"{A1}.html").read_text()
+    assert '<h1 id="My-notes-on-the-gradient">My notes <span data-held-math="7">on the gradient</span>' in page
+
+
+@slow
+def test_feedback_that_fails_for_one_student_is_written_for_the_others(course, monkeypatch, capsys):
+    from grader.instructor.feedback_html import FeedbackExporter
+
+    ws, _ = course
+    render = FeedbackExporter.from_notebook_node
+
+    def fails_for_frank(self, nb, resources=None, **kw):
+        if any(FORGED_HEADING in cell.source for cell in nb.cells):
+            raise RuntimeError("this page cannot be written")
+        return render(self, nb, resources, **kw)
+
+    frank, grace = ws.root / "feedback" / "frank" / A1 / f"{A1}.html", ws.root / "feedback" / "grace" / A5 / f"{A5}.html"
+    grace.unlink()
+    with monkeypatch.context() as patch:
+        patch.setattr(FeedbackExporter, "from_notebook_node", fails_for_frank)
+        code = main(["feedback", "--student", "frank", "--student", "grace", "--workspace", str(ws.root)])
+    error = capsys.readouterr().err
+    assert code == 2 and error.startswith("error: nbgrader could not write feedback for 1 notebook (everyone else's "
+                                          f"is written: 1 file under {ws.root / 'feedback'}):\n"), error
+    assert f"\n  frank {A1}: RuntimeError: this page cannot be written" in error
+    assert grace.is_file() and not frank.exists()  # grace's, after frank's failure; nbgrader removed his
+    assert main(["feedback", "--student", "frank", "--workspace", str(ws.root)]) == 0  # as it was, for the others
+    assert frank.is_file()
 
 
 # --- feedback in a real browser, offline --------------------------------------------------------
