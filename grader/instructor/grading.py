@@ -385,9 +385,23 @@ def summary(workspace: Workspace, flags_file: str = MAIN_FLAGS) -> list[Graded]:
     return rows
 
 
+def one_line(text) -> str:
+    """``text`` as part of one line of the summary: every character that is not printable (line
+    breaks, carriage returns, tabs, the terminal's escape sequences, invisible formatting
+    characters, line and paragraph separators) written as an escape (``\\n``, ``\\x1b``,
+    ``\\u2028``). A note may quote a submission (an error's message, a string its code opened):
+    what it quotes can neither start a row of its own nor drive the terminal."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def summary_table(rows: list[Graded]) -> str:
+    """The summary, one line per row: each field made :func:`one_line`."""
     lines = [f"{'student':16} {'assignment':24} {'score':>12}  needs attention"]
     for r in rows:
         score = "-" if r.score is None else f"{r.score:g} / {r.max_score:g}"
-        lines.append(f"{r.student:16} {r.assignment:24} {score:>12}  {'; '.join(r.attention)}")
+        notes = "; ".join(one_line(note) for note in r.attention)
+        lines.append(f"{one_line(r.student):16} {one_line(r.assignment):24} {score:>12}  {notes}")
     return "\n".join(lines)

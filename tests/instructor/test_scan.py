@@ -204,6 +204,40 @@ ATTACKS = {
     "getmembers_of_grader": (["import inspect\ninspect.getmembers(grader)"], [(0, 2, "members of grader")]),
     "getclosurevars": (["import inspect\ninspect.getclosurevars(grader.check)"], [(0, 2, "getclosurevars")]),
     "unwrap": (["import inspect\ninspect.unwrap(torch.nn.functional.binary_cross_entropy)"], [(0, 2, "unwrap")]),
+    "getargvalues": (["import inspect, traceback\nfor frame, _ in traceback.walk_stack(None):\n"
+                      "    print(inspect.getargvalues(frame).locals)"],
+                     [(0, 2, "traceback.walk_stack"), (0, 3, "inspect.getargvalues")]),
+    "generator_locals": (["import inspect\ninspect.getgeneratorlocals(g)"], [(0, 2, "getgeneratorlocals")]),
+    # ---- 6. the grader's internals by a name resolved at run time, frames by other routes
+    "pkgutil_resolve_name": (["import pkgutil\nm = pkgutil.resolve_name('grader.' + '_battery.ownwork')\nm.x = 1"],
+                             [(0, 1, "(pkgutil)"), (0, 2, "(pkgutil)")]),
+    "pkgutil_from_import": (["from pkgutil import resolve_name as r\nm = r('grader.' + '_battery')"],
+                            [(0, 1, "(pkgutil)"), (0, 2, "(pkgutil)")]),
+    "pydoc_locate": (["import pydoc\nm = pydoc.locate('grader.' + '_battery.ownwork')"], [(0, 2, "(pydoc)")]),
+    "find_spec": (["from importlib.util import find_spec, module_from_spec\n"
+                   "m = module_from_spec(find_spec('grader.' + '_battery'))"], [(0, 1, "importlib")]),
+    "logging_config": (["import logging.config\nlogging.config.dictConfig({'version': 1, 'handlers': "
+                        "{'h': {'()': 'grader.' + '_battery.x'}}})"], [(0, 1, "logging.config")]),
+    "walk_stack_alias": (["from traceback import walk_stack as w\nframes = list(w(None))"],
+                         [(0, 1, "traceback.walk_stack"), (0, 2, "traceback.walk_stack")]),
+    "walk_tb": (["import sys, traceback\ntry:\n    1 / 0\nexcept ZeroDivisionError:\n"
+                 "    frames = list(traceback.walk_tb(sys.exc_info()[2]))"], [(0, 5, "traceback.walk_tb")]),
+    # ---- 7. the grader or torch under another name, through map, filter, min and max
+    "next_map": (["holder = next(map(lambda m: m, [grader]))\nholder.assert_passes = lambda *a, **k: 'ok'"],
+                 [(0, 2, "holder.assert_passes, which is grader.assert_passes")]),
+    "list_map": (["h = list(map(lambda m: m, [torch.nn.functional]))[0]\nh.binary_cross_entropy = None"],
+                 [(0, 2, "monkeypatching torch")]),
+    "map_own_function": (["def same(m):\n    return m\n\nfor g in map(same, [grader]):\n    g.check = None"],
+                         [(0, 5, "g.check, which is grader.check")]),
+    "map_second_iterable": (["h = next(map(lambda a, b: b, [1], [grader]))\nh.check = None"],
+                            [(0, 2, "changing the grader")]),
+    "map_changes_in_place": (["list(map(lambda m: m.datasets.PROPERTIES.append('x'), [grader]))"],
+                             [(0, 1, "in place")]),
+    "map_own_function_stores": (["def patch(m):\n    m.assert_passes = print\n\nlist(map(patch, [grader]))"],
+                                [(0, 2, "m.assert_passes, which is grader.assert_passes")]),
+    "filter": (["holder = next(filter(None, [grader]))\nholder.assert_passes = print"],
+               [(0, 2, "changing the grader")]),
+    "min_of_one": (["holder = min([grader], key=id)\nholder.assert_passes = print"], [(0, 2, "changing the grader")]),
 }
 
 
@@ -290,6 +324,20 @@ HONEST = [
     "class Net(nn.Module):\n    def __init__(self):\n        super(Net, self).__init__()\n"
     "        self.fc = nn.Linear(2, 1)\n\n    def forward(self, x: torch.Tensor) -> torch.Tensor:\n"
     "        return torch.sigmoid(self.fc(x))\n\nnet = Net()\nnet.fc = nn.Linear(2, 1)",
+    "values = ['0.2', '0.7']\nprobs = torch.tensor(list(map(float, values)))",
+    "y = torch.ones(3)\nlosses = list(map(lambda p: F.binary_cross_entropy(p, y), [torch.rand(3)]))",
+    "for x in map(lambda d: torch.ones(2, dtype=d), [torch.float32, torch.float64]):\n    x.requires_grad = True",
+    "names = list(map(str, [torch.float32, torch.float16]))\nnames.append('bf16')\nnames[0] = 'f32'",
+    "evens = list(filter(lambda n: n % 2 == 0, range(10)))\nbest = max(range(3), key=lambda i: -i)\n"
+    "eps = max(torch.finfo(torch.float32).eps, 1e-12)",
+    "layers = list(map(lambda n: nn.Linear(n, 1), [2, 3]))\nlayers[0].bias = None",
+    "import traceback\ntry:\n    F.binary_cross_entropy(torch.tensor([2.0]), torch.tensor([1.0]))\n"
+    "except RuntimeError:\n    traceback.print_exc()\n    text = traceback.format_exc()",
+    "import logging\nlogging.basicConfig(level=logging.INFO)\nlogging.getLogger('bce').info('epoch 1')",
+    # raw descriptors are the notebook's own process's: left to the engine, which believes nothing
+    # the process says and reads at most a few MiB of it (tests/hostile/floods_the_engines_pipe.ipynb)
+    "import os\nnull = os.open(os.devnull, os.O_WRONLY)\nsaved = os.dup(2)\nos.dup2(null, 2)\n"
+    "os.write(2, b'quiet')\nos.dup2(saved, 2)",
 ]
 
 

@@ -96,7 +96,44 @@ def thread_count() -> int:
     return len(os.listdir("/proc/self/task"))
 
 
-def _run(job: dict, out_fd: int, in_fd: int, session=None, count_processes: bool = False) -> None:
+class _Cells:
+    """The cells to run, handed to the session one at a time (an iterator of (index, source,
+    subjects) triples). A cell not yet due -- its source, and the names its test's checks are
+    given, hidden tests' included -- is kept as bytes, not as the lists and strings that a cell
+    walking the stack (``traceback.walk_stack``, ``inspect``) or the garbage collector's lists
+    would find by looking; each is decoded when the session asks for it, and the ones handed
+    out are let go. The session needs every test cell's names when that cell comes, so they
+    are in this process; a process determined to decode what is kept here still can (the
+    tampering scan names the code that walks frames or the collector's objects)."""
+
+    def __init__(self, cells):
+        self._rest = b"".join(json.dumps([int(i), str(source), [str(s) for s in subjects] if subjects else None])
+                              .encode() + b"\n" for i, source, subjects in cells)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if not self._rest:
+            raise StopIteration
+        line, _, self._rest = self._rest.partition(b"\n")
+        index, source, subjects = json.loads(line)
+        return index, source, subjects
+
+
+class _Plan:
+    """What running a notebook's cells needs of its job, and nothing more: not the job itself
+    (its scratch folder, a path of the host's; its limits; every cell's subjects at once)."""
+
+    def __init__(self, job: dict):
+        self.cells = _Cells(job["cells"])
+        self.threads = int(job["threads"])
+        self.timeout = job["timeout"]
+        self.drawn = {int(i) for i in job.get("drawn") or ()}
+        self.count_processes = False
+
+
+def _run(plan: _Plan, out_fd: int, in_fd: int, session=None) -> None:
     import torch
 
     from .session import Session
@@ -107,10 +144,8 @@ def _run(job: dict, out_fd: int, in_fd: int, session=None, count_processes: bool
     # notebook's own process keeps the processor to run its cells and answer the judge (an
     # unprivileged process cannot raise its priority back)
     os.register_at_fork(after_in_child=_lowest_priority)
-    torch.set_num_threads(job["threads"])
-    cells = [(int(i), str(source), list(subjects) if subjects else None) for i, source, subjects in job["cells"]]
-    (session or Session()).run(cells, out_fd, in_fd, job["timeout"], count_processes,
-                               drawn={int(i) for i in job.get("drawn") or ()})
+    torch.set_num_threads(plan.threads)
+    (session or Session()).run(plan.cells, out_fd, in_fd, plan.timeout, plan.count_processes, drawn=plan.drawn)
 
 
 def _lowest_priority() -> None:
@@ -124,14 +159,29 @@ def _say(out_fd: int, message: dict) -> None:
     os.write(out_fd, (json.dumps(message) + "\n").encode())
 
 
-def _run_sandboxed(job: dict, out_fd: int, in_fd: int, session=None) -> int:
-    """New namespaces, then process 1 of the new PID namespace enters the sandbox and runs the
-    cells: this process, if its forker made it process 1 of a PID namespace of its own
-    (:func:`forker._fork_for`), else a child it forks into one. Returns the exit code to
-    report (128 + the signal that killed the child)."""
+def _prepare(job_fd: int, out_fd: int, in_fd: int) -> _Plan | int:
+    """Read the job, then confine this process as it says. Returns what running the cells
+    needs (:class:`_Plan`), in the process that is to run them; or the exit code of this
+    process, when it could not confine itself or forked the one that ran them. The job is
+    this function's alone: it is gone from every frame and object once it returns, before
+    any cell runs.
+
+    In the sandbox, process 1 of a new PID namespace enters it and runs the cells: this
+    process, if its forker made it process 1 of a PID namespace of its own
+    (:func:`forker._fork_for`), else a child it forks into one (then this one returns the
+    child's exit code, 128 + the signal that killed it)."""
+    job = read_job(job_fd)  # its share of the processors: its forker's group (cpu.confine_forker)
+    plan = _Plan(job)
+    if job["cwd"]:
+        os.chdir(job["cwd"])
+    if job["sandbox"] is None:
+        if job["limits"]:
+            confine(**job["limits"])
+        return plan
     from . import sandbox
 
     box = sandbox.Sandbox(**job["sandbox"])
+    plan.count_processes = True
     if os.getpid() == 1:  # the forker made the PID namespace: no second fork
         try:
             uid = 100000 + sandbox.outside_pid()
@@ -140,8 +190,7 @@ def _run_sandboxed(job: dict, out_fd: int, in_fd: int, session=None) -> int:
         except (sandbox.SandboxError, OSError, ValueError) as error:
             _say(out_fd, {"sandbox": str(error)})
             return 3
-        _run(job, out_fd, in_fd, session, count_processes=True)
-        return 0
+        return plan
     try:
         sandbox.unshare(box.network)
     except sandbox.SandboxError as error:
@@ -149,20 +198,13 @@ def _run_sandboxed(job: dict, out_fd: int, in_fd: int, session=None) -> int:
         return 3
     uid = 100000 + os.getpid()
     inner = os.fork()
-    if inner == 0:
-        code = 0
+    if inner == 0:  # (what it raises from here on, main reports, and it leaves: it never returns to its forker)
         try:
-            try:
-                sandbox.enter(box, job["scratch"], uid)
-            except (sandbox.SandboxError, OSError) as error:
-                _say(out_fd, {"sandbox": str(error)})
-                os._exit(3)
-            _run(job, out_fd, in_fd, session, count_processes=True)
-        except BaseException:  # noqa: BLE001
-            traceback.print_exc(file=sys.__stderr__)
-            code = 1
-        finally:
-            os._exit(code)
+            sandbox.enter(box, job["scratch"], uid)
+        except (sandbox.SandboxError, OSError) as error:
+            _say(out_fd, {"sandbox": str(error)})
+            os._exit(3)
+        return plan
     os.close(out_fd)
     os.close(in_fd)
     _, status = os.waitpid(inner, 0)
@@ -183,15 +225,11 @@ def main(job_fd: int, out_fd: int, in_fd: int, session=None) -> None:
         # a session of its own: no controlling terminal, so nothing it does can type into the
         # instructor's (TIOCSTI needs the terminal to be the caller's)
         os.setsid()
-        job = read_job(job_fd)  # its share of the processors: its forker's group (cpu.confine_forker)
-        if job["cwd"]:
-            os.chdir(job["cwd"])
-        if job["sandbox"] is None:
-            if job["limits"]:
-                confine(**job["limits"])
-            _run(job, out_fd, in_fd, session)
+        plan = _prepare(job_fd, out_fd, in_fd)  # the job stays in there: no frame below the cells holds it
+        if isinstance(plan, int):
+            code = plan
         else:
-            code = _run_sandboxed(job, out_fd, in_fd, session)
+            _run(plan, out_fd, in_fd, session)
     except BaseException:  # noqa: BLE001 - report, then leave without running the parent's code
         traceback.print_exc(file=sys.__stderr__)
         code = 1

@@ -28,7 +28,8 @@ What the child gets (:class:`Sandbox`):
 * limits: address space, CPU time, processes (``RLIMIT_NPROC``, counted for its
   uid only), file size and open files;
 * an environment of its own: the variables it inherited, and the bytes of the one its
-  program started with (``/proc/self/environ``), are emptied.
+  program started with (``/proc/self/environ``), are emptied; temporary files go to its
+  own ``/tmp`` (``TMPDIR``, and ``tempfile``'s cached folder forgotten).
 
 It needs root (as an autograding service or container normally has), or
 unprivileged user namespaces; where neither is available :func:`enter` raises
@@ -284,8 +285,21 @@ def enter(box: Sandbox, scratch: str, uid: int) -> None:
         os._exit(137)
     _forget_the_environment()
     os.environ.update({"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8",
-                       "IPYTHONDIR": "/tmp/.ipython", "MPLCONFIGDIR": "/tmp/.matplotlib",
+                       "TMPDIR": "/tmp", "IPYTHONDIR": "/tmp/.ipython", "MPLCONFIGDIR": "/tmp/.matplotlib",
                        JUDGED_ELSEWHERE: "1"})
+    _temporary_files_in_tmp()
+
+
+def _temporary_files_in_tmp() -> None:
+    """Forget the temporary folder the forker found before the fork (``tempfile`` and
+    ``multiprocessing`` keep it once asked): the host's ``TMPDIR``, which does not exist in
+    here, and which a notebook must not learn. Both find the sandbox's own ``/tmp`` next."""
+    import tempfile
+
+    tempfile.tempdir = None
+    process = sys.modules.get("multiprocessing.process")
+    if process is not None:
+        process.current_process()._config.pop("tempdir", None)
 
 
 def _forget_the_environment() -> None:

@@ -31,8 +31,10 @@ What it names (each as ``cell N, line L: what``, for the instructor)
       ``from x import y as z``), assignments, tuple unpacking, containers,
       for-loops, comprehensions, ``with ... as``, the walrus, default
       arguments, the arguments and return values of the student's own
-      functions, ``getattr``, ``vars``, ``type``, ``inspect.getmodule``,
-      ``importlib.import_module``, ``__import__`` and ``sys.modules[...]``: a
+      functions (those given to ``map`` and ``filter`` too, lambdas included),
+      ``map``, ``filter``, ``min``, ``max``, ``getattr``, ``vars``, ``type``,
+      ``inspect.getmodule``, ``importlib.import_module``, ``__import__`` and
+      ``sys.modules[...]``: a
       small taint analysis over all the notebook's cells, in cell order and then
       again until nothing changes. Names are kept by scope (a function's
       parameters and variables are its own) but not by order: a name bound
@@ -51,7 +53,9 @@ What it names (each as ``cell N, line L: what``, for the instructor)
       ``__defaults__``, ``__wrapped__``, ``__self__``, ``__subclasses__``,
       ``__class__``, ``__setattr__`` ...), also through a constant ``getattr``.
     * Frames, tracebacks and tracers: ``inspect.stack``/``currentframe``/
-      ``getouterframes``/``trace``/``getmodule``/``getclosurevars``/``unwrap``,
+      ``getouterframes``/``trace``/``getargvalues``/``getgeneratorlocals``/
+      ``getmodule``/``getclosurevars``/``unwrap``, ``traceback.walk_stack``/
+      ``walk_tb``,
       ``inspect.getmembers`` of torch or the grader, ``sys._getframe``,
       ``.f_back``/``.f_globals``/``.f_locals``/``.tb_frame``/``.gi_frame``...,
       ``sys.settrace``/``setprofile``/``monitoring``/``addaudithook``,
@@ -62,7 +66,9 @@ What it names (each as ``cell N, line L: what``, for the instructor)
       ``torch.library``, ``torch.overrides``, ``torch.utils.cpp_extension``;
       reading ``/proc/...`` (the process's own memory).
     * Code run from strings, files or other processes: ``eval``, ``exec``,
-      ``compile``, ``__import__``, ``importlib``, ``runpy``, ``code``,
+      ``compile``, ``__import__``, ``importlib``, ``pkgutil``, ``pydoc``,
+      ``zipimport``, ``logging.config`` (all of which import by name),
+      ``runpy``, ``code``,
       ``doctest``, ``pickle`` and its kin, ``types.FunctionType``/``CodeType``,
       ``torch.load(..., weights_only=False)``, writing a ``.py`` file; the
       strings given to ``timeit``, ``cProfile``/``profile`` and ``pdb`` are read
@@ -94,7 +100,9 @@ What it leaves alone, on purpose
     the magic and ``history_manager``, which reach into the session itself,
     are named). Stores into modules other than torch, the grader, ``builtins``,
     ``sys`` and IPython are left alone (``plt.rcParams``, ``np.x``), and so are
-    threads, process pools, ``breakpoint()`` and ``os.fork``: ordinary Python,
+    threads, process pools, ``breakpoint()``, ``os.fork`` and raw file
+    descriptors (``os.write``, ``os.dup2``: the process's own, its pipes to the
+    engine included, which believes nothing that comes on them): ordinary Python,
     whose effects (torch computed where a recorder does not look, a process that
     hangs or multiplies) are the judge's and the sandbox's to see.
 
@@ -108,9 +116,9 @@ What it cannot see
     imported, torch or the grader reached through values the taint analysis
     does not follow (attributes of the student's objects other than
     ``self.x``/``Class.x`` written as such, functions it does not know such as
-    ``map`` or a callback, values round-tripped through files or other
-    processes), C extensions or packages installed with ``%pip`` and imported,
-    names from a star import of torch or the grader, and code in a cell that
+    a callback or ``functools.reduce`` of two arguments, values round-tripped
+    through files or other processes), C extensions or packages installed
+    with ``%pip`` and imported, names from a star import of torch or the grader, and code in a cell that
     does not parse (which cannot run either, when the kernel's Python is the
     scan's). A cell nested too deeply for the scan to read is named as such.
     The scan is one layer, behind the sandbox and behind the judge, which

@@ -22,7 +22,10 @@ from typing import Iterable
 from .cells import _Piece, _read
 from .plans import _ASSIGN, _ASSIGN_LAMBDA, _CLASS, _FUNCTION, _IMPORT, _LOOP, _TARGET, _WITH, _Function, _Plan, _plan
 from .rules import _BUILTIN_NAMES, _METHOD_PASSTHROUGH, _PASSTHROUGH, _PROTECTED, COURSE_NAMES
-from .syntax import Scope, _const_str, _holding, _item, _plain, _root, _text
+from .syntax import Scope, _const_str, _holding, _item, _lambda_scope, _plain, _root, _text
+
+#: The built-ins that hand a function the items of iterables (:meth:`Bindings._bind_mapped`).
+_MAPPING = ("@builtin.map", "@builtin.filter")
 
 
 def _weight(qual: str | None) -> int:
@@ -216,6 +219,8 @@ class Bindings:
             for keyword in node.keywords:
                 if keyword.arg in params:
                     self._bind(keyword.arg, self.qual(keyword.value, scope), inner)
+        elif isinstance(func, ast.Name) and node.args and _plain(self.qual(func, scope) or "") in _MAPPING:
+            self._bind_mapped(node.args[0], node.args[1:], scope)
         elif (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)
               and func.attr in ("append", "extend", "insert", "add", "update", "setdefault", "appendleft")):
             for arg in list(node.args) + [k.value for k in node.keywords]:  # a container of torch
@@ -223,6 +228,31 @@ class Bindings:
                 if qual is not None:
                     self._bind(func.value.id, "*" + (_item(qual) if func.attr in ("extend", "update") else qual),
                                scope)
+
+    def _bind_mapped(self, function: ast.AST, iterables: list[ast.AST], scope: Scope) -> None:
+        """``map(function, *iterables)``, ``filter(function, iterable)``: the parameters of
+        ``function`` (a lambda, or the student's own function) stand for the items of the
+        iterables, one each."""
+        if isinstance(function, ast.Lambda):
+            inner = scope + (_lambda_scope(function),)
+            params = tuple(a.arg for a in function.args.posonlyargs + function.args.args)
+        elif isinstance(function, ast.Name) and function.id in self.functions:
+            inner, params = self.functions[function.id]
+        else:
+            return
+        for param, iterable in zip(params, iterables):
+            qual = self.qual(iterable, scope)
+            if qual is not None:
+                self._bind(param, _item(qual), inner)
+
+    def _mapped(self, function: ast.AST, scope: Scope) -> str | None:
+        """What ``map(function, ...)`` gives items of: what ``function`` returns, when it is a
+        lambda or the student's own function (its parameters bound by :meth:`_bind_mapped`)."""
+        if isinstance(function, ast.Lambda):
+            return self.qual(function.body, scope + (_lambda_scope(function),))
+        if isinstance(function, ast.Name) and function.id in self.returns:
+            return self.returns[function.id]
+        return None
 
     def agrees(self, reads: Iterable[tuple[tuple[str, object], object]]) -> bool:
         """Whether these bindings answer every read noted by a :class:`_Noting` as it was answered."""
@@ -357,6 +387,15 @@ class Bindings:
             return name if wants_leaf else name.split(".")[0]
         if plain in ("importlib.reload", "copy.copy", "contextlib.nullcontext"):
             return first
+        if plain == "@builtin.map" and args:  # a new name for what the function returns
+            return _holding(self._mapped(args[0], scope))
+        if plain == "@builtin.filter" and len(args) > 1:  # the iterable's items, under a new name
+            items = self.qual(args[1], scope)
+            return None if items is None else "*" + _item(items)
+        if plain in ("@builtin.min", "@builtin.max") and args:  # an item of the one iterable, or an argument
+            if len(args) == 1:
+                return _item(first) if first is not None else None
+            return self._strongest(self.qual(a, scope) for a in args)
         if plain.startswith("@builtin.") and plain[len("@builtin."):] in _PASSTHROUGH:
             name = plain[len("@builtin."):]
             quals = [self.qual(a, scope) for a in args] + [self.qual(k.value, scope) for k in node.keywords]

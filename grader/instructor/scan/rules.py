@@ -63,7 +63,8 @@ _GUARDED_BUILTINS = {"AssertionError", "BaseException", "Exception", "isinstance
                      "hasattr", "bool", "__builtins__", "__import__", "__build_class__"}
 _BUILTIN_NAMES = {"getattr", "setattr", "delattr", "hasattr", "vars", "globals", "locals", "type", "object",
                   "eval", "exec", "compile", "__import__", "open", "iter", "next", "reversed", "enumerate", "zip",
-                  "list", "tuple", "set", "frozenset", "sorted", "dict", "filter", "__builtins__", "super"}
+                  "list", "tuple", "set", "frozenset", "sorted", "dict", "filter", "map", "min", "max",
+                  "__builtins__", "super"}
 _METHOD_PASSTHROUGH = {"get", "values", "items", "keys", "copy", "pop", "setdefault", "__getitem__"}
 _PASSTHROUGH = {"iter", "next", "reversed", "enumerate", "zip", "list", "tuple", "set", "frozenset", "sorted",
                 "dict"}
@@ -87,6 +88,10 @@ _DANGEROUS = {
     "inspect.getinnerframes": "walks the call stack (inspect.getinnerframes)",
     "inspect.trace": "walks the call stack (inspect.trace)",
     "inspect.getframeinfo": "walks the call stack (inspect.getframeinfo)",
+    "inspect.getargvalues": "reads a frame's variables (inspect.getargvalues)",
+    "inspect.getgeneratorlocals": "reads a generator's variables (inspect.getgeneratorlocals)",
+    "inspect.getcoroutinelocals": "reads a coroutine's variables (inspect.getcoroutinelocals)",
+    "inspect.getasyncgenlocals": "reads a generator's variables (inspect.getasyncgenlocals)",
     "inspect.getmodule": "finds an object's module (inspect.getmodule)",
     "inspect.getclosurevars": "reads a function's hidden variables (inspect.getclosurevars)",
     "inspect.unwrap": "unwraps a function (inspect.unwrap)",
@@ -107,6 +112,8 @@ _DANGEROUS = {
     "sys.breakpointhook": "replaces a hook of the interpreter (sys.breakpointhook)",
     "sys.unraisablehook": "replaces a hook of the interpreter (sys.unraisablehook)",
     "sys.last_traceback": "reads the last traceback (sys.last_traceback)",
+    "traceback.walk_stack": "walks the call stack (traceback.walk_stack)",
+    "traceback.walk_tb": "walks the call stack (traceback.walk_tb)",
     "threading.settrace": "installs a tracer (threading.settrace)",
     "threading.setprofile": "installs a tracer (threading.setprofile)",
     "threading.settrace_all_threads": "installs a tracer (threading.settrace_all_threads)",
@@ -116,6 +123,11 @@ _DANGEROUS = {
     "_ctypes": "reaches raw memory (_ctypes)",
     "cffi": "reaches raw memory (cffi)",
     "importlib": "imports modules by name (importlib)",
+    "pkgutil": "imports modules by name (pkgutil)",
+    "pydoc": "imports modules by name (pydoc)",
+    "zipimport": "imports modules by name (zipimport)",
+    "imp": "imports modules by name (imp)",
+    "logging.config": "imports and calls objects by name (logging.config)",
     "builtins": "reaches Python's built-ins (builtins)",
     "pickle": "unpickles data, which can run any code (pickle)",
     "_pickle": "unpickles data, which can run any code (_pickle)",
