@@ -103,7 +103,7 @@ def _fork_for(sandboxed: bool) -> int:
             _OWN_PID_NAMESPACE.append(-1)
     own = _OWN_PID_NAMESPACE[0]
     if own < 0 or sandbox.new_pid_namespace_for_children() is not None:
-        return os.fork()  # the child makes the namespace itself (child._run_sandboxed)
+        return os.fork()  # the child makes the namespace itself (child._prepare)
     try:
         pid = os.fork()
     except BaseException:
