@@ -376,26 +376,6 @@ LIVE = """() => {
 }"""
 
 
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    from playwright.sync_api import sync_playwright
-
-    from browser_lab import CHROMIUM, launch_chromium
-
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: the browser tests drive Debian's Chromium. Install it with: "
-                    "sudo apt-get update && sudo apt-get install -y chromium (never `playwright install`).",
-                    pytrace=False)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("TMPDIR", str(tmp_path_factory.mktemp("chromium")))  # its profile goes there
-        with sync_playwright() as playwright:
-            launched = launch_chromium(playwright, CHROMIUM)
-            try:
-                yield launched
-            finally:
-                launched.close()
-
-
 @pytest.mark.browser
 @pytest.mark.parametrize("case", HOSTILE)
 def test_in_chromium_a_notebooks_html_neither_runs_nor_loads_anything(browser, tmp_path, case):

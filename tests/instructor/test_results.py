@@ -580,26 +580,6 @@ MEASURE = """() => {
 }"""
 
 
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    from playwright.sync_api import sync_playwright
-
-    from browser_lab import CHROMIUM, launch_chromium
-
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: the browser tests drive Debian's Chromium. Install it with: "
-                    "sudo apt-get update && sudo apt-get install -y chromium (never `playwright install`).",
-                    pytrace=False)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("TMPDIR", str(tmp_path_factory.mktemp("chromium")))  # its profile goes there
-        with sync_playwright() as playwright:
-            launched = launch_chromium(playwright, CHROMIUM)
-            try:
-                yield launched
-            finally:
-                launched.close()
-
-
 @pytest.mark.browser
 @slow
 @pytest.mark.parametrize("student, assignment", [("carol", A1), ("dave", A3)])
