@@ -422,6 +422,8 @@ MORE_TAMPERING = {
     "reads_inherited_memory": "/proc/self/mem",
     "reads_the_instructors_environment": "/proc/self/stat",
     "retitles_the_terminal": "/proc/self/",
+    "shows_a_value_flagged": "assigns to grader.assert_passes",
+    "shows_a_value_in_each_test_cell": "which is grader.assert_passes",
 }
 #: Hostile notebooks that attack the sandbox or the judge with ordinary Python: the scan must
 #: leave them to those (they test them).
@@ -429,7 +431,8 @@ ORDINARY = ("allocates_too_much", "exits_early", "floods_the_output", "fork_bomb
             "reads_the_masters", "uses_the_network", "writes_into_the_grader", "calls_functional", "calls_module",
             "calls_torch_in_a_thread", "calls_torch_in_a_pool", "deletes_a_test_cell", "edits_a_test_cell",
             "types_into_the_terminal", "fills_the_disk", "spins_processes", "floods_the_engines_pipe",
-            "reads_its_own_folder", "scripts_the_feedback")
+            "reads_its_own_folder", "scripts_the_feedback", "forges_the_cell_messages", "forges_megabytes_of_outputs",
+            "crashes_the_listener", "overflows_the_judge")
 
 
 def _hostile(case: str):
