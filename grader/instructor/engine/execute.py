@@ -122,7 +122,8 @@ class Channel:
         except (_Stop, OSError) as error:
             if self.deadline is not None and time.monotonic() >= self.deadline:
                 self.stop("it ran past the notebook's time limit while the grader was checking it")
-            self.stop(str(error) if isinstance(error, _Stop) else f"its pipe failed ({error})")
+            else:
+                self.stop(str(error) if isinstance(error, _Stop) else f"its pipe failed ({error})")
         return {"refused": self.dead}
 
     def _until(self, seconds: float) -> float:
