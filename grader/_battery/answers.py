@@ -46,6 +46,12 @@ def compare(actual: torch.Tensor, expected: torch.Tensor, rtol: float, atol: flo
             "rtol": rtol, "atol": atol}
 
 
+#: The key under which the judge adds to an answer what it read in the student's source
+#: (:mod:`grader.instructor.scan.reach`): where the code the graded name reaches uses torch's
+#: own loss. The notebook's process could write this key too, but only against itself.
+IN_THE_SOURCE = "torch's loss in the source"
+
+
 class Seen:
     """One answer to a ``call`` request, read without trusting it."""
 
@@ -61,6 +67,9 @@ class Seen:
         self.error = error
         self.types = [t for t in (error or {}).get("types") or [] if isinstance(t, str)][:50]
         self.forbidden = sorted({text(op, 100) for op in answer.get("forbidden") or []})[:20]
+        #: Where the student's source uses torch's own loss, as the judge read it (added by the
+        #: judge to the answer, never believed from the notebook's process: see :data:`IN_THE_SOURCE`).
+        self.in_the_source = [text(use, 200) for use in answer.get(IN_THE_SOURCE) or []][:20]
         self.changed = [k for k in answer.get("changed") or [] if isinstance(k, str)][:10]
         self.value = answer.get("value")
         self.not_a_tensor = answer.get("not a tensor")

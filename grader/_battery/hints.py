@@ -72,6 +72,10 @@ HINTS = {
     "not implemented": "replace `raise NotImplementedError()` with your own code, then run this check again.",
     "own work": ("build the loss from elementwise operations (torch.log, torch.clamp, arithmetic): "
                  "the exercise is to compute it yourself."),
+    "own work in the source": ("build the loss from elementwise operations (torch.log, torch.clamp, arithmetic). "
+                               "The grader reads the code your function uses, helpers included: a use of torch's "
+                               "own BCE anywhere in it counts, even in a branch the tests never take. Compare "
+                               "with torch in a separate cell instead."),
     "vectorized": ("use operations on whole tensors (torch.log(p), y * a + ..., .mean()) instead of a "
                    "Python loop over the elements."),
 }

@@ -231,7 +231,10 @@ class CaseJudgement:
             self.fail(case.category, f"the grader has no usable result of your function here ({error})")
             return
         self.checked.update(("own work", "inputs unchanged"))
-        if seen.forbidden:
+        if seen.in_the_source:
+            self.fail("own work", "your code uses torch's own binary cross-entropy instead of computing it ("
+                      + "; ".join(seen.in_the_source[:3]) + ")", hint=HINTS["own work in the source"])
+        elif seen.forbidden:
             self.fail("own work", "your function called torch's own binary cross-entropy "
                       f"({', '.join(seen.forbidden)}) instead of computing it", hint=HINTS["own work"])
         for key in seen.changed:

@@ -30,6 +30,10 @@ What it sees: every call of these operators that reaches a CPU, CUDA or MPS kern
 through the dispatcher, from Python or C++, on any thread (autograd's own threads
 included), after :func:`install`.
 
+In autograding this is not what decides: the judge reads the student's source, outside the
+notebook's process (:mod:`grader.instructor.scan.reach`), and what the hooks report there
+can only count against the notebook. They decide a student's own ``grader.check``.
+
 What it cannot see, and why it is only best effort:
 
 * code in the same process can undo it: register its own kernels over these, call a

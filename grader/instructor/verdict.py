@@ -135,11 +135,11 @@ def split_test_cell(source: str, hide) -> tuple[str, list[Call] | None, str | No
 
 
 def judge_test_cell(calls: list[Call], ask_about) -> list[str]:
-    """Run every check of a test cell in the judge; ``ask_about(subject)`` gives the ``ask``
-    that reaches the student's code the check was given. Returns the problems."""
+    """Run every check of a test cell in the judge; ``ask_about(subject, check)`` gives the
+    ``ask`` that reaches the student's code the check was given. Returns the problems."""
     problems = []
     for name, params, subject in calls:
-        problems += _checks.decide(name, params, subject, ask_about(subject))
+        problems += _checks.decide(name, params, subject, ask_about(subject, name))
     return problems
 
 

@@ -309,3 +309,18 @@ def test_values_match_exactly_where_they_are_close_by_the_tolerance():
                 math.isfinite(a - e) and abs(a - e) <= atol + rtol * abs(e))
             got = compare(torch.tensor([a], dtype=torch.float64), torch.tensor([e], dtype=torch.float64), rtol, atol)
             assert (got is None) == close, (a, e, rtol, atol, got)
+
+
+def test_what_the_judge_read_in_the_source_fails_own_work_with_its_place():
+    """The engine adds to each answer what it read in the student's source
+    (grader.instructor.scan.reach): an honest function whose source reaches torch's loss fails
+    "own work", naming the place, and passes every other category."""
+    from grader._battery.answers import IN_THE_SOURCE
+
+    where = ["cell 5, line 3: F.binary_cross_entropy"]
+    read = tampered(lambda request, answer: {**answer, IN_THE_SOURCE: where}
+                    if isinstance(answer, dict) and request.get("op") == "call" else answer)
+    report = battery(read, BCE, devices=["cpu"])
+    assert report.failed_categories() == ["own work"]
+    assert "cell 5, line 3: F.binary_cross_entropy" in str(report)
+    assert battery(tampered(lambda request, answer: answer), BCE, devices=["cpu"]).passed

@@ -334,8 +334,8 @@ HONEST = [
     "import traceback\ntry:\n    F.binary_cross_entropy(torch.tensor([2.0]), torch.tensor([1.0]))\n"
     "except RuntimeError:\n    traceback.print_exc()\n    text = traceback.format_exc()",
     "import logging\nlogging.basicConfig(level=logging.INFO)\nlogging.getLogger('bce').info('epoch 1')",
-    # raw descriptors are the notebook's own process's: left to the engine, which believes nothing
-    # the process says and reads at most a few MiB of it (tests/hostile/floods_the_engines_pipe.ipynb)
+    # descriptors the code opened itself, and the standard streams: only a descriptor reached by
+    # number can be one of the engine's pipes (tests/instructor/test_scan_descriptors.py)
     "import os\nnull = os.open(os.devnull, os.O_WRONLY)\nsaved = os.dup(2)\nos.dup2(null, 2)\n"
     "os.write(2, b'quiet')\nos.dup2(saved, 2)",
 ]
@@ -424,15 +424,17 @@ MORE_TAMPERING = {
     "retitles_the_terminal": "/proc/self/",
     "shows_a_value_flagged": "assigns to grader.assert_passes",
     "shows_a_value_in_each_test_cell": "which is grader.assert_passes",
+    "types_into_the_terminal": "pipes among them (fcntl)",
 }
 #: Hostile notebooks that attack the sandbox or the judge with ordinary Python: the scan must
 #: leave them to those (they test them).
 ORDINARY = ("allocates_too_much", "exits_early", "floods_the_output", "fork_bomb", "hangs", "prints_the_history",
             "reads_the_masters", "uses_the_network", "writes_into_the_grader", "calls_functional", "calls_module",
             "calls_torch_in_a_thread", "calls_torch_in_a_pool", "deletes_a_test_cell", "edits_a_test_cell",
-            "types_into_the_terminal", "fills_the_disk", "spins_processes", "floods_the_engines_pipe",
+            "fills_the_disk", "spins_processes", "floods_the_engines_pipe",
             "reads_its_own_folder", "scripts_the_feedback", "forges_the_cell_messages", "forges_megabytes_of_outputs",
-            "crashes_the_listener", "overflows_the_judge")
+            "crashes_the_listener", "overflows_the_judge", "calls_torch_in_a_fork",
+            "calls_torch_where_the_tests_do_not_look")
 
 
 def _hostile(case: str):

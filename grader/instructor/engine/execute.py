@@ -23,6 +23,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ..._battery import wire
+from ..._battery.answers import IN_THE_SOURCE
 from .. import scan, verdict
 from . import cpu, forker, prefix
 from .session import OUTPUT_LIMIT, TRUNCATED
@@ -41,6 +42,8 @@ NOTEBOOK_OUTPUT_LIMIT = 8 * OUTPUT_LIMIT
 #: The longest answer to one of the judge's requests (a value and its gradients: the largest
 #: case's three float32 tensors of 2 MiB are 8 MiB as base64).
 ANSWER_LIMIT = 32 << 20
+#: The checks whose own work the judge reads in the source (:mod:`grader.instructor.scan.reach`).
+OWN_WORK_CHECKS = ("assert_passes",)
 #: Seconds an answer may take beyond the time limit of the call it is about.
 ANSWER_GRACE_S = 10
 
@@ -256,7 +259,8 @@ def execute(nb, *, cwd: str, timeout: int = 30, threads: int | None = None, limi
                 grade_id = cell.metadata.get("nbgrader", {}).get("grade_id", index)
                 attention.append(f"test cell {grade_id}: {problem}")
         cells.append((index, source, subjects))
-    tampering = scan.suspicious(nb)
+    reading = scan.Notebook(nb)
+    tampering = reading.suspicious()
     if tampering:
         attention.append("code that tampers with the grader, so every check fails (an instructor can "
                          "grade by hand): " + "; ".join(tampering[:5])
@@ -327,7 +331,7 @@ def execute(nb, *, cwd: str, timeout: int = 30, threads: int | None = None, limi
                                  "(they were killed when the notebook ended)")
             if index in tests:
                 _judge(nb.cells[index], tests[index], tampering, channel if message.get("serving") else None,
-                       own_loss)
+                       own_loss, reading)
                 if message.get("serving") and not channel.dead:
                     channel.send({"op": "continue"})
             return None
@@ -370,9 +374,11 @@ def execute(nb, *, cwd: str, timeout: int = 30, threads: int | None = None, limi
     return nb
 
 
-def _judge(cell, test: _TestCell, tampering: list[str], channel: Channel | None, own_loss: set) -> None:
+def _judge(cell, test: _TestCell, tampering: list[str], channel: Channel | None, own_loss: set,
+           reading: "scan.Notebook") -> None:
     """Decide one test cell from outside the notebook, and give it the outputs nbgrader scores.
-    ``channel`` is None when the notebook's process did not wait for the judge after it."""
+    ``channel`` is None when the notebook's process did not wait for the judge after it. Own work
+    is read in the source (``reading``); the process's own report counts only against itself."""
     if test.problem:
         verdict.fail(cell, f"The grader could not run this test cell's checks: {test.problem}")
         return
@@ -386,11 +392,17 @@ def _judge(cell, test: _TestCell, tampering: list[str], channel: Channel | None,
                            f"or into torch's machinery ({tampering[0]}); this check does not count it")
         return
 
-    def ask_about(subject):
+    def ask_about(subject, check):
+        uses = reading.torch_losses(subject) if subject and check in OWN_WORK_CHECKS else []
+        if uses:
+            own_loss.add(subject)
+
         def ask(request):
             found = channel.ask(request, subject=subject)
             if isinstance(found, dict) and found.get("forbidden"):
                 own_loss.add(subject or "?")
+            if uses and isinstance(found, dict) and request.get("op") == "call":
+                found = {**found, IN_THE_SOURCE: uses}
             return found
 
         return ask

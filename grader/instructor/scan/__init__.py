@@ -64,7 +64,15 @@ What it names (each as ``cell N, line L: what``, for the instructor)
       ``gc``, ``ctypes``, ``signal`` (the grader's time limit is an alarm),
       definitions of ``__torch_function__``/``__torch_dispatch__``,
       ``torch.library``, ``torch.overrides``, ``torch.utils.cpp_extension``;
-      reading ``/proc/...`` (the process's own memory).
+      reading ``/proc/...`` or ``/dev/fd`` (the process's own memory and descriptors).
+    * File descriptors reached by number (:mod:`.descriptors`): ``os.read``,
+      ``os.write``, ``os.dup2``, ``os.fdopen``, ``os.fstat``, ``mmap``,
+      ``socket.fromfd``... given a descriptor that is neither 0, 1, 2 nor one the
+      code opened itself (every binding of its name from ``os.open``, ``os.dup``,
+      ``os.pipe``, ``tempfile.mkstemp``...), ``open``/``io.FileIO``/``os.stat``
+      given a number, ``fcntl``, ``termios`` and ``posix``: the engine's pipes
+      are among a notebook's descriptors, and code on them could answer the
+      judge in the graded function's stead.
     * Code run from strings, files or other processes: ``eval``, ``exec``,
       ``compile``, ``__import__``, ``importlib``, ``pkgutil``, ``pydoc``,
       ``zipimport``, ``logging.config`` (all of which import by name),
@@ -100,10 +108,11 @@ What it leaves alone, on purpose
     the magic and ``history_manager``, which reach into the session itself,
     are named). Stores into modules other than torch, the grader, ``builtins``,
     ``sys`` and IPython are left alone (``plt.rcParams``, ``np.x``), and so are
-    threads, process pools, ``breakpoint()``, ``os.fork`` and raw file
-    descriptors (``os.write``, ``os.dup2``: the process's own, its pipes to the
-    engine included, which believes nothing that comes on them): ordinary Python,
-    whose effects (torch computed where a recorder does not look, a process that
+    threads, process pools, ``breakpoint()``, ``os.fork`` and the file
+    descriptors the code opened itself or the standard streams (``os.dup2(null,
+    2)`` with ``null = os.open(os.devnull, ...)``; see :mod:`.descriptors`):
+    ordinary Python, whose effects (torch computed where a recorder does not
+    look, which the judge reads in the source with :mod:`.reach`; a process that
     hangs or multiplies) are the judge's and the sandbox's to see.
 
 What it cannot see
@@ -120,7 +129,9 @@ What it cannot see
     through files or other processes), C extensions or packages installed
     with ``%pip`` and imported, names from a star import of torch or the grader, and code in a cell that
     does not parse (which cannot run either, when the kernel's Python is the
-    scan's). A cell nested too deeply for the scan to read is named as such.
+    scan's), a descriptor number made by a computation the scan does not follow
+    and given to a function that also takes a path (``open(fd, closefd=False)``).
+    A cell nested too deeply for the scan to read is named as such.
     The scan is one layer, behind the sandbox and behind the judge, which
     decides every check outside the student's process: it names suspects for
     a human, it does not make the grading safe.
@@ -143,8 +154,11 @@ The package, module by module
                  each tree, found once.
     ``checks``   the visitor that walks one piece of a student's cell and names
                  what it does that is suspect.
+    ``reach``    what a graded name reaches in the student's cells, and each use
+                 of torch's own BCE there: the judge's "own work" verdict.
     This module  the public API: :func:`suspicious`, :func:`scan_source`,
-                 :func:`written_by_the_student` and :class:`Bindings`; what each
+                 :func:`torch_losses`, :class:`Notebook` (a notebook read once, for
+                 both), :func:`written_by_the_student` and :class:`Bindings`; what each
                  kept cell was found to do, with the bindings it was found with.
 
 This package must not import nbgrader (nor the grader's battery): it reads a
@@ -157,8 +171,10 @@ from __future__ import annotations
 from .bindings import Bindings, _Noting
 from .cells import _Cache, _read, _Reading
 from .checks import _Scan
+from .reach import Reach, is_torch_loss
 
-__all__ = ["Bindings", "scan_source", "suspicious", "written_by_the_student"]
+__all__ = ["Bindings", "Notebook", "is_torch_loss", "scan_source", "suspicious", "torch_losses",
+           "written_by_the_student"]
 
 
 def written_by_the_student(cell) -> bool:
@@ -230,19 +246,48 @@ def _scanned(reading: _Reading, bindings: Bindings) -> list[tuple[int, str]] | N
     return sorted(dict.fromkeys(found), key=lambda item: item[0])
 
 
+class Notebook:
+    """One notebook, read once: what its names stand for (:class:`Bindings`, learned from every
+    code cell), the tampering its student's cells do (:meth:`suspicious`) and what a graded
+    name reaches of torch's own loss (:meth:`torch_losses`)."""
+
+    def __init__(self, nb) -> None:
+        self.bindings = Bindings()
+        self.cells = [(index, cell) for index, cell in enumerate(nb.cells) if cell.get("cell_type") == "code"]
+        for _, cell in self.cells:
+            self.bindings.learn(_source(cell), by_the_course=not written_by_the_student(cell))
+        self.bindings.settle()
+        self._reach: Reach | None = None
+
+    def suspicious(self) -> list[str]:
+        """Where the student's cells use constructs that can tamper with the grader or
+        torch: ``cell N, line L: what`` (N counts every cell of the notebook from 1)."""
+        found = []
+        for index, cell in self.cells:
+            if written_by_the_student(cell):
+                found += [f"cell {index + 1}, line {line}: {what}"
+                          for line, what in scan_source(_source(cell), self.bindings)]
+        return list(dict.fromkeys(found))
+
+    def torch_losses(self, subject: str) -> list[str]:
+        """Each use of torch's own BCE in the student's code that ``subject`` (the name a test
+        cell passes to a check) reaches: ``cell N, line L: what`` (see :mod:`.reach`)."""
+        if self._reach is None:
+            pieces = [(index, piece) for index, cell in self.cells if written_by_the_student(cell)
+                      for piece in _read(_source(cell)).pieces]
+            self._reach = Reach(self.bindings, pieces)
+        return self._reach.torch_losses(subject)
+
+
 def suspicious(nb) -> list[str]:
     """Where the student's cells use constructs that can tamper with the grader or
     torch: ``cell N, line L: what`` (N counts every cell of the notebook from 1)."""
-    bindings = Bindings()
-    cells = [(index, cell) for index, cell in enumerate(nb.cells) if cell.get("cell_type") == "code"]
-    for _, cell in cells:
-        bindings.learn(_source(cell), by_the_course=not written_by_the_student(cell))
-    bindings.settle()
-    found = []
-    for index, cell in cells:
-        if written_by_the_student(cell):
-            found += [f"cell {index + 1}, line {line}: {what}" for line, what in scan_source(_source(cell), bindings)]
-    return list(dict.fromkeys(found))
+    return Notebook(nb).suspicious()
+
+
+def torch_losses(nb, subject: str) -> list[str]:
+    """Each use of torch's own BCE in the student's code that ``subject`` reaches (see :mod:`.reach`)."""
+    return Notebook(nb).torch_losses(subject)
 
 
 def _source(cell) -> str:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import ast
 from typing import Iterable
 
+from . import descriptors
 from .cells import _Piece, _read
 from .plans import _ASSIGN, _ASSIGN_LAMBDA, _CLASS, _FUNCTION, _IMPORT, _LOOP, _TARGET, _WITH, _Function, _Plan, _plan
 from .rules import _BUILTIN_NAMES, _METHOD_PASSTHROUGH, _PASSTHROUGH, _PROTECTED, COURSE_NAMES
@@ -77,6 +78,8 @@ class Bindings:
         self.returns: dict[str, str] = {}
         #: Names the instructor's cells bind (to what), which a student must not rebind.
         self.course: dict[str, str] = dict(COURSE_NAMES)
+        #: What the bindings of each name hold, as far as file descriptors go (:mod:`.descriptors`).
+        self.descriptors: dict[tuple[Scope, str], frozenset[str]] = {}
         self._pieces: list[_Piece] = []
         self._changed = False
 
@@ -117,6 +120,7 @@ class Bindings:
                 self._bind_piece(plan)
             if not self._changed and self.functions == functions:
                 break
+        self.descriptors = descriptors.kinds(self, self._pieces)
         return self
 
     def _bind_piece(self, plan: _Plan) -> None:
@@ -256,7 +260,8 @@ class Bindings:
 
     def agrees(self, reads: Iterable[tuple[tuple[str, object], object]]) -> bool:
         """Whether these bindings answer every read noted by a :class:`_Noting` as it was answered."""
-        tables = {"names": self.names, "targets": self.targets, "returns": self.returns, "course": self.course}
+        tables = {"names": self.names, "targets": self.targets, "returns": self.returns, "course": self.course,
+                  "descriptors": self.descriptors}
         for (tag, key), value in reads:
             if tag == "key":
                 if self.key(*key) != value:  # type: ignore[misc]
@@ -460,6 +465,7 @@ class _Noting(Bindings):
         self.targets = _Noted(bindings.targets, reads, "targets")  # type: ignore[assignment]
         self.returns = _Noted(bindings.returns, reads, "returns")  # type: ignore[assignment]
         self.course = _Noted(bindings.course, reads, "course")  # type: ignore[assignment]
+        self.descriptors = _Noted(bindings.descriptors, reads, "descriptors")  # type: ignore[assignment]
         self._pieces, self._changed = [], False
 
     def key(self, name: str, scope: Scope) -> tuple[Scope, str]:

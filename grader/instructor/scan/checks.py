@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 import re
 
+from . import descriptors
 from .bindings import Bindings
 from .cells import _Piece, _Reading, _read_python
 from .rules import (
@@ -239,6 +240,7 @@ class _Scan(ast.NodeVisitor):
         elif plain == "@builtin.open" or (isinstance(node.func, ast.Attribute)
                                            and node.func.attr in ("write_text", "write_bytes", "open")):
             self._writes_code(node, plain)
+        self._descriptors(node, plain)
         if isinstance(node.func, ast.Attribute) and node.func.attr in _MUTATING:
             base = self.qual(node.func.value)
             if base is not None and _root(base) in _NO_INPLACE:
@@ -248,6 +250,27 @@ class _Scan(ast.NodeVisitor):
                     "@builtin.getattr", "@builtin.setattr", "@builtin.delattr"):
                 self.say(arg, f"passes {arg.id} to another function")
         self.generic_visit(node)
+
+    def _descriptors(self, node: ast.Call, plain: str) -> None:
+        """A file descriptor the code did not open itself, reached by number (the engine's pipes
+        are among them: see :mod:`.descriptors`)."""
+        kinds_of = lambda key: self.b.descriptors.get(key, frozenset())  # noqa: E731
+        key = lambda name: self.b.key(name, self.scope)  # noqa: E731
+        given = [node.args[p] for p in descriptors.DESCRIPTOR_ARGUMENTS.get(plain, ()) if p < len(node.args)]
+        if plain in descriptors.DESCRIPTOR_ARGUMENTS or plain == "socket.socket":
+            given += [k.value for k in node.keywords if k.arg in descriptors.DESCRIPTOR_KEYWORDS]
+            if any(not descriptors.own(arg, kinds_of, key, self.qual) for arg in given):
+                self.say(node, f"uses a file descriptor it did not open itself ({plain.replace('@builtin.', '')}), "
+                               "which can reach the grader's pipes")
+        elif plain in descriptors.PATH_OR_DESCRIPTOR and node.args \
+                and descriptors.a_number(node.args[0], kinds_of, key):
+            self.say(node, f"opens a file descriptor by number ({plain.replace('@builtin.', '')}), "
+                           "which can reach the grader's pipes")
+        if plain != "@builtin.open":  # open's path is read by _writes_code
+            for arg in node.args:
+                path = _const_str(arg)
+                if path and re.match(r"/proc/|/dev/fd\b|/dev/mem", path):
+                    self.say(node, f"reads the process's memory or state ({path})")
 
     def _code_runner(self, node: ast.Call, plain: str) -> None:
         spec = _CODE_RUNNERS[plain]
@@ -279,5 +302,5 @@ class _Scan(ast.NodeVisitor):
                 _const_str(node.args[0]) if node.args else "r")
         if path and mode and any(c in mode for c in "wax+") and re.search(r"\.(py|pth|pyc|so|ipynb)$", path):
             self.say(node, f"writes a file the notebook could import ({path})")
-        if path and re.match(r"/proc/|/dev/mem", path):
+        if path and re.match(r"/proc/|/dev/mem|/dev/fd\b", path):
             self.say(node, f"reads the process's memory or state ({path})")
