@@ -95,16 +95,24 @@ def _assert_passes(params: dict, subject: str | None, ask: Ask) -> list[str]:
 
 
 def run(fn: Any, function: str | None = None, *, categories=None, arguments=None, devices=None,
-        time_limit: float | None = None, name: str | None = None):
+        time_limit: float | None = None, name: str | None = None, chunks=None):
     """The battery on ``fn``, called in this process: :func:`grader.check`'s report.
 
-    What ``fn`` or torch writes to file descriptor 2 meanwhile is kept off stderr (nbgrader
-    gives no points to a test cell that wrote there) and noted in the report."""
+    Own work is also read in the source, as the judge reads it when autograding
+    (:mod:`grader._battery.source`): the kernel's history, or ``chunks``, the ``(label,
+    source)`` of a loaded file. What ``fn`` or torch writes to file descriptor 2 meanwhile is
+    kept off stderr (nbgrader gives no points to a test cell that wrote there) and noted in the
+    report."""
+    from . import source
     from .guard import StderrCapture
     from .judge import CASE_TIME_LIMIT
 
+    ask = local(fn)
+    uses = source.torch_losses(fn, name, chunks)
+    if uses:
+        ask = source.adding(ask, uses)
     with StderrCapture() as fd2:
-        report = battery(local(fn), function, categories=categories, arguments=arguments, devices=devices,
+        report = battery(ask, function, categories=categories, arguments=arguments, devices=devices,
                          time_limit=time_limit or CASE_TIME_LIMIT, name=name, figure=True)
     if fd2.text.strip():
         report.note_output("stderr", fd2.text)

@@ -25,6 +25,8 @@ class Loaded:
     path: Path
     functions: dict[str, object]
     problems: list[str] = field(default_factory=list)
+    #: ``(label, source)`` of what ran, cell by cell: where "own work" is read.
+    chunks: list[tuple[str, str]] = field(default_factory=list)
 
 
 _checks_suppressed = False
@@ -106,4 +108,4 @@ def load(path: str | os.PathLike) -> Loaded:
     if not functions:
         detail = f" ({'; '.join(problems)})" if problems else ""
         raise LoadError(f"{path} defines neither {FUNCTIONS[0]} nor {FUNCTIONS[1]} (nor their gradients){detail}")
-    return Loaded(path, functions, problems)
+    return Loaded(path, functions, problems, chunks)

@@ -247,7 +247,7 @@ def _check(args) -> int:
     for name in names:
         try:
             reports.append(run(loaded.functions[name], name, categories=args.category, devices=devices,
-                               name=name))
+                               name=name, chunks=loaded.chunks))
         except ValueError as exc:  # a category that does not apply to this function
             say(f"error: {exc}", file=sys.stderr)
             return EXIT_UNREADABLE

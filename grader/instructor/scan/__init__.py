@@ -251,7 +251,10 @@ class Notebook:
     code cell), the tampering its student's cells do (:meth:`suspicious`) and what a graded
     name reaches of torch's own loss (:meth:`torch_losses`)."""
 
-    def __init__(self, nb) -> None:
+    def __init__(self, nb, latest: bool = False) -> None:
+        #: Whether a later cell that binds a top-level name replaces what earlier ones bound
+        #: (a kernel's history, where a cell run again comes again), for :meth:`torch_losses`.
+        self.latest = latest
         self.bindings = Bindings()
         self.cells = [(index, cell) for index, cell in enumerate(nb.cells) if cell.get("cell_type") == "code"]
         for _, cell in self.cells:
@@ -275,7 +278,7 @@ class Notebook:
         if self._reach is None:
             pieces = [(index, piece) for index, cell in self.cells if written_by_the_student(cell)
                       for piece in _read(_source(cell)).pieces]
-            self._reach = Reach(self.bindings, pieces)
+            self._reach = Reach(self.bindings, pieces, self.latest)
         return self._reach.torch_losses(subject)
 
 

@@ -117,9 +117,11 @@ def _bound_nodes(statement: ast.AST) -> tuple[list[str], list[ast.AST]]:
 
 
 class Reach:
-    """The top-level definitions of the student's cells, to follow graded names through."""
+    """The top-level definitions of the student's cells, to follow graded names through; with
+    ``latest``, only those of the last cell that binds each name (a kernel's history, in which a
+    cell run again comes again)."""
 
-    def __init__(self, bindings: Bindings, pieces: list[tuple[int, _Piece]]) -> None:
+    def __init__(self, bindings: Bindings, pieces: list[tuple[int, _Piece]], latest: bool = False) -> None:
         self.b = bindings
         #: top-level name -> every place a student's cell binds it
         self.definitions: dict[str, list[_Definition]] = {}
@@ -131,6 +133,9 @@ class Reach:
             for binding in bindings_of:
                 if self.b.key(binding.name, binding.scope)[0] == ():
                     self.definitions.setdefault(binding.name, []).append(_Definition(piece, cell, binding))
+        if latest:  # only the last cell that binds a name counts (a kernel's history)
+            self.definitions = {name: [d for d in found if d.cell == found[-1].cell]
+                                for name, found in self.definitions.items()}
 
     def torch_losses(self, subject: str) -> list[str]:
         """Each use of torch's BCE in the code ``subject`` (a name, or ``name.attr``) reaches:
