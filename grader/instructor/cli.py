@@ -368,7 +368,13 @@ def _workflow(args) -> int:
             grading.check_selection(workspace, args.student, args.assignment, workspace.released())
             if not (workspace.root / "autograded").is_dir() or not any((workspace.root / "autograded").iterdir()):
                 raise WorkflowError("nothing is autograded yet: run `python -m grader autograde` first")
-            for path in results.feedback(workspace, students=args.student, assignments=args.assignment):
+            try:
+                written = results.feedback(workspace, students=args.student, assignments=args.assignment)
+            except results.FeedbackFailed as failed:
+                for path in failed.written:  # what was written is said as always, then what was not
+                    say(f"wrote {path}")
+                raise
+            for path in written:
                 say(f"wrote {path}")
             return EXIT_PASSED
         if args.command == "export":

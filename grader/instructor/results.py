@@ -53,7 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from .grading import _last_error
+from .grading import _last_error, one_line
 from .release import environment_bin_on_path
 from .workspace import WorkflowError, Workspace, _submitted_students
 
@@ -444,7 +444,7 @@ def summary_text(data: dict) -> str:
              + (f"; mean total {data['mean']:.2f} of {_number(data['maximum'])} (missing counts 0)"
                 if data["students"] else "")]
     if data["left_out"]:
-        lines.append(f"left out, not on the roster: {', '.join(data['left_out'])}")
+        lines.append(f"left out, not on the roster: {', '.join(one_line(s) for s in data['left_out'])}")
     lines.append("per notebook, of those who handed it in:")
     for a in data["assignments"]:
         n = data["notebooks"][a]
@@ -467,8 +467,9 @@ def summary_text(data: dict) -> str:
     failing = []
     for a in data["assignments"]:
         for function, entry in data["categories"][a].items():
-            parts = ", ".join(f"{c} {k} of {data['notebooks'][a]['handed_in']}" for c, k in entry["failing"].items())
-            failing.append(f"  {a} {function}: {parts}")
+            parts = ", ".join(f"{one_line(c)} {k} of {data['notebooks'][a]['handed_in']}"
+                              for c, k in entry["failing"].items())
+            failing.append(f"  {a} {one_line(function)}: {parts}")
     lines += failing or ["  (none)" if data["submissions"] else "  (no submissions yet)"]
     return "\n".join(lines)
 

@@ -107,7 +107,11 @@ def test_the_command_line_says_which_feedback_failed_and_exits_non_zero(class_of
     monkeypatch.setattr(grading, "check_selection", lambda *a: None)
     monkeypatch.setattr(Workspace, "released", lambda self: {})
     assert cli.main(["feedback", "--assignment", "01-a"]) == cli.EXIT_UNREADABLE
-    error = capsys.readouterr().err
+    printed = capsys.readouterr()
+    error = printed.err
+    # the pages that were written are named, as when nothing fails
+    assert sorted(line.split("/")[-3] for line in printed.out.splitlines() if line.startswith("wrote ")) == \
+        ["alice", "mallory", "zoe"], printed.out
     assert error.startswith("error: nbgrader could not write feedback for 1 notebook (everyone else's is written: "
                             "3 files under "), error
     assert "\n  bob 01-a: ValueError: the feedback's HTML does not settle" in error

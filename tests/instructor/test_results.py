@@ -609,3 +609,23 @@ def test_feedback_renders_maths_and_wraps_long_lines_offline_in_chromium(course,
         for box in wrapped:  # each long line wraps inside its box, within the page
             assert box["scroll"] <= box["client"] + 1 and box["right"] <= seen["viewport"], box
         assert max(b["height"] for b in seen["long"]) > 3 * seen["long"][0]["line"]  # 400 characters: lines
+
+
+def test_the_summary_text_quotes_names_on_one_line_each():
+    """summary.txt is read in a terminal (cat, less): a student's name or a category that holds a
+    line break or an escape sequence neither starts a row of its own nor drives the terminal."""
+    name = "01-a"
+    data = {
+        "assignments": [name], "roster": True, "left_out": ["eve\nfrank: 10/10\x1b]0;owned\x07"], "students": 1,
+        "submissions": 1, "maxima": {name: 1.0}, "maximum": 1.0, "totals": {}, "mean": 0.0,
+        "notebooks": {name: {"maximum": 1.0, "handed_in": 1, "blank": 0, "mean": 0.0, "needs_manual_grading": 0,
+                             "late": 0, "not_graded": 0, "scores": {}}},
+        "tests": {}, "categories": {name: {"bce\r\nalice": {"cells": ["x"], "failing": {"edge\x1b[2J": 1}}}},
+        "failing_categories": {},
+    }
+    text = results.summary_text(data)
+    assert "\x1b" not in text and "\r" not in text and "\x07" not in text
+    assert "eve\\nfrank: 10/10\\x1b]0;owned\\x07" in text
+    assert "01-a bce\\r\\nalice: edge\\x1b[2J 1 of 1" in text
+    assert len(text.splitlines()) == len(results.summary_text({**data, "left_out": ["eve"], "categories": {
+        name: {"bce": {"cells": ["x"], "failing": {"edge": 1}}}}}).splitlines())
