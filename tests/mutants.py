@@ -11,7 +11,7 @@ FLAWS = frozenset({
     "weight dtype", "sum over n", "nan_to_num", "legacy ignored", "no elementwise_mean", "view rows",
     "pos_weight where", "pos_weight larger", "target cast", "pos_weight promotes", "reduce sums",
     "range tolerance", "weight rank", "pos_weight rank", "subnormal as zero", "softplus", "zero weight masks",
-    "pos_weight max form", "legacy yields",
+    "pos_weight max form", "legacy yields", "chunked mean", "divide first",
 })
 
 
@@ -64,6 +64,10 @@ def _weighted(loss, weight, flaws):
 
 def _reduce(loss, reduction, flaws):
     if reduction == "mean":
+        if "chunked mean" in flaws and loss.numel() > 1 << 19:  # the mean of the means of pieces of 2**19
+            return torch.stack([piece.mean() for piece in loss.reshape(-1).split(1 << 19)]).mean()
+        if "divide first" in flaws and loss.numel():  # each loss divided by n, then added up: no sum beyond float16 range
+            return (loss / loss.numel()).sum()
         return loss.sum() / loss.numel() if "sum over n" in flaws else loss.mean()
     return loss.sum() if reduction == "sum" else loss
 
@@ -171,3 +175,210 @@ def grad_cancelling_floor(input, target):
 
 def grad_with_floor(input, target):
     return (input - target) / torch.clamp(input * (1 - input), min=1e-12) / input.numel()
+
+
+# --- what a module or function keeps from one call to the next ------------------------------------
+
+class BCELossClonesWeight(torch.nn.Module):
+    """Keeps a copy of the weight it is built with: changing the caller's tensor later changes nothing."""
+
+    def __init__(self, weight=None, reduction="mean"):
+        super().__init__()
+        self.register_buffer("weight", None if weight is None else weight.clone())
+        self.reduction = reduction
+
+    def forward(self, input, target):
+        return _bce(input, target, self.weight, self.reduction, ())
+
+
+class BCELossCachesResult(torch.nn.Module):
+    """Returns its first result again on every later call with a target of the same shape."""
+
+    def __init__(self, weight=None, reduction="mean"):
+        super().__init__()
+        self.register_buffer("weight", weight)
+        self.reduction = reduction
+        self._kept = {}
+
+    def forward(self, input, target):
+        key = tuple(input.shape)
+        if key not in self._kept:
+            self._kept[key] = _bce(input, target, self.weight, self.reduction, ())
+        return self._kept[key]
+
+
+class BCELossKeepsFirstShape(torch.nn.Module):
+    """Counts the elements of the first input once, and divides every later mean by that count."""
+
+    def __init__(self, weight=None, reduction="mean"):
+        super().__init__()
+        self.register_buffer("weight", weight)
+        self.reduction = reduction
+        self._n = None
+
+    def forward(self, input, target):
+        if self._n is None:
+            self._n = input.numel()
+        loss = _bce(input, target, self.weight, self.reduction, ())
+        if self.reduction == "mean" and input.numel() != self._n:
+            loss = loss * (input.numel() / self._n)
+        return loss
+
+
+class BCELossNotPersistent(torch.nn.Module):
+    """Registers the weight with persistent=False: it moves with the module but is not in the state_dict."""
+
+    def __init__(self, weight=None, reduction="mean"):
+        super().__init__()
+        self.register_buffer("weight", weight, persistent=False)
+        self.reduction = reduction
+
+    def forward(self, input, target):
+        return _bce(input, target, self.weight, self.reduction, ())
+
+
+class BCELossFixedReduction(torch.nn.Module):
+    """Reads the reduction once, in __init__: setting module.reduction later changes nothing."""
+
+    def __init__(self, weight=None, reduction="mean"):
+        super().__init__()
+        self.register_buffer("weight", weight)
+        self.reduction = reduction
+        self._reduce = lambda loss: _reduce(loss, _reduction(reduction, ()), ())
+
+    def forward(self, input, target):
+        return self._reduce(_weighted(_bce(input, target, None, "none", ()), self.weight, ()))
+
+
+class BCEWithLogitsLossClonesPosWeight(torch.nn.Module):
+    """Keeps a float64 copy of pos_weight, made once in __init__ (the weight itself is kept)."""
+
+    def __init__(self, weight=None, pos_weight=None, reduction="mean"):
+        super().__init__()
+        self.register_buffer("weight", weight)
+        self.register_buffer("pos_weight", pos_weight)
+        self._pos = None if pos_weight is None else pos_weight.double()
+        self.reduction = reduction
+
+    def forward(self, input, target):
+        return _logits(input, target, self.weight, self._pos, self.reduction, ())
+
+
+_BY_ID = {}
+
+
+def logits_pos_weight_by_id(input, target, weight=None, pos_weight=None, reduction="mean"):
+    """Looks pos_weight's float copy up by id(), saved the first time it meets the tensor."""
+    if pos_weight is not None:
+        if id(pos_weight) not in _BY_ID:
+            _BY_ID.clear()
+            _BY_ID[id(pos_weight)] = (pos_weight, pos_weight.to(input.dtype).clone())
+        pos_weight = _BY_ID[id(pos_weight)][1]
+    return _logits(input, target, weight, pos_weight, reduction, ())
+
+
+_LAST = {}
+
+
+def bce_remembers_last_call(input, target, weight=None, reduction="mean"):
+    """Returns the previous result when called again with the very same tensors (by id())."""
+    key = (id(input), id(target), id(weight), reduction)
+    if _LAST.get("key") != key:
+        _LAST.update(key=key, refs=(input, target, weight), value=_bce(input, target, weight, reduction, ()))
+    return _LAST["value"]
+
+
+# --- a shortcut taken only where the judge's calls record gradients or not --------------------------
+
+def bce_shortcut_without_grad(input, target, weight=None, reduction="mean"):
+    """Under torch.no_grad() (evaluation), a 'faster' form that clamps the probabilities instead of the logs."""
+    if torch.is_grad_enabled():
+        return _bce(input, target, weight, reduction, ())
+    _bce(input.reshape(-1)[:0], target.reshape(-1)[:0], None, reduction, ())  # the checks of the reduction
+    if not bool(((input >= 0) & (input <= 1)).all()) or not bool(((target >= 0) & (target <= 1)).all()):
+        raise RuntimeError("all elements of input and target should be between 0 and 1")
+    p = input.clamp(1e-7, 1 - 1e-7)
+    loss = -(target * torch.log(p) + (1 - target) * torch.log1p(-p))
+    return _reduce(_weighted(loss, weight, ()), _reduction(reduction, ()), ())
+
+
+def logits_shortcut_without_grad(input, target, weight=None, pos_weight=None, reduction="mean"):
+    """Under torch.no_grad(), log(sigmoid(x)) instead of logsigmoid(x): -inf, then inf, for large logits."""
+    if torch.is_grad_enabled():
+        return _logits(input, target, weight, pos_weight, reduction, ())
+    _logits(input.reshape(-1)[:0], target.reshape(-1)[:0], None, None, reduction, ())
+    _sizes(input, target, ())
+    log_sig = torch.log(torch.sigmoid(input))
+    if pos_weight is not None:
+        log_sig = log_sig * (1 + (pos_weight.to(input.dtype) - 1) * target)
+    return _reduce(_weighted((1 - target) * input - log_sig, weight, ()), _reduction(reduction, ()), ())
+
+
+# --- a hand-derived backward that cannot be differentiated again --------------------------------------
+
+class _OnceLogits(torch.autograd.Function):
+    """The loss per element from logits, with notebook 01's hand-derived gradients, sigmoid(x) - y with
+    respect to x and -x with respect to y, marked @once_differentiable."""
+
+    @staticmethod
+    def forward(ctx, input, target):
+        ctx.save_for_backward(input, target)
+        return (1 - target) * input - F.logsigmoid(input)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        input, target = ctx.saved_tensors
+        return grad * (torch.sigmoid(input) - target), grad * -input
+
+
+def logits_once_differentiable(input, target, weight=None, pos_weight=None, reduction="mean"):
+    """torch's values and first gradients (no pos_weight here), but no second derivative."""
+    if pos_weight is not None:
+        return _logits(input, target, weight, pos_weight, reduction, ())
+    reduction = _reduction(reduction, ())
+    _sizes(input, target, ())
+    return _reduce(_weighted(_OnceLogits.apply(input, target), weight, ()), reduction, ())
+
+
+class _OnceBCE(torch.autograd.Function):
+    """The loss per element, with the hand-derived gradients of notebook 01, (p - y) / max(p(1 - p), 1e-12)
+    with respect to p and log(1 - p) - log(p) (each clamped at -100) with respect to y, @once_differentiable."""
+
+    @staticmethod
+    def forward(ctx, input, target):
+        ctx.save_for_backward(input, target)
+        return -(target * torch.log(input).clamp(min=-100) + (1 - target) * torch.log1p(-input).clamp(min=-100))
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        input, target = ctx.saved_tensors
+        return (grad * (input - target) / torch.clamp(input * (1 - input), min=1e-12),
+                grad * (torch.log1p(-input).clamp(min=-100) - torch.log(input).clamp(min=-100)))
+
+
+def bce_once_differentiable(input, target, weight=None, reduction="mean"):
+    """torch's values and first gradients through a hand-derived backward, but no second derivative."""
+    _bce(input.detach().reshape(-1)[:0], target.detach().reshape(-1)[:0], None, reduction, ())  # reduction checks
+    reduction = _reduction(reduction, ())
+    _sizes(input, target, ())
+    if not bool(((input >= 0) & (input <= 1)).all()) or not bool(((target >= 0) & (target <= 1)).all()):
+        raise RuntimeError("all elements of input and target should be between 0 and 1")
+    return _reduce(_weighted(_OnceBCE.apply(input, target), weight, ()), reduction, ())
+
+
+class BCELossTorchAfterTheFirstCall(torch.nn.Module):
+    """Computes its first call itself, then hands every later call to torch's own loss."""
+
+    def __init__(self, weight=None, reduction="mean"):
+        super().__init__()
+        self.register_buffer("weight", weight)
+        self.reduction = reduction
+        self.calls = 0
+
+    def forward(self, input, target):
+        self.calls += 1
+        if self.calls == 1:
+            return _bce(input, target, self.weight, self.reduction, ())
+        return F.binary_cross_entropy(input, target, self.weight, reduction=self.reduction)

@@ -75,6 +75,7 @@ class Seen:
         self.not_a_tensor = answer.get("not a tensor")
         self.value_device = text(answer.get("value device", "cpu"), 50)
         self.gradients = answer.get("gradients")
+        self.without_grad = answer.get("without grad")
         self.ops, self.lines = answer.get("ops"), answer.get("lines")
         self.stdout, self.stderr = text(answer.get("stdout"), 4000), text(answer.get("stderr"), 4000)
         self.warnings = [text(w, 300) for w in answer.get("warnings") or []][:20]

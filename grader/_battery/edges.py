@@ -88,6 +88,9 @@ def gradient_checks(function) -> list[Case]:
                       grad_target=True, hint=HINTS["gradients"]))
     cases.append(Case("gradient with respect to input and target, with a weight", "gradients",
                       maker(function, (3, 4), weight=(4,)), grad_target=True, hint=HINTS["gradients"]))
+    cases.append(Case("second derivatives: the gradient of the gradient (what a Hessian takes)", "gradients",
+                      maker(function, (4, 5), weight=(5,)), dtype=torch.float64, second_order=True,
+                      hint=HINTS["second order"]))
     if function == BCE_WITH_LOGITS:
         cases.append(Case("gradient with respect to input and target, with pos_weight", "gradients",
                           maker(function, (3, 4), pos_weight=(4,)), grad_target=True, hint=HINTS["gradients"]))
@@ -185,7 +188,7 @@ def gradient_cases(function: str, loss_cases: Iterable[Case]) -> list[Case]:
             cases[name] = Case(name, "article examples", lambda g, key=key: articles.logits_of(key),
                                grad_input=False, hint=hint, reference=gradient_reference(torch_loss))
     for case in loss_cases:
-        if case.category not in _GRADIENT_CATEGORIES or case.keywords - {"reduction"} or case.dtypes:
+        if case.category not in _GRADIENT_CATEGORIES or case.keywords - {"reduction"} or case.dtypes or case.loss_only:
             continue
 
         def build(g, case=case):

@@ -4,6 +4,7 @@ reductions, weights, pos_weight and dtypes."""
 from __future__ import annotations
 
 import itertools
+import random
 
 import torch
 
@@ -46,7 +47,36 @@ def shape_cases(function) -> list[Case]:
     ]
     cases.append(Case(f"a large tensor of shape {shape_text(LARGE_SHAPE)}", "shapes",
                       maker(function, LARGE_SHAPE), grad_input=False, large=True))
+    cases.append(Case("a mean over more than 2^19 elements (their number drawn for each run)",
+                      "shapes", _rising_losses(function), grad_input=False, large=True, loss_only=True,
+                      hint=HINTS["large means"]))
     return cases
+
+
+_draw = random.SystemRandom()
+
+
+def _beyond() -> int:
+    """A number of elements drawn for each run between 2^19 and 1.5 * 2^19, never a multiple of 1024: a mean
+    that goes wrong above some size, or on whole pieces of some size, cannot count on the battery's sizes."""
+    return (1 << 19) + 1024 * _draw.randrange(0, 256) + _draw.randrange(1, 1024)
+
+
+def _rising_losses(function):
+    """:data:`BEYOND` [0] losses that rise along the tensor (predictions of targets near 0, from about 0.02 to
+    0.98, or logits from -4 to 4): the means of pieces of it differ, and an average of them is not the mean."""
+
+    def build(g):
+        n = BEYOND[0]
+        rise = 0.9 * torch.arange(n, dtype=torch.float64) / n + 0.1 * torch.rand(n, generator=g, dtype=torch.float64)
+        input = 8 * rise - 4 if takes_logits(function) else 0.02 + 0.96 * rise
+        return {"input": input, "target": 0.2 * torch.rand(n, generator=g, dtype=torch.float64)}
+
+    return build
+
+
+#: The sizes of the two cases beyond the large tensor, drawn when the battery is loaded: float32, float16.
+BEYOND = (_beyond(), _beyond())
 
 
 def _laid_out(function, shapes: dict, **extra):
@@ -203,6 +233,18 @@ def _confident_mistakes(function):
     return build
 
 
+def _small_losses(function):
+    """Confident right predictions, of losses from about 0.001 to 0.01, over :data:`BEYOND` [1] elements: each
+    loss divided by their number is below 2^-25, which float16 rounds to 0."""
+
+    def build(g):
+        u = torch.rand(BEYOND[1], generator=g, dtype=torch.float64)
+        input = 4.6 + 2.3 * u if takes_logits(function) else 0.99 + 0.009 * u
+        return {"input": input, "target": torch.ones(BEYOND[1], dtype=torch.float64)}
+
+    return build
+
+
 def dtype_cases(function) -> list[Case]:
     cases = []
     halves = (torch.float16, torch.bfloat16)
@@ -221,6 +263,9 @@ def dtype_cases(function) -> list[Case]:
     cases.append(Case(f"float16 mean of {_HALF_SUM} confident mistakes (their sum is beyond float16's range)",
                       "dtypes", _confident_mistakes(function), dtype=torch.float16, grad_input=False, large=True,
                       hint=HINTS["half sums"]))
+    cases.append(Case("float16 mean of more than 2^19 small losses (each divided by their number is below float16's "
+                      "smallest number)", "dtypes", _small_losses(function),
+                      dtype=torch.float16, grad_input=False, large=True, loss_only=True, hint=HINTS["half means"]))
     cases.append(Case("float64 with a weight", "dtypes",
                       maker(function, (4, 5), weight=(5,)), dtype=torch.float64, hint=HINTS["dtype"]))
     for dtype, other in [(torch.float32, torch.float64), (torch.float64, torch.float32),

@@ -45,8 +45,21 @@ HINTS = {
                   "weight.to(loss.dtype)). With logits, a float64 target does give a float64 result."),
     "half sums": ("in float16 a sum above 65504 overflows to inf: .mean() accumulates in float32 and does "
                   "not, so use .mean() rather than .sum() / n."),
+    "large means": ("'mean' divides the sum of all the losses by their number, however many there are: one "
+                    ".mean() over the whole tensor, not an average of the averages of pieces (pieces of unequal "
+                    "sizes do not weigh the same in it)."),
+    "half means": ("in float16, a loss divided by a number of elements in the millions is below float16's smallest "
+                   "number (6e-8) and rounds to 0 or to a few multiples of it: .mean() adds the losses up in "
+                   "float32 and divides once. Divide after adding up, not each loss before."),
     "buffer": ("store weight with self.register_buffer('weight', weight) in __init__: a buffer moves "
                "with the module (.to(device), .double()) and is saved in its state_dict, as nn.BCELoss's is."),
+    "repeated calls": ("torch computes every call from the arguments, and a module's attributes, as they are at "
+                       "that call: keep nothing from one call to the next (no result saved for later, nothing "
+                       "looked up by id()), keep the caller's weight itself (self.register_buffer('weight', "
+                       "weight), not a copy of it) and read self.reduction in forward."),
+    "no grad": ("torch gives the same loss whether autograd records it or not: under torch.no_grad() (as when a "
+                "model is evaluated), or for tensors that do not require grad, compute it the same way, with no "
+                "separate shortcut."),
     "range": ("torch raises RuntimeError when an input or target lies outside [0, 1], by however little "
               "(the float32 after 1, 1 + 2**-23, is outside: no tolerance); nan lies outside too (every "
               "comparison with nan is False)."),
@@ -62,6 +75,10 @@ HINTS = {
                   "(.item(), .detach(), torch.tensor(...), .numpy()), an in-place change, or an operation "
                   "whose derivative differs from torch's (a clamp where torch clamps a log, where, abs, max) "
                   "changes the gradient even when the values match."),
+    "second order": ("torch's loss can be differentiated twice (torch.autograd.grad(..., create_graph=True), "
+                     "torch.autograd.functional.hessian). A formula of torch operations is, by itself; a "
+                     "torch.autograd.Function of your own needs a backward made of differentiable torch "
+                     "operations, without @once_differentiable."),
     "dtype": "compute in the input's dtype, so that the result has it too.",
     "output": ("with reduction='mean' or 'sum' torch returns a 0-dimensional tensor; with 'none', "
                "a tensor of the input's shape; always on the input's device."),

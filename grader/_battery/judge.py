@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable
 import torch
 
 from . import cases as _cases
-from . import diagnose, probes, sweep, wire
+from . import diagnose, probes, stateful, sweep, wire
 from .cases import (BCE, BCE_WITH_LOGITS, CHECKABLE, GRADIENTS, HINTS, LAYOUTS, LEGACY, PARAMETERS,
                     TOLERANCES, Case)
 from .answers import Seen, _same_device, compare
@@ -113,6 +113,7 @@ class Reference:
     wrt: list[str]
     upstream: torch.Tensor | None = None
     gradients: tuple | None = None
+    second: tuple | None = None  # for a case of second derivatives, the gradient of (gradients * upstream).sum()
     inputs: dict | None = None  # the arguments in words, for a failure's report (written on first use)
     #: the case's request as sent to a notebook's process, by time limit (:class:`wire.Kept`)
     requests: dict = field(default_factory=dict)
@@ -147,7 +148,11 @@ def torch_reference(case: Case, device: str, torch_function: Callable, key: str)
         reference.upstream = torch.randn(expected.shape, generator=torch.Generator().manual_seed(case.seed),
                                          dtype=torch.float64).to(expected.dtype).to(expected.device)
         reference.gradients = torch.autograd.grad((expected * reference.upstream).sum(),
-                                                  [ref_args[k] for k in wrt], allow_unused=True)
+                                                  [ref_args[k] for k in wrt], allow_unused=True,
+                                                  create_graph=case.second_order)
+        if case.second_order:
+            reference.gradients, reference.second = stateful.second_order(reference.gradients, reference.upstream,
+                                                                          [ref_args[k] for k in wrt])
     if len(_REFERENCES) >= _MAX_REFERENCES:
         _REFERENCES.clear()
     _REFERENCES[cache_key] = reference
@@ -204,6 +209,10 @@ class CaseJudgement:
                    "layout": dict(self.case.layout), "positional": list(self.case.positional)}
         if self.wrt:
             request.update(grad=self.wrt, upstream=self.reference.upstream.to("cpu", copy=True))
+            if self.case.second_order:
+                request["second"] = True  # and the gradient of that gradient
+        if not self.case.expect_error:
+            request["without grad"] = True  # and once more under torch.no_grad()
         # the same for every student: a notebook's process is sent the bytes written the first time
         return wire.Kept(request, self.reference.requests, self.time_limit)
 
@@ -306,7 +315,10 @@ class CaseJudgement:
             self.fail(case.category, message, hint=hint, expected=describe_tensor(expected),
                       actual=describe_tensor(value), difference=diff)
             return
-        if self.wrt:
+        problem = stateful.without_grad(seen.without_grad, expected, case.dtype)
+        if problem:
+            self.fail(case.category, hint=HINTS["no grad"], **problem)
+        elif self.wrt:
             self._judge_gradients(seen)
 
     def _judge_gradients(self, seen: Seen) -> None:
@@ -343,6 +355,10 @@ class CaseJudgement:
                     f"the gradient with respect to {key!r} differs from torch's", HINTS["gradients"])
                 self.fail("gradients", message, expected=describe_tensor(r), actual=describe_tensor(g),
                           difference=diff, hint=hint)
+        if self.case.second_order and not self.failures:
+            problem = stateful.second_problem(got, self.reference.second, rtol, atol)
+            if problem:
+                self.fail("gradients", hint=HINTS["second order"], **problem)
 
 
 # --- the whole battery --------------------------------------------------------------------------
@@ -384,8 +400,8 @@ def selection(function: str, categories: Iterable[str] | None, arguments: Iterab
         if unknown:
             raise ValueError(f"unknown categories for {function}: {', '.join(map(repr, unknown))}; "
                              f"choose from {', '.join(map(repr, applicable))}")
-        # The signature and the checks made on every call always apply.
-        wanted = {"signature", *categories, *_cases.PER_CALL_CATEGORIES}
+        # The signature, the checks made on every call and the repeated calls always apply.
+        wanted = {"signature", *categories, *_cases.PER_CALL_CATEGORIES, stateful.CATEGORY}
         selected = [c for c in applicable if c in wanted]
     cases = list(_cases.battery(function))
     if arguments is not None:
@@ -447,6 +463,10 @@ def battery(ask: Ask, function: str | None = None, *, categories: Iterable[str] 
                 elementwise = probes.vectorization(ask, function, device, time_limit)
                 report.record({"vectorized"}, [elementwise] if elementwise else [])
                 timeouts += bool(elementwise and "out of time" in elementwise.message)
+            if stateful.CATEGORY in selected and device == "cpu" and timeouts < MAX_TIMEOUTS:
+                found = stateful.repeated_calls(ask, function, module, needed, time_limit)
+                if found is not None:
+                    report.record({stateful.CATEGORY} | {f.category for f in found}, found)
             for case in run_cases:
                 if case.cpu_only and device != "cpu":
                     report.skip_case(case, device, f"runs on the CPU only: torch checks this on {device} "

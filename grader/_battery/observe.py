@@ -149,15 +149,29 @@ def _linear(value: Any) -> dict:
             "bias": None if linear.bias is None else linear.bias.detach().to("cpu")}
 
 
-def _gradients(value: torch.Tensor, upstream: torch.Tensor, inputs: list[torch.Tensor], time_limit: float) -> dict:
+def _gradients(value: torch.Tensor, upstream: torch.Tensor, inputs: list[torch.Tensor], time_limit: float,
+               second: bool = False) -> dict:
+    """The gradients of ``(value * upstream).sum()``; with ``second``, also the gradient of
+    ``sum((g * upstream).sum())`` over those gradients g (second derivatives)."""
     if not value.requires_grad:
         return {"no graph": True}
-    got = call_guarded(lambda: torch.autograd.grad((value * upstream.to(value.device)).sum(), inputs,
-                                                   allow_unused=True),
+    upstream = upstream.to(value.device)
+    got = call_guarded(lambda: torch.autograd.grad((value * upstream).sum(), inputs, allow_unused=True,
+                                                   create_graph=second),
                        time_limit=time_limit, record_ops=False)
     if not got.ok:
         return {"problem": "ran out of time" if got.timed_out else f"raised {exception_text(got.error)}"}
-    return {"values": [None if g is None else g.detach().to("cpu") for g in got.value]}
+    data: dict = {"values": [None if g is None else g.detach().to("cpu") for g in got.value]}
+    if second:
+        first = [g for g in got.value if g is not None and g.requires_grad]
+        again = call_guarded(lambda: torch.autograd.grad(sum((g * upstream).sum() for g in first), inputs,
+                                                         allow_unused=True) if first else [None for _ in inputs],
+                             time_limit=time_limit, record_ops=False)
+        if not again.ok:
+            data["second problem"] = "ran out of time" if again.timed_out else f"raised {exception_text(again.error)}"
+        else:
+            data["second"] = [None if g is None else g.detach().to("cpu") for g in again.value]
+    return data
 
 
 def _call(subject: Any, request: dict) -> dict:
@@ -165,6 +179,8 @@ def _call(subject: Any, request: dict) -> dict:
     grad = [k for k in request.get("grad") or [] if k in request["args"]]
     args = _placed(request["args"], request.get("device", "cpu"), grad, dict(request.get("layout") or {}))
     positional = list(request.get("positional", ("input", "target")))
+    pristine = {k: v.detach().clone() if isinstance(v, torch.Tensor) else v for k, v in request["args"].items()} \
+        if request.get("without grad") else None
     before = {k: (v.detach().clone(), v._version) for k, v in args.items() if isinstance(v, torch.Tensor)}
     call = call_guarded(fn, tuple(args[k] for k in positional), {k: v for k, v in args.items() if k not in positional},
                         time_limit=float(request.get("time_limit", 5.0)), count_lines=bool(request.get("count")),
@@ -184,10 +200,27 @@ def _call(subject: Any, request: dict) -> dict:
         data["requires grad"] = bool(value.requires_grad)
         if grad and request.get("upstream") is not None:
             data["gradients"] = _gradients(value, request["upstream"], [args[k] for k in grad],
-                                           float(request.get("time_limit", 5.0)))
+                                           float(request.get("time_limit", 5.0)), bool(request.get("second")))
+        if pristine is not None:
+            data["without grad"] = _without_grad(fn, _placed(pristine, request.get("device", "cpu"), [],
+                                                             dict(request.get("layout") or {})), positional, request, data)
     else:
         data["not a tensor"] = describe_value(value)
     return data
+
+
+def _without_grad(fn: Callable, args: dict, positional: list, request: dict, data: dict) -> dict:
+    """The same call again under ``torch.no_grad()``, on copies of the arguments that do not require
+    grad (as in evaluation): torch's result is the same either way."""
+    with torch.no_grad():
+        call = call_guarded(fn, tuple(args[k] for k in positional), {k: v for k, v in args.items() if k not in positional},
+                            time_limit=float(request.get("time_limit", 5.0)), record_ops=request.get("record_ops", True))
+    data["forbidden"] = list(dict.fromkeys([*data["forbidden"], *call.forbidden_ops]))[:20]
+    if not call.ok:
+        return {"error": error_data(call.error) if call.error else {"text": "ran out of time"}}
+    if not isinstance(call.value, torch.Tensor):
+        return {"not a tensor": describe_value(call.value)}
+    return {"value": call.value.detach().to("cpu")}
 
 
 def _timed(fn: Callable) -> float:
@@ -247,6 +280,56 @@ def _buffers(subject: Any, request: dict) -> dict:
                         if isinstance(v, torch.Tensor)}}
 
 
+def steps(subject: Any, request: dict, tensors: dict) -> list:
+    """The steps of a ``sequence`` request, run on ``subject`` (the student's, or torch's for the
+    judge) with ``tensors``, which they change in place: what each step gave, as plain data."""
+
+    def resolve(spec: dict) -> dict:
+        return {k: tensors[v["ref"]] if isinstance(v, dict) else v for k, v in spec.items()}
+
+    module = subject(**resolve(request["build"])) if request.get("build") is not None else None
+    results: list = []
+    for step in request["steps"]:
+        try:
+            if "copy" in step:
+                with torch.no_grad():
+                    tensors[step["copy"]].copy_(tensors[step["from"]])
+                results.append({})
+            elif "set" in step:
+                setattr(module, str(step["set"]), step["value"])
+                results.append({})
+            elif "state_dict" in step:
+                results.append({"keys": [str(k)[:100] for k in list(module.state_dict())[:20]]})
+            elif "load" in step:
+                module.load_state_dict(resolve(step["load"]))
+                results.append({})
+            else:
+                args = resolve(step["call"])
+                fn = module if module is not None else subject
+                input, target = args.pop("input"), args.pop("target")
+                with torch.set_grad_enabled(not step.get("no_grad")):
+                    value = fn(input, target, **args)
+                results.append({"value": value.detach().to("cpu", copy=True)} if isinstance(value, torch.Tensor)
+                               else {"not a tensor": describe_value(value)})
+        except Exception as error:  # noqa: BLE001 - the code under test: written down, then the next step
+            results.append({"error": error_data(error)})
+    return results
+
+
+def _sequence(subject: Any, request: dict) -> dict:
+    """Several calls of one subject that share its arguments (and, for a module class, one module
+    built once with ``build``), with the arguments changed in place, the module's ``reduction``
+    set, or its ``state_dict`` read and loaded between them, all within ``time_limit``: what a
+    function or module that keeps something from one call to the next gets wrong. Each step's
+    result is written down (a value, the error it raised, or the state_dict's keys)."""
+    tensors = {str(k): v for k, v in request["tensors"].items() if isinstance(v, torch.Tensor)}
+
+    call = call_guarded(lambda: steps(subject, request, tensors), time_limit=float(request.get("time_limit", 5.0)))
+    if not call.ok:
+        return {"error": error_data(call.error) if call.error else {"text": "ran out of time"}}
+    return {"results": call.value, "forbidden": list(call.forbidden_ops)[:20]}
+
+
 def _value(subject: Any, request: dict) -> dict:
     """A number or a small tensor the student computed (a prediction), as plain data."""
     if isinstance(subject, torch.Tensor) and subject.numel() <= 10_000:
@@ -257,7 +340,7 @@ def _value(subject: Any, request: dict) -> dict:
 
 
 _OPS = {"describe": lambda subject, request: describe(subject), "call": _call, "time": _time,
-        "buffers": _buffers, "value": _value}
+        "buffers": _buffers, "value": _value, "sequence": _sequence}
 
 
 def answer(subject: Any, request: dict) -> dict:

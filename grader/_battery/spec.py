@@ -52,6 +52,8 @@ CATEGORIES: dict[str, str] = {
     "edge values": "probabilities of exactly 0 and 1 and below e^-100, extreme logits, soft targets",
     "dtypes": "float64, float16 and bfloat16 (at the edges and in large sums), and mixed with weights",
     "gradients": "the gradients with respect to the input and the target",
+    "repeated calls": ("gives torch's result on every call: nothing kept from one call to the next, a module's "
+                       "weight and reduction as they are at the call"),
     "errors": "raises the errors torch raises, of torch's type",
     "output": "returns a tensor with torch's shape, dtype and device",
     "inputs unchanged": "leaves its arguments as it found them",
@@ -108,6 +110,8 @@ class Case:
     expect_error: bool = False
     cpu_only: bool = False
     large: bool = False
+    loss_only: bool = False  # not a case of the hand-derived gradients
+    second_order: bool = False  # the gradient of the gradient is compared too
     hint: str = ""
     reference: Callable[..., torch.Tensor] | None = None
     reference_name: str | None = None

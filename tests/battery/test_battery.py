@@ -67,7 +67,7 @@ def test_battery_covers_what_the_course_promises(function):
     assert {c.dtype for c in cases} == {torch.float32, torch.float64, torch.float16, torch.bfloat16}
     assert any(c.grad_target for c in cases)
     assert {c.category for c in cases} | {"signature", "output", "inputs unchanged", "own work",
-                                          "vectorized"} == set(categories_for(function))
+                                          "vectorized", "repeated calls"} == set(categories_for(function))
     assert len({c.name for c in cases}) == len(cases), "case names identify cases"
     examples = [c for c in cases if c.category == "article examples"]
     assert len(examples) == (5 if function == BCE else 2)
@@ -79,7 +79,7 @@ def test_only_selected_categories_run():
 
     report = grader.check(binary_cross_entropy, categories=["article examples", "shapes"])
     assert report.passed, str(report)
-    assert list(report.categories) == ["signature", "article examples", "shapes", "output",
+    assert list(report.categories) == ["signature", "article examples", "shapes", "repeated calls", "output",
                                        "inputs unchanged", "own work"]
     with pytest.raises(ValueError, match="pos_weight"):
         grader.check(binary_cross_entropy, categories=["pos_weight"])

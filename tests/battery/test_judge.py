@@ -141,8 +141,11 @@ def test_the_judge_chooses_the_inputs_and_computes_torchs_results_itself():
     assert judged(ask) == []
     calls = [r for r in seen if r["op"] == "call"]
     assert calls and all(set(r["args"]) <= {"input", "target", "weight", "pos_weight", "reduction"} for r in calls)
-    assert all(set(r) <= {"op", "device", "time_limit", "args", "grad", "upstream", "count", "layout", "positional"}
-               for r in calls)
+    assert all(set(r) <= {"op", "device", "time_limit", "args", "grad", "upstream", "count", "layout", "positional",
+                          "without grad", "second"} for r in calls)
+    # several calls on shared tensors: inputs, their names, and what to do between the calls
+    sequences = [r for r in seen if r["op"] == "sequence"]
+    assert sequences and all(set(r) == {"op", "time_limit", "tensors", "build", "steps"} for r in sequences)
     # what the layout and positional fields hold is names, never values
     assert all(all(isinstance(v, str) for v in r.get("layout", {}).values()) for r in calls)
     assert all(all(isinstance(v, str) for v in r.get("positional", [])) for r in calls)

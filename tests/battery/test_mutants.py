@@ -13,6 +13,10 @@ LARGER = "for an input of shape (3, 4) (it broadcasts into a larger shape)"
 SAME_RANK = "for an input of shape (1, 4) (it broadcasts into a larger shape of as many dimensions)"
 SUBNORMAL = "subnormal probabilities (1e-40, 1e-39), whose logs torch does not clamp"
 FLOAT64_TINY = "float64 probabilities of 1e-40 and 1e-300"
+LARGE_MEAN = "a mean over more than 2^19 elements (their number drawn for each run)"
+HALF_MEAN = "float16 mean of more than 2^19 small losses (each divided by their number is below float16's smallest number)"
+MODULE_CALLS = "a module built once, called several times"
+FUNCTION_CALLS = "the same tensors, changed in place between two calls"
 LEGACY_WINS = {"the legacy size_average=False, reduction='none' (the legacy argument wins)",
                "the legacy reduce=False, reduction='sum' (the legacy argument wins)"}
 
@@ -56,7 +60,23 @@ MUTANTS = [
     (m.bce_legacy("reduce sums"), BCE, {"the legacy reduce=True", "the legacy size_average=True, reduce=True"}),
     (m.bce_legacy("no elementwise_mean"), BCE, {"the legacy reduction='elementwise_mean'"}),
     (m.bce_reduction_before_weight, BCE, {"weight passed by position: f(input, target, weight)"}),
-    (impl.BCELossPlainAttribute, BCE, {"the module keeps weight as buffers (register_buffer)"}),
+    (impl.BCELossPlainAttribute, BCE, {"the module keeps weight as buffers (register_buffer)", MODULE_CALLS}),
+    (m.BCELossClonesWeight, BCE, {MODULE_CALLS}),
+    (m.BCELossCachesResult, BCE, {MODULE_CALLS}),
+    (m.BCELossKeepsFirstShape, BCE, {MODULE_CALLS}),
+    (m.BCELossNotPersistent, BCE, {MODULE_CALLS}),
+    (m.BCELossFixedReduction, BCE, {MODULE_CALLS}),
+    (m.BCELossTorchAfterTheFirstCall, BCE, {MODULE_CALLS}),
+    (m.BCEWithLogitsLossClonesPosWeight, BCE_WITH_LOGITS, {MODULE_CALLS}),
+    (m.logits_pos_weight_by_id, BCE_WITH_LOGITS, {FUNCTION_CALLS}),
+    (m.bce_remembers_last_call, BCE, {FUNCTION_CALLS}),
+    (m.bce_once_differentiable, BCE, {"second derivatives: the gradient of the gradient (what a Hessian takes)"}),
+    (m.logits_once_differentiable, BCE_WITH_LOGITS, {
+        "second derivatives: the gradient of the gradient (what a Hessian takes)"}),
+    (m.bce_mutant("chunked mean"), BCE, {LARGE_MEAN}),
+    (m.logits_mutant("chunked mean"), BCE_WITH_LOGITS, {LARGE_MEAN}),
+    (m.bce_mutant("divide first"), BCE, {HALF_MEAN}),
+    (m.logits_mutant("divide first"), BCE_WITH_LOGITS, {HALF_MEAN}),
     (m.logits_mutant("view rows"), BCE_WITH_LOGITS, {
         "a channels-last image batch (2, 3, 4, 4) with pos_weight (3, 1, 1)"}),
     (m.logits_mutant("pos_weight larger"), BCE_WITH_LOGITS, {
@@ -93,12 +113,30 @@ def test_soft_targets_catch_pos_weight_applied_only_where_the_target_is_1():
     soft = {c.name for c in battery(BCE_WITH_LOGITS) if c.category == "pos_weight" and "soft targets" in c.name}
     assert len(soft) >= 8 and soft <= failed
     # hard 0/1 targets give the right values: only the gradient with respect to the target differs there
-    assert all("pos_weight" in case or "gradient" in case for case in failed)
+    # (the repeated calls pass pos_weight with soft targets too)
+    assert all("pos_weight" in case or "gradient" in case or case == FUNCTION_CALLS for case in failed)
+
+
+@pytest.mark.parametrize("fn, function", [(m.bce_shortcut_without_grad, BCE),
+                                          (m.logits_shortcut_without_grad, BCE_WITH_LOGITS)])
+def test_a_shortcut_taken_only_under_no_grad_is_caught(fn, function):
+    """The judge calls each case once more under torch.no_grad(): a function that computes the loss
+    another way there (as in evaluation) fails where that way differs from torch's, and only there."""
+    failures = grader.check(fn, function, devices=["cpu"]).failures
+    assert failures
+    assert all("torch.no_grad()" in f.message for f in failures), [f.message for f in failures]
+
+
+def test_the_large_means_sizes_are_drawn_just_above_2_19_and_are_no_multiple_of_1024():
+    from grader._battery import families
+    assert all((1 << 19) < n < 3 << 18 and n % 1024 for n in families.BEYOND)
+    assert {c.large for c in battery(BCE) if c.name in (LARGE_MEAN, HALF_MEAN)} == {True}
+    assert not any(c.name in (LARGE_MEAN, HALF_MEAN) for c in battery(GRAD_BCE))
 
 
 @pytest.mark.parametrize("fn, function", [(m.bce_mutant(), BCE), (m.bce_legacy(), BCE),
                                           (m.logits_mutant(), BCE_WITH_LOGITS), (m.grad_with_floor, GRAD_BCE),
-                                          (impl.BCELossModule, BCE)])
+                                          (impl.BCELossModule, BCE), (impl.logits_stable, BCE_WITH_LOGITS)])
 def test_the_mutants_own_correct_form_passes_everything(fn, function):
     report = grader.check(fn, function)
     assert report.passed, str(report)
@@ -117,7 +155,8 @@ def test_every_newer_case_catches_a_mutant():
                                    "reduction=None", "reduction='sum '"))
              or " input with a " in c.name or "probabilities below e^-100" in c.name
              or "confident mistakes" in c.name or " just " in c.name or c.name.startswith((SUBNORMAL, FLOAT64_TINY))
-             or "+-inf" in c.name or "exactly 0 with pos_weight" in c.name or "weight of 0" in c.name}
-    assert len(newer) >= 35
+             or "+-inf" in c.name or "exactly 0 with pos_weight" in c.name or "weight of 0" in c.name
+             or "2^19" in c.name or c.second_order}
+    assert len(newer) >= 41
     missing = newer - caught
     assert not missing, missing
