@@ -172,9 +172,10 @@ def test_a_loop_that_works_on_whole_tensors_only_at_the_probes_usual_sizes_is_ca
             return impl.bce_direct(input, target, weight, reduction)
         return impl.bce_python_loop(input, target, weight, reduction)
 
-    for _ in range(3):
-        report = grader.check(binary_cross_entropy, categories=["vectorized"], devices=["cpu"])
-        assert report.failed_categories() == ["vectorized"], str(report)
+    # a draw of exactly 4 and 64 (one in 63) lets it through once: three draws all doing so, one in 250,047
+    reports = [grader.check(binary_cross_entropy, categories=["vectorized"], devices=["cpu"]) for _ in range(3)]
+    assert any(r.failed_categories() == ["vectorized"] for r in reports), str(reports[0])
+    assert all(r.failed_categories() in ([], ["vectorized"]) for r in reports)
 
 
 def test_arguments_leave_out_cases_for_arguments_an_exercise_does_not_cover():
