@@ -651,7 +651,7 @@ cells = [verdict.checks_in(cell.source) for cell in nb.cells if verdict.is_test_
 asked = []
 
 def judged(calls, fn):
-    def ask_about(subject):
+    def ask_about(subject, check):
         asked.append(subject)
         return checks.local(fn)
     return verdict.judge_test_cell(calls, ask_about)
