@@ -10,10 +10,27 @@ import sys
 from typing import Callable
 
 import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from grader.instructor import release
 
 A1, A5 = "01-bce-vector", "05-bce-with-logits"
+
+
+# A student's notebook for the scan's tests: the course's setup cell, locked (cell 1); a markdown
+# cell (cell 2); then the student's cells (cell 3 on).
+SOLUTION = {"nbgrader": {"solution": True, "grade": False, "grade_id": "x", "locked": False, "schema_version": 3}}
+LOCKED = {"nbgrader": {"solution": False, "grade": False, "grade_id": "setup", "locked": True, "schema_version": 3}}
+SETUP = "import os\nimport sys\n\nimport torch\nimport grader\n\ndevice = torch.device('cpu')\n"
+
+
+def scanned_notebook(*sources: str):
+    """The course's setup cell (cell 1), a markdown cell (cell 2), then the student's cells
+    (cell 3 on): the first a solution cell, the others cells the student added."""
+    cells = [new_code_cell(SETUP, metadata=LOCKED), new_markdown_cell("# Exercise")]
+    for index, source in enumerate(sources):
+        cells.append(new_code_cell(source, metadata=SOLUTION if index == 0 else {}))
+    return new_notebook(cells=cells)
 
 
 def solutions(assignment):

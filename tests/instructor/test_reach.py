@@ -12,7 +12,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from grader.instructor import scan, verdict
 from grader.instructor.plugins import HideHiddenTests
-from test_scan import notebook
+from helpers import scanned_notebook as notebook
 
 ROOT = Path(__file__).resolve().parents[2]
 MASTERS = sorted((ROOT / "grader" / "course" / "source").glob("*/*.ipynb"))

@@ -11,25 +11,14 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from grader.instructor import scan
+from helpers import LOCKED, SOLUTION, scanned_notebook as notebook
 
 ROOT = Path(__file__).resolve().parents[2]
 HOSTILE = ROOT / "tests" / "hostile"
 MASTERS = sorted((ROOT / "grader" / "course" / "source").glob("*/*.ipynb"))
 
-SOLUTION = {"nbgrader": {"solution": True, "grade": False, "grade_id": "x", "locked": False, "schema_version": 3}}
-LOCKED = {"nbgrader": {"solution": False, "grade": False, "grade_id": "setup", "locked": True, "schema_version": 3}}
 TEST = {"nbgrader": {"solution": False, "grade": True, "grade_id": "t", "locked": True, "points": 1,
                      "schema_version": 3}}
-SETUP = "import os\nimport sys\n\nimport torch\nimport grader\n\ndevice = torch.device('cpu')\n"
-
-
-def notebook(*sources: str):
-    """The course's setup cell (cell 1), a markdown cell (cell 2), then the student's cells
-    (cell 3 on): the first a solution cell, the others cells the student added."""
-    cells = [new_code_cell(SETUP, metadata=LOCKED), new_markdown_cell("# Exercise")]
-    for index, source in enumerate(sources):
-        cells.append(new_code_cell(source, metadata=SOLUTION if index == 0 else {}))
-    return new_notebook(cells=cells)
 
 
 def flagged_at(found: list[str], cell: int, line: int, word: str) -> bool:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from grader.instructor import scan
-from test_scan import notebook
+from helpers import scanned_notebook as notebook
 
 #: Each: the student's cell, and a word of what must be named.
 BY_NUMBER = {
