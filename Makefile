@@ -10,6 +10,11 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
+# make test runs the test files on TEST_WORKERS processes (pytest-xdist), each file whole on one of
+# them (its module fixtures built once), the longest files first (tests/conftest.py); most of the
+# suite waits on subprocesses (pip, kernels, JupyterLab, Chromium, PostgreSQL), so two overlap well
+# on two cores. TEST_WORKERS=0 runs everything in one process, as plain `pytest` does.
+TEST_WORKERS ?= 2
 CHROMIUM ?= /usr/bin/chromium
 
 .PHONY: lab instructor-lab test postgresql bench constraints clean
@@ -24,7 +29,7 @@ instructor-lab: $(STAMP)
 	$(BIN)/python -m grader lab --instructor
 
 test: $(STAMP) | $(CHROMIUM) postgresql
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 # The browser test drives Debian's Chromium; install it where this can (Debian, as root).
 $(CHROMIUM):

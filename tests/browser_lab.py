@@ -1,9 +1,9 @@
 """JupyterLab in headless Chromium, for tests/test_browser.py and benchmarks/explorers_browser.py.
 
-JupyterLab runs on loopback, a free port and a random token, its root a given directory,
-its configuration, settings and workspaces isolated from the user's. Chromium is Debian's
-(/usr/bin/chromium), driven by Playwright for Python; never ``playwright install``, which
-downloads a browser of its own.
+JupyterLab runs on loopback, a port the system picks and a random token, its root a given
+directory, its configuration, settings, workspaces and temporary files isolated from the
+user's. Chromium is Debian's (/usr/bin/chromium), driven by Playwright for Python; never
+``playwright install``, which downloads a browser of its own.
 
 Then, in the page: open a notebook, run all its cells, and drive an explorer the way a
 student does (the keyboard on a slider, a choice in a menu), timing each step in the page
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Iterator
 from urllib.parse import quote
 
-from helpers import free_port, stop_server
+from helpers import jupyter_server_port, stop_server
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
@@ -97,13 +97,15 @@ def tail(path: Path, lines: int = 40) -> str:
 
 
 def lab_environment(home: Path) -> dict:
-    """The environment of a JupyterLab whose configuration, data, settings and workspaces are
-    under ``home``, with no toast over the plots."""
+    """The environment of a JupyterLab whose configuration, data, runtime files, settings,
+    workspaces and temporary files (its kernels' too) are under ``home``, with no toast over the
+    plots."""
     env = dict(os.environ)
     for name, sub in [("JUPYTER_CONFIG_DIR", "config"), ("JUPYTER_DATA_DIR", "data"),
                       ("JUPYTER_RUNTIME_DIR", "runtime"), ("JUPYTERLAB_SETTINGS_DIR", "settings"),
-                      ("JUPYTERLAB_WORKSPACES_DIR", "workspaces"), ("IPYTHONDIR", "ipython")]:
+                      ("JUPYTERLAB_WORKSPACES_DIR", "workspaces"), ("IPYTHONDIR", "ipython"), ("TMPDIR", "tmp")]:
         env[name] = str(home / sub)
+    (home / "tmp").mkdir(parents=True, exist_ok=True)
     # No "Would you like to get notified about official Jupyter news?".
     notifications = home / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
     notifications.parent.mkdir(parents=True, exist_ok=True)
@@ -116,10 +118,10 @@ def running_lab(root: Path, home: Path, log_path: Path) -> Iterator[Lab]:
     """JupyterLab serving ``root``, its settings under ``home``, its log in ``log_path``; shut
     down, its kernels with it, on leaving. Raises LabError when it does not answer in time."""
     env = lab_environment(home)
-    lab = Lab(root=root, port=free_port(), token=secrets.token_hex(24))
+    lab = Lab(root=root, port=0, token=secrets.token_hex(24))  # the port: once it has one
     command = [
         sys.executable, "-m", "jupyter", "lab", "--no-browser",
-        "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={lab.port}", "--ServerApp.port_retries=0",
+        "--ServerApp.ip=127.0.0.1", "--ServerApp.port=0", "--ServerApp.port_retries=0",
         f"--IdentityProvider.token={lab.token}", f"--ServerApp.root_dir={root}",
         "--ServerApp.terminals_enabled=False", "--allow-root",  # CI runs as root
         "--LabApp.expose_app_in_browser=True",
@@ -137,8 +139,9 @@ def running_lab(root: Path, home: Path, log_path: Path) -> Iterator[Lab]:
             while True:
                 if process.poll() is not None:
                     raise LabError(f"JupyterLab exited with {process.returncode}:\n{tail(log_path)}")
+                lab.port = lab.port or jupyter_server_port(env["JUPYTER_RUNTIME_DIR"]) or 0
                 try:
-                    if lab.request("api/status") == 200:
+                    if lab.port and lab.request("api/status") == 200:
                         break
                 except (urllib.error.URLError, OSError):
                     pass

@@ -101,10 +101,26 @@ def cell_scores(workspace):
 
 
 def free_port() -> int:
-    """A TCP port on the loopback interface that nothing listens on now."""
+    """A TCP port on the loopback interface that nothing listens on now (another process may take
+    it before it is used: a server that can pick its own, Jupyter's, is given port 0 instead)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def jupyter_server_port(runtime_dir) -> int | None:
+    """The port of the Jupyter server whose runtime folder (JUPYTER_RUNTIME_DIR, one of its own)
+    is ``runtime_dir``, started with --ServerApp.port=0: the system gave it a free port as it
+    bound, so that servers started at once (pytest-xdist's workers) never race for one. None
+    until the server has written its server file there."""
+    from pathlib import Path
+
+    for path in Path(runtime_dir).glob("jpserver-*.json"):
+        try:
+            return int(json.loads(path.read_text())["port"])
+        except (OSError, ValueError, KeyError):  # still being written
+            return None
+    return None
 
 
 def stop_server(process: subprocess.Popen, shutdown: Callable[[], object], timeout: float) -> None:

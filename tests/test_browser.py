@@ -78,19 +78,21 @@ def chromium() -> Path:
 
 
 @pytest.fixture(scope="module")
-def browser(chromium):
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright, chromium)
-        try:
-            yield browser
-        finally:
-            browser.close()
+def browser(chromium, tmp_path_factory):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TMPDIR", str(tmp_path_factory.mktemp("chromium")))  # its profile goes there
+        with sync_playwright() as playwright:
+            browser = launch_chromium(playwright, chromium)
+            try:
+                yield browser
+            finally:
+                browser.close()
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    """JupyterLab on loopback, a free port and a random token, its root a temporary
-    directory, its configuration, settings and workspaces isolated from the user's."""
+    """JupyterLab on loopback, a port the system picks and a random token, its root a temporary
+    directory, its configuration, settings, workspaces and temporary files isolated from the user's."""
     root = tmp_path_factory.mktemp("lab-root")
     home = tmp_path_factory.mktemp("lab-home")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

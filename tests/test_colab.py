@@ -35,15 +35,35 @@ NAMES = release.assignments()
 PROBE = "import ipywidgets, grader, sys\nprint('probe:', ipywidgets.__version__, grader.__file__, sys.prefix)"
 
 
-def pip(python: Path, *args, cwd=None):
-    done = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *args],
-                          capture_output=True, text=True, timeout=1500, cwd=cwd)
+# What would reach a fresh environment's Python from the one running the tests: a PYTHONPATH
+# holding this checkout (as a developer's may) would make `grader` importable there without
+# any install.
+LEAKS = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "VIRTUAL_ENV")
+
+
+def environment(tmp: Path) -> dict:
+    """The environment for a fresh environment's commands: none of LEAKS, and a temporary
+    folder of the test's own."""
+    env = {k: v for k, v in os.environ.items() if k not in LEAKS}
+    env["TMPDIR"] = str(tmp)
+    tmp.mkdir(parents=True, exist_ok=True)
+    return env
+
+
+def pip(python: Path, *args, cwd=None, bytecode=True):
+    """``pip install ARGS`` with the fresh environment's ``python``; ``bytecode=False`` skips
+    writing the bytecode of every installed module (half of installing torch), which Python
+    compiles anyway for the modules it imports."""
+    done = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                           *([] if bytecode else ["--no-compile"]), *args],
+                          capture_output=True, text=True, timeout=1500, cwd=cwd,
+                          env=environment(python.parents[2] / "tmp"))  # beside the venv
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
 
 def fresh_venv(path: Path) -> Path:
     base = getattr(sys, "_base_executable", sys.executable)
-    subprocess.run([base, "-m", "venv", str(path)], check=True, timeout=300)
+    subprocess.run([base, "-m", "venv", str(path)], check=True, timeout=300, env=environment(path.parent / "tmp"))
     return path / "bin" / "python"
 
 
@@ -63,7 +83,8 @@ def colab(tmp_path_factory):
         "argv": [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         "display_name": "Colab-like", "language": "python",
         "env": {"PYTHONPATH": str(ROOT / "tests" / "colab_stub"), "IPYTHONDIR": str(ipython_dir),
-                release.INSTALL_VARIABLE: str(ROOT), "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+                release.INSTALL_VARIABLE: str(ROOT), "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+                "TMPDIR": str(tmp / "tmp")},
     }))
     saved = os.environ.get("JUPYTER_PATH")
     os.environ["JUPYTER_PATH"] = str(tmp / "jupyter") + (os.pathsep + saved if saved else "")
@@ -78,7 +99,8 @@ def test_the_colab_like_environment_has_only_what_colab_has(colab):
     python, _ = colab
     done = subprocess.run([str(python), "-c", "import importlib.util as u, ipywidgets; print(ipywidgets.__version__, "
                            "[m for m in ('grader', 'jupyterlab', 'nbgrader') if u.find_spec(m)])"],
-                          capture_output=True, text=True, timeout=120, cwd=colab[1])
+                          capture_output=True, text=True, timeout=120, cwd=colab[1],
+                          env=environment(colab[1] / "tmp"))
     assert done.stdout.split(" ", 1) == ["7.7.1", "[]\n"], done.stdout + done.stderr
 
 
@@ -140,9 +162,10 @@ def test_environment_yml_is_the_projects_requirements_and_installs(tmp_path):
     assert set(match["extras"].split(",")) == {"lab", "instructor"} <= set(project["optional-dependencies"])
     python = fresh_venv(tmp_path / "venv")
     # -c constraints.txt: the pinned torch, as everywhere in development
-    pip(python, "-c", str(ROOT / "constraints.txt"), *line.split(), cwd=ROOT)
+    pip(python, "-c", str(ROOT / "constraints.txt"), *line.split(), cwd=ROOT, bytecode=False)
     done = subprocess.run([str(python), "-c", "import grader, jupyterlab, nbgrader, torch, ipywidgets; "
-                           "print(torch.__version__)"], capture_output=True, text=True, timeout=300)
+                           "print(torch.__version__)"], capture_output=True, text=True, timeout=300,
+                          env=environment(tmp_path / "tmp"))
     assert done.returncode == 0 and done.stdout.startswith("2.13.0"), done.stderr
 
 

@@ -1,9 +1,9 @@
 """The students' JupyterLab has none of nbgrader's tools; the instructors' has them all.
 
 Each lab starts the way the Makefile starts it (`make lab`, `make instructor-lab`), with only
-what a test needs added: loopback, a free port, a random token, no browser, no network, and
-every Jupyter folder (configuration, data, runtime, settings, workspaces, IPython) a temporary
-one, so that neither the user's configuration nor this test's can decide the outcome."""
+what a test needs added: loopback, a port the system picks, a random token, no browser, no
+network, and every Jupyter folder (configuration, data, runtime, settings, workspaces, IPython)
+a temporary one, so that neither the user's configuration nor this test's can decide the outcome."""
 
 import json
 import os
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import free_port, stop_server
+from helpers import jupyter_server_port, stop_server
 
 ROOT = Path(__file__).resolve().parent.parent
 START_S, STOP_S = 120, 30
@@ -73,9 +73,9 @@ def start(target: str, tmp_path: Path):
                       ("JUPYTERLAB_WORKSPACES_DIR", "workspaces"), ("IPYTHONDIR", "ipython"), ("TMPDIR", "tmp")]:
         env[name] = str(home / sub)
         (home / sub).mkdir(parents=True)
-    lab = Lab(free_port(), secrets.token_hex(24), tmp_path / "jupyterlab.log")
+    lab = Lab(0, secrets.token_hex(24), tmp_path / "jupyterlab.log")  # the port: once it has one
     command = recipe(target) + [
-        "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={lab.port}", "--ServerApp.port_retries=0",
+        "--no-browser", "--ServerApp.ip=127.0.0.1", "--ServerApp.port=0", "--ServerApp.port_retries=0",
         f"--IdentityProvider.token={lab.token}", "--ServerApp.terminals_enabled=False", "--allow-root",
         "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
     ]
@@ -86,8 +86,9 @@ def start(target: str, tmp_path: Path):
     while True:
         if process.poll() is not None:
             pytest.fail(f"JupyterLab exited with {process.returncode}:\n{lab.log.read_text(errors='replace')}")
+        lab.port = lab.port or jupyter_server_port(env["JUPYTER_RUNTIME_DIR"]) or 0
         try:
-            if lab.get("api/status", timeout=2)[0] == 200:
+            if lab.port and lab.get("api/status", timeout=2)[0] == 200:
                 return process, lab
         except (urllib.error.URLError, OSError):
             pass

@@ -12,6 +12,7 @@ import os
 import pwd
 import re
 import shutil
+import socket
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -88,16 +89,20 @@ def prepared(tmp_path):
                                                        "check the host, port, user, password and database"]),
 ])
 def test_a_missing_driver_or_a_refused_connection_is_one_line(prepared, capsys, url, words):
-    url = url.format(u=USER, p=PASSWORD, port=free_port())
     if "psycopg2" in url:
         try:
             import psycopg2  # noqa: F401
             pytest.skip("psycopg2 is installed here")
         except ImportError:
             pass
-    for command in ("export", "release"):
-        code, err = run(command, "--workspace", prepared.root, "--db-url", url, capsys=capsys)
-        assert_one_line_error(code, err, *words)
+    # a port bound and never listened on: connections to it are refused, and no other process
+    # (pytest-xdist's other worker starting a server) can take it meanwhile
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        url = url.format(u=USER, p=PASSWORD, port=closed.getsockname()[1])
+        for command in ("export", "release"):
+            code, err = run(command, "--workspace", prepared.root, "--db-url", url, capsys=capsys)
+            assert_one_line_error(code, err, *words)
     assert prepared.recorded("db_url") is None  # release recorded no URL it could not open
 
 
@@ -164,13 +169,19 @@ def server():
                   "--auth=scram-sha-256", "-E", "UTF8", "--no-sync")
         if done.returncode:
             pytest.skip(f"PostgreSQL's initdb cannot run here: {_last_line(done.stderr)}")
-        port = free_port()
-        options = (f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={base} -c fsync=off "
-                   "-c full_page_writes=off")
-        done = pg(bindir / "pg_ctl", "-D", base / "data", "-l", base / "server.log", "-w", "-t", "120",
-                  "-o", options, "start")
+        # a free port can be taken before the server binds it (by another process, or by pytest-xdist's
+        # other worker): the server is then started on another, rather than the tests skipped
+        for _ in range(3):
+            port = free_port()
+            options = (f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={base} -c fsync=off "
+                       "-c full_page_writes=off")
+            log_file = base / f"server-{port}.log"
+            done = pg(bindir / "pg_ctl", "-D", base / "data", "-l", log_file, "-w", "-t", "120", "-o", options,
+                      "start")
+            log = log_file.read_text(errors="replace") if log_file.exists() else done.stderr
+            if not done.returncode or "Address already in use" not in log:
+                break
         if done.returncode:
-            log = (base / "server.log").read_text() if (base / "server.log").exists() else done.stderr
             pytest.skip(f"the PostgreSQL server does not start here: {_last_line(log)}")
         try:
             yield Server(port)
