@@ -26,7 +26,7 @@ from typing import Any, Iterable
 
 from ._battery.cases import CATEGORIES
 from ._battery.checks import judged_elsewhere, run
-from ._battery.judge import available_devices
+from ._battery.references import available_devices
 from ._battery.loading import checks_suppressed
 from ._battery.report import Report
 

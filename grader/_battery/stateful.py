@@ -85,7 +85,7 @@ def _function_steps(keys: list[str]) -> list[tuple[str, dict]]:
 def _torch_subject(function: str, module: bool):
     if module:
         return torch.nn.BCELoss if function == _cases.BCE else torch.nn.BCEWithLogitsLoss
-    from .judge import reference
+    from .references import reference
     return reference(function)
 
 

@@ -224,7 +224,7 @@ def test_where_the_autograder_judges_the_checks_run_nothing(monkeypatch):
 def test_torchs_references_are_computed_once_and_never_reach_the_students_code(monkeypatch):
     """The judge keeps torch's result for each case (its inputs are seeded, so it never changes);
     a function that changes its arguments in place changes only copies of them."""
-    from grader._battery import judge as judge_module
+    from grader._battery import references
 
     def vandal(input, target, weight=None, reduction="mean"):
         input.data.zero_()
@@ -233,7 +233,7 @@ def test_torchs_references_are_computed_once_and_never_reach_the_students_code(m
 
     assert "inputs unchanged" in battery(checks.local(vandal), BCE, devices=["cpu"]).failed_categories()
     built = []
-    monkeypatch.setattr(judge_module, "_prepare", lambda *a: built.append(a) or pytest.fail("recomputed"))
+    monkeypatch.setattr(references, "_prepare", lambda *a: built.append(a) or pytest.fail("recomputed"))
     assert battery(checks.local(CORRECT_BCE[0]), BCE, devices=["cpu"]).passed
     assert built == []
 

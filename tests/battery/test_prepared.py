@@ -1,11 +1,11 @@
 """torch's answers computed once and kept: what the autograder computes before its workers
-fork (``judge.prepare``, ``exercises.prepare``) is what every judgement then uses, and no
+fork (``references.prepare``, ``exercises.prepare``) is what every judgement then uses, and no
 student's code can change what is kept."""
 
 import pytest
 import torch
 
-from grader._battery import exercises, judge
+from grader._battery import exercises, judge, references
 from grader._battery.cases import CHECKABLE, GRADIENTS, battery as cases_of
 from grader._battery.checks import local
 from grader.instructor.engine import prefix
@@ -13,19 +13,19 @@ from implementations import bce_direct
 
 
 def test_prepare_computes_every_reference_the_battery_asks_for(monkeypatch):
-    monkeypatch.setattr(judge, "_REFERENCES", {})
-    count = judge.prepare(["cpu"])
+    monkeypatch.setattr(references, "_REFERENCES", {})
+    count = references.prepare(["cpu"])
     expected = sum(len(list(cases_of(f))) * (1 if f in GRADIENTS else 2) for f in CHECKABLE)
-    assert count == expected == len(judge._REFERENCES)
-    kept = dict(judge._REFERENCES)
+    assert count == expected == len(references._REFERENCES)
+    kept = dict(references._REFERENCES)
     report = judge.battery(local(bce_direct), "binary_cross_entropy", devices=["cpu"])
     assert report.passed, str(report)
-    assert judge._REFERENCES == kept  # nothing computed again: every case found its reference
+    assert references._REFERENCES == kept  # nothing computed again: every case found its reference
 
 
 def test_a_function_that_changes_its_inputs_cannot_change_the_kept_references(monkeypatch):
-    monkeypatch.setattr(judge, "_REFERENCES", {})
-    judge.prepare(["cpu"])
+    monkeypatch.setattr(references, "_REFERENCES", {})
+    references.prepare(["cpu"])
 
     def vandal(input, target, weight=None, reduction="mean"):
         result = bce_direct(input, target, weight=weight, reduction=reduction)

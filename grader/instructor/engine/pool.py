@@ -141,13 +141,13 @@ def compute_ahead(notebooks: int | None) -> None:
         import torch.nn.functional as F
 
         import grader
-        from grader._battery import exercises, judge
+        from grader._battery import exercises, references
 
         def binary_cross_entropy(input, target, weight=None, reduction="mean"):
             return F.binary_cross_entropy(input, target, weight=weight, reduction=reduction)
 
         grader.check(binary_cross_entropy, devices=["cpu"])
-        judge.prepare(["cpu"])
+        references.prepare(["cpu"])
         exercises.prepare()
     child.settle_before_forking()
 
