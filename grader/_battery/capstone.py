@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from .. import datasets
+from . import salt
 from .checks import Ask, register
 from .wire import text
 
@@ -33,7 +34,7 @@ THRESHOLD_TIME_LIMIT = 10.0
 
 
 def _random_labels(seed: int, rows: int, rates_: list[float]) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
+    g = salt.generator(seed)  # with the autograder's secret, when there is one
     return (torch.rand(rows, len(rates_), generator=g) < torch.tensor(rates_)).float()
 
 
@@ -183,13 +184,18 @@ def judge_pos_weight(params: dict, subject: str | None, ask: Ask) -> list[str]:
 # --- thresholds that reach a target recall ---------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=None)
 def _validation_logits(task: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Validation logits and labels of a logistic regression trained here, without pos_weight, on the
-    training rows of ``task`` ("digits" or "breast cancer", ``validation=True``): full-batch Adam, seeded."""
+    training rows of ``task`` ("digits" or "breast cancer", ``validation=True``): full-batch Adam, from
+    weights drawn with a seed (and the autograder's secret, when there is one)."""
+    return _trained_logits(task, salt.tag())
+
+
+@functools.lru_cache(maxsize=None)
+def _trained_logits(task: str, tag: str) -> tuple[torch.Tensor, torch.Tensor]:
     data = (datasets.digits_split if task == "digits" else datasets.breast_cancer_split)(validation=True)
     y_train, y_val = data.y_train.reshape(len(data.y_train), -1), data.y_val.reshape(len(data.y_val), -1)
-    generator = torch.Generator().manual_seed(0)
+    generator = salt.generator(0)
     bound = 1 / math.sqrt(data.x_train.shape[1])
     weight = ((torch.rand(data.x_train.shape[1], y_train.shape[1], generator=generator) * 2 - 1) * bound)
     bias = (torch.rand(y_train.shape[1], generator=generator) * 2 - 1) * bound
@@ -213,8 +219,8 @@ def _scored(seed: int, rows: int, rates_: list[float], dtype=torch.float32, step
             backwards: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Seeded labels with the given positive rates (at least one positive per column) and logits
     that rank positives higher on average; ``step`` rounds the logits (ties), ``backwards`` names a
-    column whose positives get the lowest logits."""
-    g = torch.Generator().manual_seed(seed)
+    column whose positives get the lowest logits. Drawn with the autograder's secret, when there is one."""
+    g = salt.generator(seed)
     labels = (torch.rand(rows, len(rates_), generator=g) < torch.tensor(rates_)).to(dtype)
     labels[0] = 1  # every label has a positive
     logits = (torch.randn(rows, len(rates_), generator=g, dtype=torch.float64) * 1.5 + 2 * labels - 1)

@@ -7,7 +7,9 @@ in autograding it sends the request to the sandboxed process of the notebook and
 the answer back (:mod:`grader.instructor.engine.driver`). Either way the judge chooses
 every input, computes every one of torch's results itself, and takes every verdict; an
 answer only supplies the student function's outputs for those inputs, and an answer
-that is not well formed fails the case it was for.
+that is not well formed fails the case it was for. When autograding, the random inputs are
+drawn with a secret of the course mixed into their seeds (:mod:`.salt`): no student can know
+them ahead, so none can hand in torch's answers recorded at home.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any, Callable, Iterable
 import torch
 
 from . import cases as _cases
-from . import diagnose, probes, recompute, sweep, wire
+from . import diagnose, probes, recompute, salt, sweep, wire
 from .cases import (BCE, BCE_WITH_LOGITS, CHECKABLE, GRADIENTS, HINTS, LAYOUTS, LEGACY, PARAMETERS,
                     TOLERANCES, Case)
 from .answers import Seen, _same_device, compare
@@ -83,8 +85,9 @@ def reference_name(module: bool, function: str) -> str:
 # --- one case on one device ------------------------------------------------------------------
 
 def _prepare(case: Case, device: str) -> dict:
-    """The case's arguments on ``device``, each floating tensor in its dtype; not yet laid out."""
-    args = case.build(torch.Generator().manual_seed(case.seed))
+    """The case's arguments on ``device``, each floating tensor in its dtype; not yet laid out
+    (drawn with the case's seed, mixed with the autograder's secret if there is one: :mod:`.salt`)."""
+    args = case.build(salt.generator(case.seed))
     out = {}
     for key, value in args.items():
         if isinstance(value, torch.Tensor):
@@ -105,7 +108,8 @@ class Reference:
     """What torch gives for one case on one device: the arguments (not yet laid out), the
     result or the exception, and for the gradients the upstream gradient and torch's
     gradients with respect to each argument in ``wrt``. Computed once per process and
-    reused: every input is seeded by the case, so torch's answers never change."""
+    reused: every input is seeded by the case (and the secret, :mod:`.salt`), so torch's
+    answers never change."""
 
     base: dict
     expected: torch.Tensor | None
@@ -128,7 +132,7 @@ _MAX_REFERENCES = 4096
 def torch_reference(case: Case, device: str, torch_function: Callable, key: str) -> Reference:
     """torch's :class:`Reference` for ``case`` on ``device``, where ``key`` names the
     reference function (a function and its module form may differ in what they accept)."""
-    cache_key = (key, case.name, case.category, device)
+    cache_key = (key, case.name, case.category, device, salt.tag())
     found = _REFERENCES.get(cache_key)
     if found is not None:
         return found
@@ -145,7 +149,7 @@ def torch_reference(case: Case, device: str, torch_function: Callable, key: str)
             expected, error = None, exc
     reference = Reference(base, None if expected is None else expected.detach(), error, wrt)
     if wrt and expected is not None and expected.requires_grad:
-        reference.upstream = torch.randn(expected.shape, generator=torch.Generator().manual_seed(case.seed),
+        reference.upstream = torch.randn(expected.shape, generator=salt.generator(case.seed),
                                          dtype=torch.float64).to(expected.dtype).to(expected.device)
         reference.gradients = torch.autograd.grad((expected * reference.upstream).sum(),
                                                   [ref_args[k] for k in wrt], allow_unused=True)
