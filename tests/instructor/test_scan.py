@@ -421,6 +421,7 @@ MORE_TAMPERING = {
     "segfaults": "raw memory",
     "reads_inherited_memory": "/proc/self/mem",
     "reads_the_instructors_environment": "/proc/self/stat",
+    "reads_the_grading_secret": "grader._battery",
     "retitles_the_terminal": "/proc/self/",
     "shows_a_value_flagged": "assigns to grader.assert_passes",
     "shows_a_value_in_each_test_cell": "which is grader.assert_passes",
@@ -432,7 +433,9 @@ ORDINARY = ("allocates_too_much", "exits_early", "floods_the_output", "fork_bomb
             "calls_torch_in_a_thread", "calls_torch_in_a_pool", "deletes_a_test_cell", "edits_a_test_cell",
             "types_into_the_terminal", "fills_the_disk", "spins_processes", "floods_the_engines_pipe",
             "reads_its_own_folder", "scripts_the_feedback", "forges_the_cell_messages", "forges_megabytes_of_outputs",
-            "crashes_the_listener", "overflows_the_judge")
+            "crashes_the_listener", "overflows_the_judge",
+            # a table of torch's answers, replayed: the autograding secret stops it (grader/_battery/salt.py)
+            "replays_a_local_check")
 
 
 def _hostile(case: str):
