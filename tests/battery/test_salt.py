@@ -182,3 +182,17 @@ def test_where_torchs_own_result_is_the_less_exact_one_a_result_closer_to_the_ex
         assert compare(theirs, exact, *TOLERANCES[case.dtype]) is not None  # torch's own is off by more than allowed
         judgement.judge(observe.answer(fn, dict(judgement.request())))
     assert judgement.failures == [], judgement.failures
+
+
+def test_no_threshold_case_sits_where_rounding_decides_whatever_the_draw():
+    """How many positives a recall asks for must not depend on how it is computed (exact fractions,
+    float64, float32): with 10 positives, recall 0.9 asks for 10, 9 or 9. Some draws gave such counts."""
+    for secret in (None, SECRET, "7f3a9c0e51d2b6a4", "another", "and a third"):
+        with salt.using(secret):
+            cases = capstone.threshold_cases("edge")
+        for name, args in cases:
+            for c in range(args["labels"].shape[1]):
+                positives = int((args["labels"][:, c] > 0.5).sum())
+                assert positives >= 1 and not capstone._rounding_decides(positives, args["recall"]), (secret, name, c)
+        single = dict(cases)["a label with a single positive (column 1), shape [25, 2], recall 0.9"]["labels"]
+        assert int(single[:, 1].sum()) == 1
