@@ -19,6 +19,10 @@ autograded notebooks in a folder it names, and exits with 1), and prints:
   outside the notebook's process), and every solved notebook run with and without it,
   interleaved (the target: under 20 %).
 
+Every run grades with one autograding secret (grader._battery.salt), given as
+$BCE_GRADER_SALT: the warm engine is handed it, plain nbgrader's kernels inherit it, so
+both draw the same inputs.
+
     python benchmarks/autograde.py [--students 40] [--jobs N] [--single NOTEBOOK]
                                    [--warm-only] [--no-sandbox-cost]
 """
@@ -38,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import nbformat  # noqa: E402
 
+from grader._battery import salt  # noqa: E402
 from grader.instructor import release  # noqa: E402
 from grader.instructor.grading import autograde  # noqa: E402
 from grader.instructor.workspace import Workspace, release_course  # noqa: E402
@@ -214,6 +219,10 @@ def main() -> int:
     from sqlalchemy.exc import SAWarning
 
     warnings.filterwarnings("ignore", category=SAWarning)  # plain nbgrader runs in this process
+    import secrets
+
+    # one secret for every run, both engines (plain nbgrader's kernels read it from the environment)
+    os.environ.setdefault(salt.VARIABLE, secrets.token_hex(16))
 
     with tempfile.TemporaryDirectory(prefix="bce-bench-") as tmp:
         warm = Workspace.at(Path(tmp) / "warm")

@@ -128,7 +128,11 @@ def _logits(input, target, weight, pos_weight, reduction, flaws):
             log_sig = log_sig * (1 + (pos_weight - 1) * target)
     loss = ((1 - target) * input - log_sig).view(shape) if "view rows" in flaws else (1 - target) * input - log_sig
     if "softplus" in flaws and pos_weight is None:  # the same formula, but inf - inf at infinite logits
-        loss = F.softplus(input) - target * input
+        # (computed in float32 at least: in float16 it also cancels where x is large and y near 1, which
+        # some draws have (those with the autograder's secret): its one flaw here is at infinity)
+        wide = torch.promote_types(input.dtype, torch.float32)
+        loss = (F.softplus(input.to(wide)) - target.to(wide) * input.to(wide)).to(torch.promote_types(input.dtype,
+                                                                                                      target.dtype))
     return _reduce(_weighted(loss, weight, flaws), reduction, flaws)
 
 

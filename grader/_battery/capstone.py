@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from .. import datasets
+from . import salt
 from .checks import Ask, register
 from .wire import text
 
@@ -33,7 +34,7 @@ THRESHOLD_TIME_LIMIT = 10.0
 
 
 def _random_labels(seed: int, rows: int, rates_: list[float]) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
+    g = salt.generator(seed)  # with the autograder's secret, when there is one
     return (torch.rand(rows, len(rates_), generator=g) < torch.tensor(rates_)).float()
 
 
@@ -183,13 +184,18 @@ def judge_pos_weight(params: dict, subject: str | None, ask: Ask) -> list[str]:
 # --- thresholds that reach a target recall ---------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=None)
 def _validation_logits(task: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Validation logits and labels of a logistic regression trained here, without pos_weight, on the
-    training rows of ``task`` ("digits" or "breast cancer", ``validation=True``): full-batch Adam, seeded."""
+    training rows of ``task`` ("digits" or "breast cancer", ``validation=True``): full-batch Adam, from
+    weights drawn with a seed (and the autograder's secret, when there is one)."""
+    return _trained_logits(task, salt.tag())
+
+
+@functools.lru_cache(maxsize=None)
+def _trained_logits(task: str, tag: str) -> tuple[torch.Tensor, torch.Tensor]:
     data = (datasets.digits_split if task == "digits" else datasets.breast_cancer_split)(validation=True)
     y_train, y_val = data.y_train.reshape(len(data.y_train), -1), data.y_val.reshape(len(data.y_val), -1)
-    generator = torch.Generator().manual_seed(0)
+    generator = salt.generator(0)
     bound = 1 / math.sqrt(data.x_train.shape[1])
     weight = ((torch.rand(data.x_train.shape[1], y_train.shape[1], generator=generator) * 2 - 1) * bound)
     bias = (torch.rand(y_train.shape[1], generator=generator) * 2 - 1) * bound
@@ -209,14 +215,19 @@ def _validation_logits(task: str) -> tuple[torch.Tensor, torch.Tensor]:
         return data.x_val @ weight + bias, y_val
 
 
-def _scored(seed: int, rows: int, rates_: list[float], dtype=torch.float32, step: float = 0.0,
+def _scored(seed: int, rows: int, rates_: list[float], recall: float, dtype=torch.float32, step: float = 0.0,
             backwards: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Seeded labels with the given positive rates (at least one positive per column) and logits
     that rank positives higher on average; ``step`` rounds the logits (ties), ``backwards`` names a
-    column whose positives get the lowest logits."""
-    g = torch.Generator().manual_seed(seed)
+    column whose positives get the lowest logits. Drawn with the autograder's secret, when there is one:
+    whatever the draw, no label has a number of positives at which float rounding decides how many
+    ``recall`` asks for (:func:`_rounding_decides`)."""
+    g = salt.generator(seed)
     labels = (torch.rand(rows, len(rates_), generator=g) < torch.tensor(rates_)).to(dtype)
     labels[0] = 1  # every label has a positive
+    for c in range(labels.shape[1]):
+        while _rounding_decides(int(labels[:, c].sum()), recall) and bool((labels[:, c] == 0).any()):
+            labels[int((labels[:, c] == 0).nonzero()[0]), c] = 1  # one positive more
     logits = (torch.randn(rows, len(rates_), generator=g, dtype=torch.float64) * 1.5 + 2 * labels - 1)
     if backwards is not None:
         logits[:, backwards] = torch.where(labels[:, backwards] > 0, -5 - logits[:, backwards].abs(),
@@ -245,15 +256,17 @@ def threshold_cases(group: str) -> list[tuple[str, dict]]:
         ]
     if group == "edge":
         cases = [
-            ("tied logits (steps of 0.5), shape [80, 3], recall 0.8", _scored(71, 80, [0.2, 0.4, 0.1], step=0.5), 0.8),
-            ("recall 1.0: every positive, shape [50, 2]", _scored(72, 50, [0.3, 0.1]), 1.0),
-            ("recall 0.01: one positive is enough, shape [40, 2]", _scored(73, 40, [0.3, 0.2]), 0.01),
-            ("a label with a single positive (column 1), shape [25, 2], recall 0.9", _scored(74, 25, [0.4, 0.0]), 0.9),
-            ("a label ranked backwards (column 0), shape [30, 2], recall 0.5",
-             _scored(75, 30, [0.3, 0.3], backwards=0), 0.5),
-            ("float64 logits and labels, shape [64, 3], recall 0.6", _scored(76, 64, [0.1, 0.25, 0.5],
-                                                                           dtype=torch.float64), 0.6),
+            ("tied logits (steps of 0.5), shape [80, 3], recall 0.8", 71, 80, [0.2, 0.4, 0.1], 0.8, {"step": 0.5}),
+            ("recall 1.0: every positive, shape [50, 2]", 72, 50, [0.3, 0.1], 1.0, {}),
+            ("recall 0.01: one positive is enough, shape [40, 2]", 73, 40, [0.3, 0.2], 0.01, {}),
+            ("a label with a single positive (column 1), shape [25, 2], recall 0.9", 74, 25, [0.4, 0.0], 0.9, {}),
+            ("a label ranked backwards (column 0), shape [30, 2], recall 0.5", 75, 30, [0.3, 0.3], 0.5,
+             {"backwards": 0}),
+            ("float64 logits and labels, shape [64, 3], recall 0.6", 76, 64, [0.1, 0.25, 0.5], 0.6,
+             {"dtype": torch.float64}),
         ]
+        cases = [(name, _scored(seed, rows, rates_, recall, **options), recall)
+                 for name, seed, rows, rates_, recall, options in cases]
         return [(name, {"logits": logits, "labels": labels, "recall": recall})
                 for name, (logits, labels), recall in cases]
     raise ValueError(f"cases must be one of {', '.join(map(repr, _CASE_GROUPS))}, not {group!r}")
@@ -266,6 +279,17 @@ def threshold_groups(params: dict) -> list[str]:
 def needed(positives: int, recall: float) -> int:
     """The fewest positives to find for ``found / positives >= recall`` (computed in float64)."""
     return next(k for k in range(positives + 1) if k / positives >= recall)
+
+
+def _rounding_decides(positives: int, recall: float) -> bool:
+    """Whether how many of ``positives`` a ``recall`` asks for depends on how it is computed: in exact
+    fractions (``ceil(recall * positives)``, 0.9 being a little more than 9/10), in float64 or in
+    float32 (10 positives at recall 0.9 ask for 10, 9 and 9)."""
+    from fractions import Fraction
+
+    ways = {math.ceil(Fraction(recall) * positives), needed(positives, recall),
+            next(k for k in range(positives + 1) if torch.tensor(k / positives, dtype=torch.float32) >= recall)}
+    return len(ways) > 1
 
 
 def recall_threshold(logits: torch.Tensor, labels: torch.Tensor, recall: float) -> torch.Tensor:

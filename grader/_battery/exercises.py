@@ -24,6 +24,7 @@ from typing import Any, Callable
 
 import torch
 
+from . import salt
 from .answers import Seen, compare
 from .checks import Ask, local, register
 from .report import describe_tensor
@@ -93,9 +94,10 @@ def _find(registry: dict, key: Any, kind: str):
 
 
 #: torch's answers, computed once per process (every input is seeded: they never change):
-#: each quantity's value, and each reference's cases with torch's result for each.
+#: each quantity's value, and each reference's cases with torch's result for each, by the
+#: secret the cases' random draws were made with (:mod:`.salt`).
 _VALUES: dict[str, torch.Tensor] = {}
-_ANSWERS: dict[str, list[tuple[str, dict, Any]]] = {}
+_ANSWERS: dict[tuple[str, str], list[tuple[str, dict, Any]]] = {}
 
 
 def _truth(q: Quantity) -> torch.Tensor:
@@ -108,14 +110,15 @@ def _truth(q: Quantity) -> torch.Tensor:
 def _answers(ref: Reference) -> list[tuple[str, dict, Any]]:
     """``ref``'s cases ``(name, arguments, torch's result)``, kept; the judge sends copies of
     the arguments, so the student's code never changes those kept."""
-    if ref.key not in _ANSWERS:
+    key = (ref.key, salt.tag())
+    if key not in _ANSWERS:
         found = []
         for case, args in ref.cases():
             expected = ref.reference(**{k: (v.clone() if isinstance(v, torch.Tensor) else v)
                                         for k, v in args.items()})
             found.append((case, args, expected.detach() if isinstance(expected, torch.Tensor) else expected))
-        _ANSWERS[ref.key] = found
-    return _ANSWERS[ref.key]
+        _ANSWERS[key] = found
+    return _ANSWERS[key]
 
 
 def prepare() -> int:

@@ -14,6 +14,7 @@ from typing import Callable
 import torch
 
 from . import cases as _cases
+from . import salt
 from .answers import Seen, _count
 from .cases import HINTS
 from .report import Failure
@@ -119,7 +120,7 @@ def module_buffers(ask: Ask, function: str, needed: set[str]) -> Failure | None:
     kept = [k for k in BUFFERS if k in needed and k in _cases.PARAMETERS[function]]
     if not kept:
         return None
-    g = torch.Generator().manual_seed(len(kept))
+    g = salt.generator(len(kept))
     given = {k: 0.5 + torch.rand(BUFFERS[k], generator=g) for k in kept}
     name = "the module keeps " + " and ".join(kept) + " as buffers (register_buffer)"
 

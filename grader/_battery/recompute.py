@@ -1,6 +1,7 @@
 """What the named diagnoses (:mod:`grader._battery.diagnose`) compare and recompute with torch:
 float64 copies, a case's tolerances, the reduction the arguments ask for, and torch's loss on
-the same arguments with one of them changed. Nothing here calls the student's code."""
+the same arguments with one of them changed; and torch's results and gradients computed in float64,
+which the judge accepts beside its own (:func:`exact`). Nothing here calls the student's code."""
 
 from __future__ import annotations
 
@@ -84,3 +85,32 @@ def _finish(terms: torch.Tensor, args: dict, reduction: str, finite: bool = Fals
         terms = terms * w
     out = terms.mean() if reduction == "mean" else terms.sum() if reduction == "sum" else terms
     return None if finite and not bool(torch.isfinite(out).all()) else out
+
+
+def exact(function, base: dict, lay_out, upstream: torch.Tensor | None, wrt: list[str]) -> tuple:
+    """torch's result of ``function`` on the arguments ``base`` (laid out by ``lay_out``), and its
+    gradients of ``(result * upstream).sum()`` with respect to ``wrt`` (None without ``upstream``),
+    computed by torch in float64 on the CPU from the same values: what torch's own would be without
+    rounding to a narrower dtype. ``(None, None)`` where every argument is float64 already, or where
+    ``function`` does not take float64 arguments.
+
+    torch's own float32 and float16 results can be less exact than the tolerance: with pos_weight,
+    near sigmoid(x) = 1, its float32 backward subtracts two numbers of a few units to get one of a
+    hundredth; in float16 its loss with logits does the same. How often that happens depends on the
+    draw, so the judge accepts a result as close to these as to torch's own."""
+    floating = [v for v in base.values() if isinstance(v, torch.Tensor) and v.is_floating_point()]
+    if all(v.dtype == torch.float64 for v in floating):
+        return None, None
+    try:
+        leaves = {k: (v.detach().to("cpu", torch.float64).requires_grad_(k in wrt and upstream is not None)
+                      if isinstance(v, torch.Tensor) and v.is_floating_point() else
+                      v.to("cpu") if isinstance(v, torch.Tensor) else v) for k, v in base.items()}
+        args = lay_out(leaves)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out = function(**args)
+            gradients = None if upstream is None or not out.requires_grad else torch.autograd.grad(
+                (out * upstream.detach().to("cpu", torch.float64)).sum(), [args[k] for k in wrt], allow_unused=True)
+            return out.detach(), gradients
+    except (RuntimeError, ValueError, TypeError):
+        return None, None

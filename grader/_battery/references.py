@@ -2,8 +2,9 @@
 
 The judge (:mod:`.judge`) compares a student's outputs with a :class:`Reference`: the case's
 arguments, torch's result or exception, and torch's gradients. Every input is seeded by its
-case, so a reference is computed once per process and kept; the autograder computes them all
-(:func:`prepare`) in the process its workers fork from.
+case (and the course's secret when autograding, :mod:`.salt`), so a reference is computed
+once per process and kept; the autograder computes them all (:func:`prepare`) in the process
+its workers fork from.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Callable, Iterable
 import torch
 
 from . import cases as _cases
-from . import stateful
+from . import recompute, salt, stateful
 from .cases import BCE, CHECKABLE, GRADIENTS, LAYOUTS, Case
 
 #: Every device the battery knows; those absent are reported as skipped.
@@ -63,8 +64,9 @@ def reference_name(module: bool, function: str) -> str:
 # --- one case on one device ------------------------------------------------------------------
 
 def _prepare(case: Case, device: str) -> dict:
-    """The case's arguments on ``device``, each floating tensor in its dtype; not yet laid out."""
-    args = case.build(torch.Generator().manual_seed(case.seed))
+    """The case's arguments on ``device``, each floating tensor in its dtype; not yet laid out
+    (drawn with the case's seed, mixed with the autograder's secret if there is one: :mod:`.salt`)."""
+    args = case.build(salt.generator(case.seed))
     out = {}
     for key, value in args.items():
         if isinstance(value, torch.Tensor):
@@ -85,7 +87,8 @@ class Reference:
     """What torch gives for one case on one device: the arguments (not yet laid out), the
     result or the exception, and for the gradients the upstream gradient and torch's
     gradients with respect to each argument in ``wrt``. Computed once per process and
-    reused: every input is seeded by the case, so torch's answers never change."""
+    reused: every input is seeded by the case (and the secret, :mod:`.salt`), so torch's
+    answers never change."""
 
     base: dict
     expected: torch.Tensor | None
@@ -94,6 +97,7 @@ class Reference:
     upstream: torch.Tensor | None = None
     gradients: tuple | None = None
     second: tuple | None = None  # for a case of second derivatives, the gradient of (gradients * upstream).sum()
+    exact: tuple = (None, None)  # the same result and gradients computed in float64 (recompute.exact)
     inputs: dict | None = None  # the arguments in words, for a failure's report (written on first use)
     #: the case's request as sent to a notebook's process, by time limit (:class:`wire.Kept`)
     requests: dict = field(default_factory=dict)
@@ -108,7 +112,7 @@ _MAX_REFERENCES = 4096
 def torch_reference(case: Case, device: str, torch_function: Callable, key: str) -> Reference:
     """torch's :class:`Reference` for ``case`` on ``device``, where ``key`` names the
     reference function (a function and its module form may differ in what they accept)."""
-    cache_key = (key, case.name, case.category, device)
+    cache_key = (key, case.name, case.category, device, salt.tag())
     found = _REFERENCES.get(cache_key)
     if found is not None:
         return found
@@ -125,7 +129,7 @@ def torch_reference(case: Case, device: str, torch_function: Callable, key: str)
             expected, error = None, exc
     reference = Reference(base, None if expected is None else expected.detach(), error, wrt)
     if wrt and expected is not None and expected.requires_grad:
-        reference.upstream = torch.randn(expected.shape, generator=torch.Generator().manual_seed(case.seed),
+        reference.upstream = torch.randn(expected.shape, generator=salt.generator(case.seed),
                                          dtype=torch.float64).to(expected.dtype).to(expected.device)
         reference.gradients = torch.autograd.grad((expected * reference.upstream).sum(),
                                                   [ref_args[k] for k in wrt], allow_unused=True,
@@ -133,6 +137,9 @@ def torch_reference(case: Case, device: str, torch_function: Callable, key: str)
         if case.second_order:
             reference.gradients, reference.second = stateful.second_order(reference.gradients, reference.upstream,
                                                                           [ref_args[k] for k in wrt])
+    if expected is not None:
+        reference.exact = recompute.exact(case.reference or torch_function, base, lambda args: _laid_out(case, args),
+                                          reference.upstream, wrt)
     if len(_REFERENCES) >= _MAX_REFERENCES:
         _REFERENCES.clear()
     _REFERENCES[cache_key] = reference

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+from . import secret
 from .release import environment_bin_on_path
 from .shards import (MAIN_FLAGS, MAIN_GRADED, _autograded_notebook, _fingerprint, _record_graded, in_shard,
                      shard_workspace)
@@ -135,9 +136,10 @@ def autograde(workspace: Workspace, *, students: Iterable[str] | None = None,
     back from the gradebook.
 
     ``engine="warm"`` runs the notebooks in processes forked from a warm one, in
-    ``jobs`` parallel workers (default: the number of cores); ``"nbgrader"`` is
-    plain nbgrader, a kernel per notebook, one at a time. Ctrl-C stops it with what was
-    graded saved (:class:`Interrupted`)."""
+    ``jobs`` parallel workers (default: the number of cores), whose judge draws its random
+    inputs with the workspace's autograding secret (:mod:`.secret`, made by the first run);
+    ``"nbgrader"`` is plain nbgrader, a kernel per notebook, one at a time. Ctrl-C stops it
+    with what was graded saved (:class:`Interrupted`)."""
     if engine not in ENGINES:
         raise WorkflowError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
     if jobs is not None and jobs < 1:
@@ -266,9 +268,14 @@ class _Engine:
         import subprocess
         import sys
 
+        from .._battery.salt import VARIABLE
+
         with environment_bin_on_path():
             # the course folder (masters: solutions, hidden tests) is hidden from the notebooks wherever it is
             env = {**os.environ, "BCE_COURSE_DIR": str(workspace.course_dir())}
+            # the autograding secret goes on the engine's stdin (grade), never into its environment, which
+            # its root forker, and so every notebook's process, would inherit
+            env.pop(VARIABLE, None)
             self.process = subprocess.Popen([sys.executable, "-m", "grader.instructor.engine"],
                                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
                                             start_new_session=True)
@@ -282,10 +289,12 @@ class _Engine:
                "progress": progress}
         engine = self.process
         try:
-            # how many notebooks first, and their released notebooks (not which students': the
-            # engine starts the forker of its notebooks' processes before it reads that), then the job
+            # how many notebooks first, their released notebooks and the autograding secret (not which
+            # students': the engine starts the forker of its notebooks' processes before it reads any of
+            # this, and sets the secret in its judge only), then the job
             released = workspace.released()
-            ahead = {"notebooks": len(pending), "released": sorted({str(released[a]) for _, a in pending if a in released})}
+            ahead = {"notebooks": len(pending), "released": sorted({str(released[a]) for _, a in pending if a in released}),
+                     "salt": secret.of(workspace)}
             out, _ = engine.communicate(json.dumps(ahead) + "\n" + json.dumps(job))
         except KeyboardInterrupt:
             engine.send_signal(signal.SIGINT)

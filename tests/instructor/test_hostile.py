@@ -6,11 +6,15 @@ Each case in tests/hostile/ is a small notebook: the cells a student wrote or ch
 merged into the released notebook by :func:`submission` (metadata ``hostile``:
 ``solution`` replaces a solution cell, ``after`` adds a cell after the named one,
 ``edit`` replaces a test cell's source, ``delete`` removes it, ``index`` replaces the source
-of the released notebook's cell at that index); its metadata says what
+of the released notebook's cell at that index; ``recorded`` fills in the table of torch's answers
+that tests/replay.py records with a local grader.check); its metadata says what
 it does, the score each test cell must get, and what the summary must say.
+
+The class is graded with a known autograding secret ($BCE_GRADER_SALT), which no notebook may see.
 """
 
 import contextlib
+import functools
 import hashlib
 import io
 import json
@@ -21,8 +25,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
+import replay
+from grader._battery import salt
 from grader.instructor import release
 from grader.instructor.cli import main
+from grader.instructor.secret import FILE as SECRET_FILE
 from helpers import A1, Class, hidden_lines, released_workspace, solutions
 
 pytestmark = pytest.mark.slow  # grades a class, or builds an environment: minutes
@@ -32,6 +39,8 @@ HOSTILE = Path(__file__).parent.parent / "hostile"
 MARKER = "zq-marker-of-alice" + "-9f31c7"
 #: In the instructor's environment while the class is graded: no notebook may see it.
 SECRET = "zq-instructors-token" + "-51d0e2"
+#: The secret the grader draws its inputs with, given as the instructor may: no notebook may see it.
+SALT = "zq-grading-secret" + "-4b7e21"
 CASES = sorted(p.stem for p in HOSTILE.glob("*.ipynb"))
 TESTS = ("bce_vector_examples", "bce_vector_edges", "bce_vector_grad")
 
@@ -50,7 +59,17 @@ def submission(released, case: nbformat.NotebookNode) -> str:
             del nb.cells[by_id(what["delete"])]
         elif "index" in what:  # a cell of the released notebook's own, edited (no shared beginning then)
             nb.cells[what["index"]].source = cell.source
+        if what.get("recorded"):  # the corpus shows the code; the table is recorded now, as a student would
+            assert cell.source == replay.source({}), "the notebook's replaying code is not tests/replay.py's"
+            nb.cells[by_id(what["solution"])].source = replay.source(_recorded())
     return nbformat.writes(nb)
+
+
+@functools.lru_cache(maxsize=None)
+def _recorded() -> dict:
+    """torch's answers to notebook 01's binary_cross_entropy, recorded by a local grader.check of every
+    category with no optional argument (as its test cells check it), without the secret."""
+    return replay.record(arguments=[])
 
 
 def _digest(folder: Path) -> str:
@@ -83,12 +102,13 @@ def graded(tmp_path_factory):
     before = {"course": _digest(course), "source": _digest(workspace.root / "source"),
               "submitted": _digest(workspace.root / "submitted")}
     os.environ["BCE_HOSTILE_SECRET"] = SECRET  # the engine starts with the instructor's environment
+    os.environ[salt.VARIABLE] = SALT
     printed = io.StringIO()  # what the instructor's terminal shows
     try:
         with contextlib.redirect_stdout(printed):
             assert main(["autograde", "--quiet", "--jobs", "2", "--workspace", str(workspace.root)]) == 0
     finally:
-        del os.environ["BCE_HOSTILE_SECRET"]
+        del os.environ["BCE_HOSTILE_SECRET"], os.environ[salt.VARIABLE]
     workspace.printed = printed.getvalue()
     assert main(["feedback", "--workspace", str(workspace.root)]) == 0
     after = {"course": _digest(course), "source": _digest(workspace.root / "source"),
@@ -149,7 +169,13 @@ def test_no_autograded_notebook_and_no_feedback_holds_a_line_of_a_hidden_test(gr
             text = html.unescape(text)
         leaked = [line for line in secret if line in text]
         assert not leaked, (path, leaked)
-        assert SECRET not in text, path
+        assert SECRET not in text and SALT not in text, path
+
+
+def test_the_secret_given_in_the_environment_is_not_written_down(graded):
+    workspace, _, _ = graded
+    assert not (workspace.root / SECRET_FILE).exists()
+    assert SALT not in workspace.printed
 
 
 def test_what_the_summary_quotes_of_a_submission_cannot_drive_the_terminal(graded):

@@ -410,6 +410,7 @@ MORE_TAMPERING = {
     "segfaults": "raw memory",
     "reads_inherited_memory": "/proc/self/mem",
     "reads_the_instructors_environment": "/proc/self/stat",
+    "reads_the_grading_secret": "grader._battery",
     "retitles_the_terminal": "/proc/self/",
     "shows_a_value_flagged": "assigns to grader.assert_passes",
     "shows_a_value_in_each_test_cell": "which is grader.assert_passes",
@@ -423,7 +424,9 @@ ORDINARY = ("allocates_too_much", "exits_early", "floods_the_output", "fork_bomb
             "fills_the_disk", "spins_processes", "floods_the_engines_pipe",
             "reads_its_own_folder", "scripts_the_feedback", "forges_the_cell_messages", "forges_megabytes_of_outputs",
             "crashes_the_listener", "overflows_the_judge", "calls_torch_in_a_fork",
-            "calls_torch_where_the_tests_do_not_look")
+            "calls_torch_where_the_tests_do_not_look",
+            # a table of torch's answers, replayed: the autograding secret stops it (grader/_battery/salt.py)
+            "replays_a_local_check")
 
 
 def _hostile(case: str):

@@ -18,6 +18,10 @@ The trust boundary runs between ``session`` (and everything the student's code c
 in that process) and ``execute``: the notebook's process only ever sends cell outputs and
 the outputs of the student's functions for inputs the judge chose; every verdict is
 computed in the worker, by :mod:`grader.instructor.verdict` and :mod:`grader._battery`.
+The judge draws its random inputs with the course's secret mixed into their seeds
+(:mod:`grader._battery.salt`, kept by :mod:`grader.instructor.secret`), so that no student
+can know them ahead: the engine's first process sets it after its root forker has started,
+and only it and its workers ever hold it.
 """
 
 __all__ = ["WarmExecute"]

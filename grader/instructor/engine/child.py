@@ -16,6 +16,7 @@ import signal
 import sys
 import traceback
 
+from ..._battery import salt
 from ..._battery.checks import JUDGED_ELSEWHERE
 
 
@@ -139,6 +140,12 @@ def _run(plan: _Plan, out_fd: int, in_fd: int, session=None) -> None:
     from .session import Session
 
     os.environ[JUDGED_ELSEWHERE] = "1"
+    # The judge's secret never reaches a notebook's process: the engine sets it after its root forker,
+    # where every notebook's process comes from, has started (pool.main). One forked from a process
+    # that held it (a notebook run outside the engine's pool, by a test) drops it from its environment
+    # and the battery's state before any cell runs (memory it inherited may still hold a copy).
+    os.environ.pop(salt.VARIABLE, None)
+    salt.use(None)
     only_these_files_open((out_fd, in_fd))
     # a process the student's code forks runs at the lowest priority: however many spin, the
     # notebook's own process keeps the processor to run its cells and answer the judge (an

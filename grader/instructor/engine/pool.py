@@ -8,13 +8,15 @@ that runs student code holds anything of anyone's submission. The forker imports
 notebooks use (IPython, matplotlib, the grader), single-threaded (a process that has used
 OpenMP's thread team cannot fork safely: its children hang at their first parallel region),
 while this process, on another core, imports what the judge uses (nbgrader). Told how many
-notebooks it will grade, this process computes ahead what they all need (the battery run
-once, torch's answers to every case; for four notebooks or more, when the forker also warms
-up more) and freezes its heap. Only then does it read its job, start the shared beginnings of
-the assignments with enough submissions (:mod:`grader.instructor.engine.prefix`), and fork
-``--jobs`` workers, each running nbgrader's own autograde with
-:class:`~grader.instructor.engine.preprocessor.WarmExecute` and taking turns to write to
-the gradebook.
+notebooks it will grade, and the course's autograding secret (which it sets in its judge
+only, :mod:`grader._battery.salt`: the root forker, and so every notebook's process, started
+before this process read it), this process computes ahead what they all need (the battery run
+once, torch's answers to every case, on inputs drawn with the secret; for four notebooks or
+more, when the forker also warms up more) and freezes its heap. Only then does it read its
+job, start the shared beginnings of the assignments with enough submissions
+(:mod:`grader.instructor.engine.prefix`), and fork ``--jobs`` workers, each running
+nbgrader's own autograde with :class:`~grader.instructor.engine.preprocessor.WarmExecute`
+and taking turns to write to the gradebook.
 """
 
 from __future__ import annotations
@@ -323,7 +325,8 @@ def _scan_the_released(notebooks) -> None:
 
 def _ahead(line: str) -> dict:
     """The first line the command sends: JSON, {"notebooks": how many, "released": the released
-    notebooks of their assignments (paths)}; what cannot be read counts as an unknown number."""
+    notebooks of their assignments (paths), "salt": the autograding secret}; what cannot be read
+    counts as an unknown number (and no secret)."""
     try:
         ahead = json.loads(line)
     except ValueError:
@@ -331,8 +334,11 @@ def _ahead(line: str) -> dict:
     if not isinstance(ahead, dict) or not isinstance(ahead.get("notebooks"), int):
         return {"notebooks": None}
     released = ahead.get("released")
-    return {"notebooks": ahead["notebooks"],
-            "released": [p for p in released if isinstance(p, str)] if isinstance(released, list) else []}
+    found = {"notebooks": ahead["notebooks"],
+             "released": [p for p in released if isinstance(p, str)] if isinstance(released, list) else []}
+    if isinstance(ahead.get("salt"), str) and ahead["salt"]:
+        found["salt"] = ahead["salt"]
+    return found
 
 
 def _readable(stream) -> bool:
@@ -371,8 +377,18 @@ def main() -> None:
     notebooks to grade (not which: the command that starts the engine starts it first, so
     that both warm up at once), compute ahead as much as they need (and have the root forker
     warm up more), then read the job (JSON, to the end of stdin) and write the results to
-    stdout (JSON)."""
+    stdout (JSON).
+
+    The autograding secret (:mod:`grader._battery.salt`) comes on that first line: read after
+    the root forker has started, so that no notebook's process, all of which come from it, ever
+    holds it; it is set here, in the judge, before torch's answers are computed ahead (with the
+    inputs it draws), and every worker inherits it."""
+    from ..._battery import salt
+
     try:
+        # never in the environment the root forker inherits (the command that starts this one leaves
+        # it out, and sends it on stdin)
+        os.environ.pop(salt.VARIABLE, None)
         # The root forker first, before this process has read anything: it warms up what
         # notebooks use on one core while this process imports what the judge uses on another.
         forker.start_root(warm=import_what_notebooks_use, more=import_what_many_notebooks_use)
@@ -387,6 +403,7 @@ def main() -> None:
             ahead, many = _tell_the_root_forker(first)
         if not first:
             return  # nothing to grade after all: the command that started the engine has closed its end
+        salt.use(ahead.get("salt"))  # the judge's alone: the root forker has started already
         compute_ahead(ahead.get("notebooks"))
         if many:
             _scan_the_released(ahead.get("released", []))  # while the root forker warms up

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from grader._battery import salt
 from grader.instructor.cli import main
 from grader.instructor.workspace import Workspace
 from helpers import A1, Class, cell_scores, released_workspace, run_script, solutions
@@ -92,10 +93,12 @@ def test_timeouts_and_crashes_are_recorded_like_nbgrader_does(executed):
 @pytest.fixture(scope="module")
 def two_engines(tmp_path_factory):
     """The same class graded with plain nbgrader and with the warm engine, with temporary
-    folders of their own (what is left behind is theirs)."""
+    folders of their own (what is left behind is theirs), and one autograding secret: plain
+    nbgrader's kernels inherit it from the environment, the warm engine is handed it."""
     tmp = tmp_path_factory.mktemp("engines")
     private = tmp_path_factory.mktemp("engines-tmp")
     with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(salt.VARIABLE, "the secret of both engines")
         patch.setenv("TMPDIR", str(private))
         patch.setattr(tempfile, "tempdir", str(private))
         yield _two_engines(tmp)
