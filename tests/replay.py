@@ -3,8 +3,8 @@ and replayed by a function that looks them up.
 
 Every random input of the battery is seeded by its case's name, so a student can run the whole
 battery at home with a function that calls torch's own BCE and records, for each input (keyed by
-its bytes), torch's value and its derivative with respect to each element of the input and the
-target (:func:`record`). The function handed in (:func:`replayer`, :data:`SOURCE`) mentions no
+its bytes), torch's value and its first and second derivatives with respect to each element of
+the input and the target (:func:`record`). The function handed in (:func:`replayer`, :data:`SOURCE`) mentions no
 torch function: it finds the inputs it is given in the table and returns torch's value, with
 those derivatives attached so that autograd gives torch's gradients too. An input it does not
 find gets zeros. Without the secret it passes every case; with it, every case whose inputs are
@@ -63,9 +63,13 @@ def binary_cross_entropy(input, target, weight=None, reduction="mean"):
     value = _tensor(found["value"], input.device)
     if "d_input" not in found:
         return value
-    # zero, with torch's derivatives (where they are finite): autograd then gives torch's gradients
-    d_input, d_target = (_tensor(found[k], input.device).nan_to_num(0.0, 0.0, 0.0) for k in ("d_input", "d_target"))
-    change = (input - input.detach()) * d_input + (target - target.detach()) * d_target
+    # zero, with torch's first and second derivatives (where they are finite): autograd then gives
+    # torch's gradients, and the gradients of those
+    d = {k: _tensor(found[k], input.device).nan_to_num(0.0, 0.0, 0.0)
+         for k in ("d_input", "d_target", "dd_input", "dd_mixed", "dd_target")}
+    dx, dy = input - input.detach(), target - target.detach()
+    change = dx * d["d_input"] + dy * d["d_target"] + \
+        0.5 * dx * dx * d["dd_input"] + dx * dy * d["dd_mixed"] + 0.5 * dy * dy * d["dd_target"]
     change = change.mean() if found["reduction"] == "mean" else change.sum() if found["reduction"] == "sum" else change
     return value + change.to(value.dtype)
 '''
@@ -98,10 +102,16 @@ def record(categories=None, arguments=None) -> dict:
             raise
         table[found] = {"value": _kept(value), "reduction": reduction}
         if input.numel() <= SMALL:  # the battery checks gradients on small tensors only
-            x, y = input.detach().clone().requires_grad_(True), target.detach().clone().requires_grad_(True)
-            terms = F.binary_cross_entropy(x, y, weight=weight, reduction="none")
-            d_input, d_target = torch.autograd.grad(terms.sum(), [x, y])
-            table[found].update(d_input=_kept(d_input), d_target=_kept(d_target))
+            with torch.enable_grad():  # the battery calls each case once more under torch.no_grad()
+                x, y = input.detach().clone().requires_grad_(True), target.detach().clone().requires_grad_(True)
+                terms = F.binary_cross_entropy(x, y, weight=weight, reduction="none")
+                d_input, d_target = torch.autograd.grad(terms.sum(), [x, y], create_graph=True)
+                # each term depends on its own element only: these are the Hessian's diagonals
+                dd_input, dd_mixed = torch.autograd.grad(d_input.sum(), [x, y], retain_graph=True)
+                dd_target, = torch.autograd.grad(d_target.sum(), [y], allow_unused=True)
+                dd_target = torch.zeros_like(y) if dd_target is None else dd_target
+            table[found].update({k: _kept(v) for k, v in (("d_input", d_input), ("d_target", d_target),
+                                 ("dd_input", dd_input), ("dd_mixed", dd_mixed), ("dd_target", dd_target))})
         return value
 
     with salt.using(None):  # at home: no secret

@@ -181,7 +181,8 @@ class CaseJudgement:
             self.fail(case.category, message, hint=hint, expected=describe_tensor(expected),
                       actual=describe_tensor(value), difference=diff)
             return
-        problem = None if case.large else stateful.without_grad(seen.without_grad, expected, case.dtype)
+        problem = None if case.large else stateful.without_grad(seen.without_grad, expected, case.dtype,
+                                                                self.reference.exact[0])
         if problem:
             self.fail(case.category, hint=HINTS["no grad"], **problem)
         elif self.wrt:

@@ -9,7 +9,7 @@ import grader
 import implementations as impl
 import mutants as m
 import replay
-from grader._battery import capstone, exercises, judge, salt
+from grader._battery import capstone, exercises, judge, references, salt
 from grader._battery.cases import BCE, BCE_WITH_LOGITS, CHECKABLE, LEGACY, battery
 
 SECRET = "a secret of the course"
@@ -49,7 +49,7 @@ def test_without_a_secret_every_seed_and_every_input_is_what_it_was():
             before = case.build(torch.Generator().manual_seed(case.seed))  # as the judge drew them before
             before = {k: v.to(case.dtype_of(k)) if isinstance(v, torch.Tensor) and v.is_floating_point() else v
                       for k, v in before.items()}
-            assert _same(judge._prepare(case, "cpu"), before), case.name
+            assert _same(references._prepare(case, "cpu"), before), case.name
 
 
 def test_a_secret_changes_every_seed_the_same_way_each_time():
@@ -80,7 +80,7 @@ def test_the_judges_random_inputs_and_upstream_gradients_change_with_the_secret_
     with salt.using(SECRET):
         salted = judge.torch_reference(case, "cpu", judge.reference(BCE), "test")
         assert judge.torch_reference(case, "cpu", judge.reference(BCE), "test") is salted  # kept, by secret
-        assert _same(judge._prepare(literal, "cpu"), literal.build(None))
+        assert _same(references._prepare(literal, "cpu"), literal.build(None))
     assert judge.torch_reference(case, "cpu", judge.reference(BCE), "test") is plain
     assert not _same(plain.base, salted.base)
     assert not torch.equal(plain.upstream, salted.upstream)
