@@ -7,7 +7,8 @@ its bytes), torch's value and its first and second derivatives with respect to e
 the input and the target (:func:`record`). The function handed in (:func:`replayer`, :data:`SOURCE`) mentions no
 torch function: it finds the inputs it is given in the table and returns torch's value, with
 those derivatives attached so that autograd gives torch's gradients too. An input it does not
-find gets zeros. Without the secret it passes every case; with it, every case whose inputs are
+find gets zeros, but for the few large inputs (whose sizes the judge draws anew for each run, so
+that no table can hold them), which get the textbook formula. Without the secret it passes every case; with it, every case whose inputs are
 drawn at random misses (:mod:`grader._battery.salt`).
 """
 
@@ -56,6 +57,10 @@ def _tensor(kept, device):
 
 def binary_cross_entropy(input, target, weight=None, reduction="mean"):
     found = _RECORDED.get(_key([("input", input), ("target", target), ("weight", weight)], reduction))
+    if found is None and input.numel() > 4096:  # the judge draws these sizes for each run: the formula
+        terms = -(target * torch.log(input).clamp(min=-100) + (1 - target) * torch.log(1 - input).clamp(min=-100))
+        terms = terms if weight is None else terms * weight
+        return terms.mean() if reduction == "mean" else terms.sum() if reduction == "sum" else terms
     if found is None:  # an input nobody recorded
         return torch.zeros((), dtype=input.dtype, device=input.device)
     if "raises" in found:
