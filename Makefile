@@ -29,7 +29,7 @@ instructor-lab: $(STAMP)
 	$(BIN)/python -m grader lab --instructor
 
 test: $(STAMP) | $(CHROMIUM) postgresql
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=25 $(PYTEST_ARGS)
 
 # The browser test drives Debian's Chromium; install it where this can (Debian, as root).
 $(CHROMIUM):
