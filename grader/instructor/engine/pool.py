@@ -285,12 +285,25 @@ def _next(waiting: list, seconds: dict, tail: int) -> int:
     return max(range(len(waiting)), key=expected)
 
 
+#: A folder in which each worker writes a profile of every notebook it grades (cProfile's,
+#: one file per notebook), when the engine's environment names one: see benchmarks/profile.py.
+PROFILE = "BCE_ENGINE_PROFILE"
+
+
 def _grade_timed(task):
     """In a worker: :func:`_grade`, with the task and how long it took."""
     import time
 
     began = time.perf_counter()
-    result = _grade(task)
+    folder = os.environ.get(PROFILE)
+    if folder:
+        import cProfile
+
+        profile = cProfile.Profile()
+        result = profile.runcall(_grade, task)
+        profile.dump_stats(os.path.join(folder, f"{task[3]}-{task[2]}.prof"))
+    else:
+        result = _grade(task)
     return task, time.perf_counter() - began, result
 
 

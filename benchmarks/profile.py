@@ -1,0 +1,127 @@
+"""Where a notebook's autograding time goes: the warm engine's workers profiled.
+
+Builds the class of benchmarks/autograde.py (STUDENTS students, every notebook, the same mix of
+answers), autogrades it with the warm engine with $BCE_ENGINE_PROFILE set (each worker then
+profiles every notebook it grades with cProfile: grader/instructor/engine/pool.py), and prints,
+per notebook on average, in seconds of the worker that graded it:
+
+* the whole of it (nbgrader's autograde of one submission);
+* running the notebook (``execute``), split into waiting for the notebook's process to run its
+  cells, waiting for it to answer the judge's requests, the judge's own work, the scan, and the
+  rest (starting the process, copying its folder, filling in outputs);
+* nbgrader's part around it (reading and writing the notebook, the gradebook, its preprocessors);
+
+then the functions that took most time themselves (tottime), waiting on the process left out.
+The notebook's process is another process: its time shows here as waiting for it.
+
+    python benchmarks/profile.py [--students 12] [--jobs N] [--top 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pstats
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from autograde import build_class  # noqa: E402
+
+from grader.instructor.engine.pool import PROFILE  # noqa: E402
+from grader.instructor.grading import autograde  # noqa: E402
+from grader.instructor.workspace import Workspace, release_course  # noqa: E402
+
+
+def _find(stats: pstats.Stats, filename_end: str, name: str) -> list:
+    return [key for key in stats.stats if key[0].endswith(filename_end) and key[2] == name]
+
+
+def cumulative(stats: pstats.Stats, filename_end: str, name: str) -> float:
+    """The cumulative time of the function ``name`` of the file ending ``filename_end`` (all of
+    its definitions there, e.g. methods of one name)."""
+    return sum(stats.stats[key][3] for key in _find(stats, filename_end, name))
+
+
+def through(stats: pstats.Stats, callee: tuple[str, str], caller: tuple[str, str]) -> float:
+    """The cumulative time of ``callee`` when called by ``caller`` (each (file ending, name))."""
+    total = 0.0
+    for key in _find(stats, *callee):
+        for by, (_, _, _, ct) in stats.stats[key][4].items():
+            if by[0].endswith(caller[0]) and by[2] == caller[1]:
+                total += ct
+    return total
+
+
+def report(stats: pstats.Stats, notebooks: int, top: int) -> None:
+    per = 1.0 / notebooks
+    whole = cumulative(stats, "engine/pool.py", "_grade")
+    execute = cumulative(stats, "engine/execute.py", "execute")
+    cells = through(stats, ("engine/execute.py", "next"), ("engine/execute.py", "listen"))
+    asked = cumulative(stats, "engine/execute.py", "ask")
+    judged = cumulative(stats, "instructor/verdict.py", "judge_test_cell")
+    scanned = cumulative(stats, "scan/__init__.py", "__init__") + cumulative(stats, "scan/__init__.py", "suspicious") \
+        + cumulative(stats, "scan/__init__.py", "torch_losses")
+    rows = [
+        ("the whole notebook (nbgrader's autograde of it)", whole),
+        ("  running it (execute)", execute),
+        ("    waiting for its process to run its cells", cells),
+        ("    waiting for its process to answer the judge", asked),
+        ("    the judge's own work (the checks, torch's side, the verdicts)", judged - asked),
+        ("    the scan (tampering, own work)", scanned),
+        ("    the rest (starting the process, its folder, the outputs)", execute - cells - judged - scanned),
+        ("  nbgrader around it (reading, preprocessors, writing, the gradebook)", whole - execute),
+    ]
+    print(f"per notebook, average of {notebooks}:")
+    for name, seconds in rows:
+        print(f"  {name:72s} {1000 * seconds * per:8.1f} ms  {100 * seconds / whole:5.1f} %")
+    waits = {key for key in stats.stats if key[2] in ("select", "<built-in method select.select>")
+             or "select.select" in key[2] or "method 'acquire'" in key[2] or key[2] == "sleep"}
+    print(f"\nthe {top} functions that took most time themselves (waiting on the process left out):")
+    ranked = sorted((v[2], k) for k, v in stats.stats.items() if k not in waits)[::-1][:top]
+    for tottime, (filename, line, name) in ranked:
+        where = filename.split("site-packages/")[-1].split("/work/")[-1] if filename != "~" else ""
+        print(f"  {1000 * tottime * per:8.2f} ms  {name}  {where}:{line}" if where else
+              f"  {1000 * tottime * per:8.2f} ms  {name}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--students", type=int, default=12)
+    parser.add_argument("--jobs", type=int, default=None)
+    parser.add_argument("--top", type=int, default=30)
+    args = parser.parse_args()
+    import secrets
+    import warnings
+
+    from sqlalchemy.exc import SAWarning
+
+    from grader._battery import salt
+
+    warnings.filterwarnings("ignore", category=SAWarning)
+    os.environ.setdefault(salt.VARIABLE, secrets.token_hex(16))
+    with tempfile.TemporaryDirectory(prefix="bce-profile-") as tmp:
+        workspace = Workspace.at(Path(tmp) / "class")
+        release_course(workspace, Path(tmp) / "notebooks")
+        notebooks = build_class(workspace, args.students)
+        folder = Path(tmp) / "profiles"
+        folder.mkdir()
+        os.environ[PROFILE] = str(folder)
+        try:
+            autograde(workspace, engine="warm", jobs=args.jobs, progress=False)
+        finally:
+            del os.environ[PROFILE]
+        files = sorted(folder.glob("*.prof"))
+        print(f"{args.students} students, {notebooks} notebooks, {len(files)} profiled, {os.cpu_count()} cores\n")
+        if not files:
+            print("no profile was written")
+            return 1
+        report(pstats.Stats(*map(str, files)), len(files), args.top)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
