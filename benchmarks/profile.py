@@ -31,19 +31,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from autograde import build_class  # noqa: E402
 
+from grader.instructor.engine.execute import Channel  # noqa: E402
 from grader.instructor.engine.pool import PROFILE  # noqa: E402
 from grader.instructor.grading import autograde  # noqa: E402
 from grader.instructor.workspace import Workspace, release_course  # noqa: E402
+
+
+#: The line of Channel.ask: the judge's requests to the notebook's process (execute.py has other
+#: functions named ask).
+ASK = Channel.ask.__code__.co_firstlineno
 
 
 def _find(stats: pstats.Stats, filename_end: str, name: str) -> list:
     return [key for key in stats.stats if key[0].endswith(filename_end) and key[2] == name]
 
 
-def cumulative(stats: pstats.Stats, filename_end: str, name: str) -> float:
+def cumulative(stats: pstats.Stats, filename_end: str, name: str, line: int | None = None) -> float:
     """The cumulative time of the function ``name`` of the file ending ``filename_end`` (all of
-    its definitions there, e.g. methods of one name)."""
-    return sum(stats.stats[key][3] for key in _find(stats, filename_end, name))
+    its definitions there, e.g. methods of one name, unless ``line`` says which)."""
+    return sum(stats.stats[key][3] for key in _find(stats, filename_end, name) if line in (None, key[1]))
 
 
 def through(stats: pstats.Stats, callee: tuple[str, str], caller: tuple[str, str]) -> float:
@@ -61,7 +67,7 @@ def report(stats: pstats.Stats, notebooks: int, top: int) -> None:
     whole = cumulative(stats, "engine/pool.py", "_grade")
     execute = cumulative(stats, "engine/execute.py", "execute")
     cells = through(stats, ("engine/execute.py", "next"), ("engine/execute.py", "listen"))
-    asked = cumulative(stats, "engine/execute.py", "ask")
+    asked = cumulative(stats, "engine/execute.py", "ask", ASK)
     judged = cumulative(stats, "instructor/verdict.py", "judge_test_cell")
     scanned = cumulative(stats, "scan/__init__.py", "__init__") + cumulative(stats, "scan/__init__.py", "suspicious") \
         + cumulative(stats, "scan/__init__.py", "torch_losses")
@@ -86,6 +92,23 @@ def report(stats: pstats.Stats, notebooks: int, top: int) -> None:
         where = filename.split("site-packages/")[-1].split("/work/")[-1] if filename != "~" else ""
         print(f"  {1000 * tottime * per:8.2f} ms  {name}  {where}:{line}" if where else
               f"  {1000 * tottime * per:8.2f} ms  {name}")
+
+
+def by_assignment(files: list[Path]) -> None:
+    """Per assignment: the whole notebook, waiting for its cells, waiting for its answers, on average."""
+    found: dict = {}
+    for path in files:
+        stats = pstats.Stats(str(path))
+        assignment = path.stem.split("-", 1)[1]
+        row = found.setdefault(assignment, [0, 0.0, 0.0, 0.0])
+        row[0] += 1
+        row[1] += cumulative(stats, "engine/pool.py", "_grade")
+        row[2] += through(stats, ("engine/execute.py", "next"), ("engine/execute.py", "listen"))
+        row[3] += cumulative(stats, "engine/execute.py", "ask", ASK)
+    print("\nper assignment, average per notebook:  whole / waiting for its cells / waiting for its answers")
+    for assignment, (count, whole, cells, asked) in sorted(found.items()):
+        print(f"  {assignment:24s} {count:3d} notebooks  {1000 * whole / count:7.1f} / {1000 * cells / count:7.1f} / "
+              f"{1000 * asked / count:7.1f} ms")
 
 
 def main() -> int:
@@ -120,6 +143,7 @@ def main() -> int:
             print("no profile was written")
             return 1
         report(pstats.Stats(*map(str, files)), len(files), args.top)
+        by_assignment(files)
     return 0
 
 
