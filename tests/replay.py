@@ -8,8 +8,9 @@ the input and the target (:func:`record`). The function handed in (:func:`replay
 torch function: it finds the inputs it is given in the table and returns torch's value, with
 those derivatives attached so that autograd gives torch's gradients too. An input it does not
 find gets zeros, but for the few large inputs (whose sizes the judge draws anew for each run, so
-that no table can hold them), which get the textbook formula. Without the secret it passes every case; with it, every case whose inputs are
-drawn at random misses (:mod:`grader._battery.salt`).
+that no table can hold them), which get the textbook formula. Without the secret it passes every
+case; with it, every small case whose inputs are drawn at random misses
+(:mod:`grader._battery.salt`).
 """
 
 from __future__ import annotations
