@@ -286,7 +286,7 @@ def _next(waiting: list, seconds: dict, tail: int) -> int:
 
 
 #: A folder in which each worker writes a profile of every notebook it grades (cProfile's,
-#: one file per notebook), when the engine's environment names one: see benchmarks/profile.py.
+#: one file per notebook), when the engine's environment names one: see benchmarks/notebook_profile.py.
 PROFILE = "BCE_ENGINE_PROFILE"
 
 

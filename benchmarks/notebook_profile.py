@@ -14,7 +14,7 @@ per notebook on average, in seconds of the worker that graded it:
 then the functions that took most time themselves (tottime), waiting on the process left out.
 The notebook's process is another process: its time shows here as waiting for it.
 
-    python benchmarks/profile.py [--students 12] [--jobs N] [--top 30]
+    python benchmarks/notebook_profile.py [--students 12] [--jobs N] [--top 30]
 """
 
 from __future__ import annotations
