@@ -174,9 +174,7 @@ def without_grad(other: object, expected: torch.Tensor, dtype: torch.dtype,
     if not isinstance(value, torch.Tensor):
         return {"message": f"{called} returned {text(other.get('not a tensor'), 300) or 'no tensor'}"}
     rtol, atol = TOLERANCES[dtype]
-    diff = compare(value, expected, rtol, atol)
-    if diff is not None and exact is not None and compare(value, exact, rtol, atol) is None:
-        diff = None
+    diff = compare(value, expected, rtol, atol, exact)
     if diff is None and value.dtype == expected.dtype:
         return None
     return {"message": f"{called} gives another result than torch's (with gradients on it gives torch's)",
