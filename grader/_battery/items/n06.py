@@ -14,7 +14,8 @@ SHARE, POS_WEIGHT = 0.1, 4.0
 def best_logit(share: float, pos_weight: float) -> torch.Tensor:
     """The logit z that minimises the expected loss of a group of rows of which ``share`` are positive,
     with ``pos_weight``: BCEWithLogitsLoss with the soft target ``share``, minimised by Newton's method
-    in float64 (the loss is convex in z; autograd gives its first and second derivatives)."""
+    in float64 (the loss is convex in z; autograd gives its first and second derivatives), until a step
+    no longer moves z beyond rounding (a handful of steps: Newton's method converges quadratically here)."""
     z = torch.zeros((), dtype=torch.float64, requires_grad=True)
     target = torch.tensor(share, dtype=torch.float64)
     weight = torch.tensor(pos_weight, dtype=torch.float64)
@@ -22,8 +23,11 @@ def best_logit(share: float, pos_weight: float) -> torch.Tensor:
         loss = F.binary_cross_entropy_with_logits(z, target, pos_weight=weight)
         (slope,) = torch.autograd.grad(loss, z, create_graph=True)
         (curvature,) = torch.autograd.grad(slope, z)
+        step = slope.detach() / curvature
         with torch.no_grad():
-            z -= slope / curvature
+            z -= step
+        if not bool(step.abs() > 1e-15 * (1 + z.detach().abs())):  # (a NaN step stops it too)
+            break
     return z.detach()
 
 
