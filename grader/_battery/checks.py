@@ -48,14 +48,47 @@ def figures_drawn() -> bool:
     return os.environ.get(NOT_DRAWN) != "1"
 
 
-def register(name: str, positional: tuple[str, ...] = ()) -> Callable[[Judge], Judge]:
+#: What a check computes the same for every student (its cases, torch's answers), by check:
+#: a function the autograder calls once, ahead, in the process its judges fork from.
+PREPARE: dict[str, Callable[[], Any]] = {}
+
+
+def register(name: str, positional: tuple[str, ...] = (),
+             prepare: Callable[[], Any] | None = None) -> Callable[[Judge], Judge]:
+    """Register a judge as the check ``name``; ``prepare``, if given, computes ahead, once, what
+    the judge computes the same for every student (:func:`prepare`)."""
     def add(fn: Judge) -> Judge:
         JUDGES[name] = fn
         if positional:
             POSITIONAL[name] = positional
+        if prepare is not None:
+            PREPARE[name] = prepare
         return fn
 
     return add
+
+
+def called_in(sources) -> list[str]:
+    """The checks of the course that the code ``sources`` (strings) calls, by name."""
+    import re
+
+    code = "\n".join(sources)
+    return [name for name in judges() if re.search(rf"\b{name}\s*\(", code)]
+
+
+def prepare(names) -> list[str]:
+    """Compute ahead, once in this process, what the checks ``names`` compute the same for every
+    student, so that every judge forked from it finds it done. Returns the checks prepared; one
+    whose preparation fails is left to compute it when it judges (and to say then what is wrong)."""
+    prepared = []
+    for name in names:
+        if name in judges() and name in PREPARE:
+            try:
+                PREPARE[name]()
+            except Exception:  # noqa: BLE001 - only a head start: the judge meets the problem and says it
+                continue
+            prepared.append(name)
+    return prepared
 
 
 def judges() -> dict[str, Judge]:

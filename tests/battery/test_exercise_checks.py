@@ -113,3 +113,23 @@ def test_checks_do_nothing_in_a_notebook_being_autograded(registered, monkeypatc
     monkeypatch.setenv(checks.JUDGED_ELSEWHERE, "1")
     assert grader.assert_prediction(0.1, "test-sigmoid-of-2") is None
     assert grader.assert_matches(lambda x, w: x, "test-logits") is None
+
+
+def test_the_checks_a_notebook_calls_are_found_in_its_code():
+    code = ["grader.assert_passes(binary_cross_entropy)\n",
+            "import grader.imbalance\ngrader.imbalance.assert_thresholds (thresholds, cases='edge')",
+            "# assert_trained is named in a comment, not called\nassert_prediction_of = 3"]
+    assert checks.called_in(code) == ["assert_passes", "assert_thresholds"]
+    assert checks.called_in([]) == []
+
+
+def test_a_check_prepares_ahead_once_and_a_failing_preparation_is_left_to_its_judge(monkeypatch):
+    done = []
+
+    def fails():
+        raise RuntimeError("no data here")
+
+    monkeypatch.setitem(checks.PREPARE, "assert_pos_weight", lambda: done.append("pos_weight"))
+    monkeypatch.setitem(checks.PREPARE, "assert_thresholds", fails)
+    prepared = checks.prepare(["assert_pos_weight", "assert_thresholds", "assert_passes", "assert_nothing"])
+    assert prepared == ["assert_pos_weight"] and done == ["pos_weight"]

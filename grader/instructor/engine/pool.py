@@ -105,11 +105,7 @@ def import_what_many_notebooks_use(released=()) -> None:
     from . import session
 
     for path in released:
-        try:
-            cells = json.loads(Path(path).read_text()).get("cells", [])
-            sources = ["".join(c.get("source", "")) for c in cells if c.get("cell_type") == "code"]
-        except (OSError, ValueError, AttributeError, TypeError):
-            continue  # only a head start: the notebooks run as they would without it
+        sources = _code_cells(path)  # (none: only a head start, the notebooks run as they would without it)
         prefix.prepare_what_it_imports(sources)
         session.transform_ahead(sources)
 
@@ -133,17 +129,19 @@ def import_what_the_judge_uses() -> None:
     patches.in_the_zygote()
 
 
-def compute_ahead(notebooks: int | None) -> None:
+def compute_ahead(notebooks: int | None, released=()) -> None:
     """For a run of at least :data:`PREPARE_FROM` notebooks (or an unknown number): run the
     battery once, and compute torch's answer to every case the judges ask, once, here, so that
     every worker inherits them (on the CPU: CUDA cannot start in a process that forks; a
-    worker computes those once). Then settle the heap before forking
+    worker computes those once), with what the other checks that the ``released`` notebooks
+    (paths) call compute the same for every student (:func:`checks.prepare`: the capstone's
+    trained models, its data). Then settle the heap before forking
     (:func:`child.settle_before_forking`)."""
     if notebooks is None or notebooks >= PREPARE_FROM:
         import torch.nn.functional as F
 
         import grader
-        from grader._battery import exercises, references
+        from grader._battery import checks, exercises, references
 
         def binary_cross_entropy(input, target, weight=None, reduction="mean"):
             return F.binary_cross_entropy(input, target, weight=weight, reduction=reduction)
@@ -151,7 +149,17 @@ def compute_ahead(notebooks: int | None) -> None:
         grader.check(binary_cross_entropy, devices=["cpu"])
         references.prepare(["cpu"])
         exercises.prepare()
+        checks.prepare(checks.called_in([code for path in released for code in _code_cells(path)]))
     child.settle_before_forking()
+
+
+def _code_cells(path: str) -> list[str]:
+    """The sources of the code cells of the notebook at ``path``; none where it cannot be read."""
+    try:
+        cells = json.loads(Path(path).read_text()).get("cells", [])
+        return ["".join(c.get("source", "")) for c in cells if c.get("cell_type") == "code"]
+    except (OSError, ValueError, AttributeError, TypeError):
+        return []
 
 
 def _read_what_tracebacks_show() -> None:
@@ -204,9 +212,10 @@ def _init_worker(lock_path: str, threads: int, jobs: int) -> None:
 
 
 def grade_all(workspace_root: str, db_url: str | None, tasks: list[tuple[str, str]], jobs: int,
-              progress: bool) -> list[tuple[str, str, bool, str]]:
+              progress: bool, begun: bool = False) -> list[tuple[str, str, bool, str]]:
     """Autograde ``tasks`` ((student, assignment) pairs) in ``jobs`` workers. Warms up and
-    starts the root forker first, unless :func:`main` already has."""
+    starts the root forker first, unless :func:`main` already has, and the shared beginnings,
+    unless ``begun`` says it has (:func:`begin`)."""
     import multiprocessing
     import warnings
 
@@ -224,9 +233,9 @@ def grade_all(workspace_root: str, db_url: str | None, tasks: list[tuple[str, st
     context = multiprocessing.get_context("fork")
     work = [(workspace_root, db_url, a, s) for s, a in tasks]
     results = []
-    prefix.SERVER_DIR = tempfile.mkdtemp(prefix="bce-engine-")  # the beginnings' processes keep their folders here
     try:
-        _start_beginnings(workspace_root, db_url, tasks)
+        if not begun:
+            begin(workspace_root, db_url, tasks)
         with context.Pool(jobs, initializer=_init_worker, initargs=(lock_path, threads, jobs)) as pool:
             iterator = _graded_in_turn(pool, work, jobs)
             if progress:
@@ -238,7 +247,7 @@ def grade_all(workspace_root: str, db_url: str | None, tasks: list[tuple[str, st
     except KeyboardInterrupt:  # asked to stop: the pool's workers are ended, what they finished is kept
         raise Stopped(results) from None
     finally:
-        shutil.rmtree(prefix.SERVER_DIR, ignore_errors=True)
+        _remove_beginnings_folder()
     return results
 
 
@@ -307,18 +316,30 @@ def _grade_timed(task):
     return task, time.perf_counter() - began, result
 
 
-def _start_beginnings(workspace_root: str, db_url: str | None, tasks) -> None:
+def begin(workspace_root: str, db_url: str | None, tasks, wait: bool = True) -> list:
     """Start, from the root forker, the shared beginning of every notebook of the assignments
-    with enough submissions to grade: they run while the workers start, once for all of them."""
+    with enough submissions to grade: they run while the workers start (or, from :func:`main`,
+    while this process computes ahead), once for all of them. Without ``wait``, the root forker
+    is only told, and the beginnings returned wait for :func:`prefix.started` before any worker
+    forks."""
     from collections import Counter
 
     from ..workspace import Workspace
     from .preprocessor import beginnings_worth_sharing
 
+    if prefix.SERVER_DIR is None:
+        prefix.SERVER_DIR = tempfile.mkdtemp(prefix="bce-engine-")  # the beginnings' processes keep their folders here
     config = Workspace(Path(workspace_root), db_url).config()
     beginnings = beginnings_worth_sharing(config, Counter(a for _, a in tasks))
-    prefix.start_for_workers(beginnings, forker.root())
+    told = prefix.start_for_workers(beginnings, forker.root(), wait)
     _scan_the_released([shared.notebook for shared, _ in beginnings])
+    return told
+
+
+def _remove_beginnings_folder() -> None:
+    if prefix.SERVER_DIR is not None:
+        shutil.rmtree(prefix.SERVER_DIR, ignore_errors=True)
+        prefix.SERVER_DIR = None
 
 
 def _scan_the_released(notebooks) -> None:
@@ -397,7 +418,6 @@ def main() -> None:
     holds it; it is set here, in the judge, before torch's answers are computed ahead (with the
     inputs it draws), and every worker inherits it."""
     from ..._battery import salt
-
     try:
         # never in the environment the root forker inherits (the command that starts this one leaves
         # it out, and sends it on stdin)
@@ -417,16 +437,27 @@ def main() -> None:
         if not first:
             return  # nothing to grade after all: the command that started the engine has closed its end
         salt.use(ahead.get("salt"))  # the judge's alone: the root forker has started already
-        compute_ahead(ahead.get("notebooks"))
+        job, told = None, []
+        if many:
+            # The job now, and the shared beginnings asked of the root forker: it forks them once it
+            # has warmed up, and they run on its core while this process computes ahead.
+            job = json.loads(sys.stdin.read())
+            told = begin(job["workspace"], job["db_url"], [tuple(t) for t in job["tasks"]], wait=False)
+        compute_ahead(ahead.get("notebooks"), ahead.get("released", []))
         if many:
             _scan_the_released(ahead.get("released", []))  # while the root forker warms up
             child.settle_before_forking()
-            forker.root().answer()  # before anything else is asked of it
-        job = json.loads(sys.stdin.read())
+            forker.root().answer()  # its warm-up done: it answers in the order it was asked
+            for beginning in told:
+                prefix.started(beginning, forker.root())
+        if job is None:
+            job = json.loads(sys.stdin.read())
         results, interrupted = grade_all(job["workspace"], job["db_url"], [tuple(t) for t in job["tasks"]],
-                                         job["jobs"], job["progress"]), False
+                                         job["jobs"], job["progress"], begun=many), False
     except Stopped as stopped:  # SIGINT from the command that started this one (its Ctrl-C)
         results, interrupted = stopped.results, True
     except KeyboardInterrupt:  # before any grading
         results, interrupted = [], True
+    finally:
+        _remove_beginnings_folder()
     sys.stdout.write(json.dumps({"results": results, "interrupted": interrupted}))

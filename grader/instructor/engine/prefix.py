@@ -226,10 +226,11 @@ class Beginning:
         shutil.rmtree(self.base, ignore_errors=True)
 
 
-def start(shared: SharedPrefix, timeout: int, via=None) -> Beginning:
+def start(shared: SharedPrefix, timeout: int, via=None, wait: bool = True) -> Beginning:
     """Start a process that runs ``shared``'s cells, forked by ``via`` (a forker that has never
     seen a submission: by default this process's own, :func:`forker.mine`). It runs while
-    this process goes on; :func:`connect` waits for it."""
+    this process goes on; :func:`connect` waits for it. Without ``wait``, the forker is only
+    told: it forks the process when it comes to it, and :func:`started` reads its reply."""
     base = tempfile.mkdtemp(prefix="bce-prefix-", dir=SERVER_DIR)
     folder = os.path.join(base, "work")
     os.mkdir(folder)
@@ -239,14 +240,26 @@ def start(shared: SharedPrefix, timeout: int, via=None) -> Beginning:
     shutil.copy(shared.notebook, os.path.join(folder, os.path.basename(shared.notebook)))
     beginning = Beginning(shared, timeout, None, base, file_digests(folder))
     control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    reply = (via or forker.mine()).ask({"op": "prefix", "folder": folder, "outputs": beginning.outputs,
-                                        "sources": list(shared.sources), "indices": list(shared.indices),
-                                        "timeout": timeout}, [theirs.fileno()])
+    via = via or forker.mine()
+    told = via.tell({"op": "prefix", "folder": folder, "outputs": beginning.outputs,
+                     "sources": list(shared.sources), "indices": list(shared.indices),
+                     "timeout": timeout}, [theirs.fileno()])
     theirs.close()
-    if reply and "pid" in reply:
-        beginning.control = control
-    else:
-        control.close()
+    beginning.control = control
+    if not told:
+        started(beginning, None)
+    elif wait:
+        started(beginning, via)
+    return beginning
+
+
+def started(beginning: Beginning, via) -> Beginning:
+    """``beginning`` as its forker ``via`` replied to :func:`start` (read now, in the order the
+    forker was told; None: it is gone): without a process, it has no control socket."""
+    reply = via.answer() if via is not None else None
+    if not (reply and "pid" in reply) and beginning.control is not None:
+        beginning.control.close()
+        beginning.control = None
     return beginning
 
 
@@ -373,15 +386,21 @@ def server(shared: SharedPrefix | None, timeout: int) -> PrefixServer | None:
     return found
 
 
-def start_for_workers(beginnings, via) -> None:
+def start_for_workers(beginnings, via, wait: bool = True) -> list[Beginning]:
     """In the engine's first process, before its workers fork: start the beginnings
     ``[(prefix, cell time limit)]`` worth sharing, all at once, each forked by ``via`` (the
-    root forker); every worker then connects to them instead of running its own."""
+    root forker); every worker then connects to them instead of running its own. Without
+    ``wait``, the root forker is only told (it forks them when it comes to them, after what it
+    was asked before): the beginnings returned wait for :func:`started`, in order, before any
+    worker forks."""
     global DECIDED
     DECIDED = True
+    told = []
     for shared, timeout in beginnings:
         if (shared, timeout) not in STARTED:
-            STARTED[(shared, timeout)] = start(shared, timeout, via)
+            STARTED[(shared, timeout)] = start(shared, timeout, via, wait)
+            told.append(STARTED[(shared, timeout)])
+    return [] if wait else told
 
 
 def close_servers() -> None:

@@ -236,3 +236,31 @@ def test_a_released_cell_is_compiled_ahead_and_its_code_named_after_the_cell_tha
     assert seen["ahead"] == [1, 3] and seen["fails"] == ["SyntaxError", True]  # nothing kept of that cell
     assert seen["frames"] == [seen["cell"], seen["cell"]]      # the function and its comprehension
     assert seen["transformed"] == [10, True]                   # the shell's own transformer applies
+
+
+AHEAD = textwrap.dedent('''
+    import json, sys
+    from pathlib import Path
+    from grader._battery import capstone, salt
+    from grader.instructor.engine import pool
+
+    salt.use("a course's secret")
+    released = {n: str(Path("notebooks") / f"{n}.ipynb") for n in ("01-bce-vector", "06-class-imbalance")}
+    trained = lambda: capstone._trained_logits.cache_info().currsize
+    seen = {}
+    pool.compute_ahead(2, [released["06-class-imbalance"]])  # two notebooks: each judge computes its own
+    seen["few"] = [trained(), "grader.imbalance" in sys.modules]
+    pool.compute_ahead(10, [released["01-bce-vector"]])  # no capstone check in this notebook
+    seen["other"] = [trained(), "grader.imbalance" in sys.modules]
+    pool.compute_ahead(10, [released["06-class-imbalance"]])
+    seen["capstone"] = [trained(), "grader.imbalance" in sys.modules]
+    print(json.dumps(seen))
+''')
+
+
+def test_told_that_many_notebooks_come_the_judge_computes_ahead_what_their_checks_share():
+    """The capstone's judges train two models and read the course's data, the same for every
+    student: for a run of many notebooks, the engine's first process does it once, before its
+    workers fork, where each worker would do it again."""
+    seen, _ = run_script(AHEAD)
+    assert seen == {"few": [0, False], "other": [0, False], "capstone": [2, True]}
