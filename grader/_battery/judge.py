@@ -93,6 +93,13 @@ class CaseJudgement:
                                      for k, v in self.args.items()}
         return dict(self.reference.inputs)
 
+    def _described(self, what: str, tensor: torch.Tensor) -> str:
+        """One of torch's tensors for this case (``what``: its result, a gradient) in words, written
+        once per process and kept with torch's answer, as the inputs are."""
+        if what not in self.reference.described:
+            self.reference.described[what] = describe_tensor(tensor)
+        return self.reference.described[what]
+
     def judge(self, answer: Any) -> None:
         """Decide the case from the student's answer."""
         case = self.case
@@ -164,7 +171,7 @@ class CaseJudgement:
             problems.append(f"device {seen.value_device} where torch gives {expected.device}")
         if problems:
             self.fail("output", "your result has " + " and ".join(problems),
-                      expected=describe_tensor(expected), actual=describe_tensor(value),
+                      expected=self._described("result", expected), actual=describe_tensor(value),
                       hint=HINTS["output"] if value.dtype == expected.dtype else HINTS["dtype"],
                       kind="cause" if value.dtype != expected.dtype else "")
         diff = compare(value, expected, rtol, atol, self.reference.exact[0]) if value.shape == expected.shape else None
@@ -175,7 +182,7 @@ class CaseJudgement:
             hint = case.hint
             if named is not None:
                 message, hint = named
-            self.fail(case.category, message, hint=hint, expected=describe_tensor(expected),
+            self.fail(case.category, message, hint=hint, expected=self._described("result", expected),
                       actual=describe_tensor(value), difference=diff)
             return
         problem = None if case.large else stateful.without_grad(seen.without_grad, expected, case.dtype,
@@ -218,8 +225,8 @@ class CaseJudgement:
             if diff is not None:
                 message, hint = diagnose.gradients(self.function, self.case, self.args, key, r, g) or (
                     f"the gradient with respect to {key!r} differs from torch's", HINTS["gradients"])
-                self.fail("gradients", message, expected=describe_tensor(r), actual=describe_tensor(g),
-                          difference=diff, hint=hint)
+                self.fail("gradients", message, expected=self._described("gradient " + key, r),
+                          actual=describe_tensor(g), difference=diff, hint=hint)
         if self.case.second_order and not self.failures:
             problem = stateful.second_problem(got, self.reference.second, rtol, atol)
             if problem:

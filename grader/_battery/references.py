@@ -99,6 +99,8 @@ class Reference:
     second: tuple | None = None  # for a case of second derivatives, the gradient of (gradients * upstream).sum()
     exact: tuple = (None, None)  # the same result and gradients computed in float64 (recompute.exact)
     inputs: dict | None = None  # the arguments in words, for a failure's report (written on first use)
+    #: torch's result and gradients in words, for a failure's report (written on first use), by what they are
+    described: dict = field(default_factory=dict)
     #: the case's request as sent to a notebook's process, by time limit (:class:`wire.Kept`)
     requests: dict = field(default_factory=dict)
     #: the results of the mistakes a diagnosis recomputes for this case (:func:`diagnose.values`)

@@ -528,3 +528,22 @@ def test_the_mistakes_recomputed_for_a_case_are_kept_for_the_next_diagnosis():
     diagnose.values(BCE, case(), {"input": large[0], "target": large[1]},
                     F.binary_cross_entropy(*large), F.binary_cross_entropy(*large, reduction="sum"), kept=none_kept)
     assert none_kept == {}
+
+
+def test_a_diagnosis_calls_values_close_exactly_where_compare_finds_nothing_that_differs():
+    """recompute._close, which a diagnosis asks of every mistake it knows, is compare's verdict
+    (every pair of edge values, each scale of the tolerance), in one operation."""
+    import itertools
+
+    from grader._battery.answers import compare
+    from grader._battery.recompute import _close, _tolerance
+
+    edges = [0.0, -0.0, 1.0, -1.0, 1e-8, 5e-324, 1e308, float("inf"), float("-inf"), float("nan"), 0.5, 0.5000001,
+             100.0, 100.001]
+    for dtype, scale in itertools.product((torch.float32, torch.float16, torch.float64), (1.0, 2.0)):
+        case = Case("any", "shapes", lambda g: {}, dtype=dtype)
+        rtol, atol = _tolerance(case)
+        for a, e in itertools.product(edges, edges):
+            actual, other = torch.tensor([a, 0.25], dtype=torch.float64), torch.tensor([e, 0.25], dtype=torch.float64)
+            assert _close(actual, other, case, scale) == (compare(actual, other, scale * rtol, scale * atol) is None)
+    assert not _close(torch.zeros(2), torch.zeros(3), case) and not _close(torch.zeros(2), None, case)

@@ -327,3 +327,22 @@ def test_what_the_judge_read_in_the_source_fails_own_work_with_its_place():
     assert report.failed_categories() == ["own work"]
     assert "cell 5, line 3: F.binary_cross_entropy" in str(report)
     assert battery(tampered(lambda request, answer: answer), BCE, devices=["cpu"]).passed
+
+
+def test_torchs_result_in_a_failures_words_is_written_once_and_kept_with_its_answer(monkeypatch):
+    """What a failure says torch gives is the same for every student: written on the first failure
+    of the case, then read from torch's answer, where the student's own result is written each time."""
+    from grader._battery import judge, references
+    from implementations import bce_ignores_reduction
+
+    first = battery(checks.local(bce_ignores_reduction), BCE, categories=["reductions"], devices=["cpu"])
+    failed = [f for f in first.failures if f.expected]
+    assert failed
+    kept = {r.described.get("result") for r in references._REFERENCES.values()}
+    assert {f.expected for f in failed} <= kept
+    described = []
+    monkeypatch.setattr(judge, "describe_tensor", lambda t: described.append(t) or "")
+    again = battery(checks.local(bce_ignores_reduction), BCE, categories=["reductions"], devices=["cpu"])
+    assert [f.expected for f in again.failures if f.expected] == [f.expected for f in failed]
+    torchs = [r.expected for r in references._REFERENCES.values() if r.expected is not None]
+    assert described and not any(t is e for t in described for e in torchs)  # the student's results only
