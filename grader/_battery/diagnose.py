@@ -49,32 +49,47 @@ def values(function, case, args, expected, actual, kept: dict | None = None):
     return None
 
 
-#: The most elements a case's input may have for the results of its mistakes to be kept.
+#: The most elements a mistake's result may have to be kept (a larger one's shape is kept instead).
 KEPT_UP_TO = 1 << 16
 
 
 def _recomputed(function, case, args, e, a, kept: dict | None = None):
     """The first mistake whose recomputed result equals the student's and differs from torch's.
     The results depend on the case's arguments alone: they are taken from ``kept``, or computed
-    and kept there for the next student's diagnosis (small cases only)."""
+    and kept there for the next student's diagnosis. A result of more than :data:`KEPT_UP_TO`
+    elements (the per-element losses of a large case) is not kept, only its shape: it is computed
+    again only for a student's result of that shape."""
     if function in GRADIENTS or args["input"].numel() < 2:
         return None
-    if kept is None or args["input"].numel() > KEPT_UP_TO:
+    if kept is None:
         kept = {}  # computed for this diagnosis alone
     mistakes = (m for make in (_reduction_mistakes, _weight_mistakes, _pos_weight_mistakes,
                                _probability_mistakes, _sigmoid_mistakes) for m in make(function, args))
     for index, (compute, message, hint) in enumerate(mistakes):
-        if index not in kept:
-            try:
-                kept[index] = compute()
-            except RuntimeError:  # the mistake is impossible with these shapes
-                kept[index] = None
-        candidate = kept[index]
+        candidate = kept.get(index, _UNKNOWN)
+        if isinstance(candidate, torch.Size):
+            if candidate != a.shape:
+                continue  # a result of another shape than the student's is not theirs
+            candidate = _computed(compute)
+        elif candidate is _UNKNOWN:
+            candidate = _computed(compute)
+            kept[index] = candidate if candidate is None or candidate.numel() <= KEPT_UP_TO else candidate.shape
         if candidate is None or (a.dim() == 0 and not bool(torch.isfinite(candidate).all())):
             continue  # a single inf or nan is no evidence of one mistake
         if _close(a, candidate, case, 2) and not _close(candidate, e, case):
             return message, hint
     return None
+
+
+_UNKNOWN = object()
+
+
+def _computed(compute):
+    """A mistake's result; None where the mistake is impossible with these shapes."""
+    try:
+        return compute()
+    except RuntimeError:
+        return None
 
 
 def _reduction_mistakes(function, args):

@@ -504,10 +504,12 @@ def test_an_unrelated_mistake_gets_no_named_diagnosis():
                             "gradient with respect to") for m in compared), compared
 
 
-def test_the_mistakes_recomputed_for_a_case_are_kept_for_the_next_diagnosis():
+def test_the_mistakes_recomputed_for_a_case_are_kept_for_the_next_diagnosis(monkeypatch):
     """What a diagnosis recomputes depends on the case's arguments alone: kept with torch's
     answer (``kept``), the next student's diagnosis of the case takes it from there and names
-    the same mistake; a large case keeps nothing."""
+    the same mistake. Of a large case, the results of its mistakes are kept where they are small
+    (a reduction); a large one (the per-element losses) keeps only its shape, and is computed again
+    only for a result of that shape."""
     p, y = probabilities(4, 5), targets(4, 5)
     args = {"input": p, "target": y}
     summed = F.binary_cross_entropy(p, y, reduction="sum")
@@ -524,10 +526,20 @@ def test_the_mistakes_recomputed_for_a_case_are_kept_for_the_next_diagnosis():
     assert moved == first
     assert diagnose.values(BCE, case(), args, F.binary_cross_entropy(p, y), summed, kept=None) == first
     large = probabilities(diagnose.KEPT_UP_TO + 1), targets(diagnose.KEPT_UP_TO + 1)
-    none_kept = {}
-    diagnose.values(BCE, case(), {"input": large[0], "target": large[1]},
-                    F.binary_cross_entropy(*large), F.binary_cross_entropy(*large, reduction="sum"), kept=none_kept)
-    assert none_kept == {}
+    large_args, mean = {"input": large[0], "target": large[1]}, F.binary_cross_entropy(*large)
+    per_element = F.binary_cross_entropy(*large, reduction="none")
+    kept_large = {}
+    named = diagnose.values(BCE, case(), large_args, mean, per_element, kept=kept_large)
+    assert named is not None and "per-element" in named[0]
+    sizes = [v for v in kept_large.values() if isinstance(v, torch.Size)]
+    assert sizes == [per_element.shape]  # the per-element losses: their shape, not their 4 MB
+    assert all(v is None or v.numel() <= diagnose.KEPT_UP_TO for v in kept_large.values() if v is not sizes[0])
+    assert diagnose.values(BCE, case(), large_args, mean, per_element, kept=kept_large) == named  # computed again
+    computed, compute_one = [], diagnose._computed
+    monkeypatch.setattr(diagnose, "_computed", lambda compute: computed.append(compute_one(compute)) or computed[-1])
+    assert diagnose.values(BCE, case(), large_args, mean, torch.tensor(123.0), kept=kept_large) is None
+    assert all(r is None or r.numel() <= diagnose.KEPT_UP_TO for r in computed)  # not the per-element losses
+    assert sizes[0] in kept_large.values()
 
 
 def test_a_diagnosis_calls_values_close_exactly_where_compare_finds_nothing_that_differs():
