@@ -11,12 +11,15 @@ while this process, on another core, imports what the judge uses (nbgrader). Tol
 notebooks it will grade, and the course's autograding secret (which it sets in its judge
 only, :mod:`grader._battery.salt`: the root forker, and so every notebook's process, started
 before this process read it), this process computes ahead what they all need (the battery run
-once, torch's answers to every case, on inputs drawn with the secret; for four notebooks or
-more, when the forker also warms up more) and freezes its heap. Only then does it read its
-job, start the shared beginnings of the assignments with enough submissions
-(:mod:`grader.instructor.engine.prefix`), and fork ``--jobs`` workers, each running
-nbgrader's own autograde with :class:`~grader.instructor.engine.preprocessor.WarmExecute`
-and taking turns to write to the gradebook.
+once, torch's answers to every case, on inputs drawn with the secret, and what the other
+checks of the released notebooks share, such as the capstone's trained models; for four
+notebooks or more, when the forker also warms up more) and freezes its heap. For that many, it
+reads its job first and asks the root forker for the shared beginnings of the assignments with
+enough submissions (:mod:`grader.instructor.engine.prefix`), which the forker starts once it has
+warmed up and which run meanwhile; for fewer, it starts them after. Then it forks ``--jobs``
+workers, each running nbgrader's own autograde with
+:class:`~grader.instructor.engine.preprocessor.WarmExecute` and taking turns to write to the
+gradebook.
 """
 
 from __future__ import annotations
