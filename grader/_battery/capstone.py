@@ -153,7 +153,9 @@ def _what_went_wrong(answer: Any, limit: float) -> str | None:
     return None
 
 
-@register("assert_pos_weight", prepare=lambda: _prepare_pos_weight())
+# prepared ahead (checks.prepare): every case's labels, read or drawn, and the metrics' module imported
+@register("assert_pos_weight", prepare=lambda: [_balance(labels) for group in _CASE_GROUPS
+                                               for _, labels in pos_weight_cases(group)])
 def judge_pos_weight(params: dict, subject: str | None, ask: Ask) -> list[str]:
     """For every case, ask for the student's ``pos_weight`` of its labels, and compare it
     with negatives over positives, computed here."""
@@ -179,14 +181,6 @@ def judge_pos_weight(params: dict, subject: str | None, ask: Ask) -> list[str]:
                 problems.append(f"{name}: your function changed the labels it was given, in place; leave them as "
                                 "they are")
     return problems
-
-
-def _prepare_pos_weight() -> None:
-    """Ahead of the judges (:func:`checks.prepare`): the labels of every case, read or drawn, and the
-    metrics' module, imported."""
-    for group in _CASE_GROUPS:
-        for _, labels in pos_weight_cases(group):
-            _balance(labels)
 
 
 # --- thresholds that reach a target recall ---------------------------------------------------------
@@ -339,7 +333,8 @@ def _judge_thresholds(logits: torch.Tensor, labels: torch.Tensor, recall: float,
     return None
 
 
-@register("assert_thresholds", prepare=lambda: [threshold_cases(g) for g in _CASE_GROUPS])
+# prepared ahead: the models trained on the course's data, and the made-up cases drawn
+@register("assert_thresholds", prepare=lambda: [threshold_cases(group) for group in _CASE_GROUPS])
 def judge_thresholds(params: dict, subject: str | None, ask: Ask) -> list[str]:
     """For every case, ask for the student's thresholds and check, with the case's own logits and
     labels, the recall they reach and the rows they call positive."""
@@ -449,13 +444,9 @@ def judge_trained_model(settings: dict, model: dict[str, torch.Tensor]) -> list[
     return problems
 
 
-def _prepare_trained() -> None:
-    """Ahead of the judges: the held-out digits read, and the metrics' module imported."""
-    held_out_scores(torch.zeros(len(datasets.PROPERTIES), len(datasets.DIGIT_PIXELS)),
-                    torch.zeros(len(datasets.PROPERTIES)))
-
-
-@register("assert_trained", prepare=lambda: _prepare_trained())
+# prepared ahead: the held-out digits read, and the metrics' module imported
+@register("assert_trained", prepare=lambda: held_out_scores(
+    torch.zeros(len(datasets.PROPERTIES), len(datasets.DIGIT_PIXELS)), torch.zeros(len(datasets.PROPERTIES))))
 def judge_trained(params: dict, subject: str | None, ask: Ask) -> list[str]:
     settings = trained_settings(params)
     model, wrong = trained_model(ask)

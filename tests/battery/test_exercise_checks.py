@@ -129,6 +129,7 @@ def test_a_check_prepares_ahead_once_and_a_failing_preparation_is_left_to_its_ju
     def fails():
         raise RuntimeError("no data here")
 
+    checks.judges()  # every check registered (the capstone's with their own preparations) before they are replaced
     monkeypatch.setitem(checks.PREPARE, "assert_pos_weight", lambda: done.append("pos_weight"))
     monkeypatch.setitem(checks.PREPARE, "assert_thresholds", fails)
     prepared = checks.prepare(["assert_pos_weight", "assert_thresholds", "assert_passes", "assert_nothing"])
