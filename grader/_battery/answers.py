@@ -26,17 +26,21 @@ def compare(actual: torch.Tensor, expected: torch.Tensor, rtol: float, atol: flo
     return found
 
 
+def close(actual: torch.Tensor, expected: torch.Tensor, rtol: float, atol: float) -> bool:
+    """Whether :func:`compare` finds nothing that differs, of two tensors of the same shape: torch's
+    own closeness (|a - e| <= atol + rtol * |e|, nan with nan, an infinity with the same one), in
+    float64, one operation, without working out what differs."""
+    a, e = (t.detach().to("cpu", torch.float64) for t in (actual, expected))
+    return bool(torch.isclose(a, e, rtol=rtol, atol=atol, equal_nan=True).all())
+
+
 def _compare(actual: torch.Tensor, expected: torch.Tensor, rtol: float, atol: float) -> dict | None:
+    if actual.shape != expected.shape:
+        return {"reason": f"shape {tuple(actual.shape)} instead of {tuple(expected.shape)}"}
+    if close(actual, expected, rtol, atol):  # exactly the test below, where it holds everywhere
+        return None
     a = actual.detach().to("cpu", torch.float64)
     e = expected.detach().to("cpu", torch.float64)
-    if a.shape != e.shape:
-        return {"reason": f"shape {tuple(a.shape)} instead of {tuple(e.shape)}"}
-    if a.numel() == 0:
-        return None
-    # torch's own closeness (|a - e| <= atol + rtol * |e|, nan with nan, an infinity with the same
-    # one) is exactly the test below: when it holds everywhere, nothing differs
-    if bool(torch.isclose(a, e, rtol=rtol, atol=atol, equal_nan=True).all()):
-        return None
     allowed = atol + rtol * e.abs()
     nan_mismatch = a.isnan() != e.isnan()
     both_inf = a.isinf() & e.isinf()

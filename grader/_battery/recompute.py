@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn import _reduction as legacy
 
+from .answers import close
 from .cases import TOLERANCES, base_loss
 
 #: The deprecated arguments that, when given, decide the reduction instead of ``reduction``.
@@ -26,15 +27,13 @@ def _tolerance(case) -> tuple[float, float]:
 
 
 def _close(actual, other, case, scale: float = 1.0) -> bool:
-    """Whether ``actual`` equals ``other`` within ``scale`` times the tolerance: where :func:`.answers.compare`
-    finds nothing that differs (nan with nan, the same infinity, else finitely within atol + rtol *
-    |other|), which is torch's own closeness, one operation. A diagnosis asks this of every mistake it
-    knows, for every case a wrong function fails: what differs, which compare then works out, is not
-    needed here."""
+    """Whether ``actual`` equals ``other`` within ``scale`` times the tolerance (:func:`.answers.close`:
+    a diagnosis asks this of every mistake it knows, for every case a wrong function fails, and needs
+    no account of what differs)."""
     if other is None or other.shape != actual.shape:
         return False
     rtol, atol = _tolerance(case)
-    return bool(torch.isclose(_f64(actual), _f64(other), rtol=scale * rtol, atol=scale * atol, equal_nan=True).all())
+    return close(actual, other, scale * rtol, scale * atol)
 
 
 def _bad(actual, expected, case) -> torch.Tensor:

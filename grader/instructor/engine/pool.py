@@ -421,6 +421,7 @@ def main() -> None:
     holds it; it is set here, in the judge, before torch's answers are computed ahead (with the
     inputs it draws), and every worker inherits it."""
     from ..._battery import salt
+
     try:
         # never in the environment the root forker inherits (the command that starts this one leaves
         # it out, and sends it on stdin)
