@@ -12,9 +12,12 @@ per notebook on average, in seconds of the worker that graded it:
 * nbgrader's part around it (reading and writing the notebook, the gradebook, its preprocessors);
 
 then the functions that took most time themselves (tottime), waiting on the process left out.
-The notebook's process is another process: its time shows here as waiting for it.
+The notebook's process is another process: its time shows here as waiting for it. So the
+processor time of the notebook's process, measured from outside (by the kernel's count, not under
+cProfile: grader/instructor/engine/profiling.py), follows: its cells, its answers to the judge,
+per kind of student and assignment, and the cells that took most of it.
 
-    python benchmarks/notebook_profile.py [--students 12] [--jobs N] [--top 30]
+    python benchmarks/notebook_profile.py [--students 12] [--jobs N] [--top 30] [--keep FOLDER]
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import pstats
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -62,11 +66,18 @@ def through(stats: pstats.Stats, callee: tuple[str, str], caller: tuple[str, str
     return total
 
 
+def waiting_for_cells(stats: pstats.Stats) -> float:
+    """The time ``execute.listen`` waited for the notebook's process to send its cells' outputs
+    (``Channel.next``, which the worker measures through ``profiling``'s wrapper)."""
+    return through(stats, ("engine/execute.py", "next"), ("engine/execute.py", "listen")) \
+        + through(stats, ("engine/profiling.py", "timed_next"), ("engine/execute.py", "listen"))
+
+
 def report(stats: pstats.Stats, notebooks: int, top: int) -> None:
     per = 1.0 / notebooks
     whole = cumulative(stats, "engine/pool.py", "_grade")
     execute = cumulative(stats, "engine/execute.py", "execute")
-    cells = through(stats, ("engine/execute.py", "next"), ("engine/execute.py", "listen"))
+    cells = waiting_for_cells(stats)
     asked = cumulative(stats, "engine/execute.py", "ask", ASK)
     judged = cumulative(stats, "instructor/verdict.py", "judge_test_cell")
     scanned = cumulative(stats, "scan/__init__.py", "__init__") + cumulative(stats, "scan/__init__.py", "suspicious") \
@@ -103,7 +114,7 @@ def by_assignment(files: list[Path]) -> None:
         row = found.setdefault(assignment, [0, 0.0, 0.0, 0.0])
         row[0] += 1
         row[1] += cumulative(stats, "engine/pool.py", "_grade")
-        row[2] += through(stats, ("engine/execute.py", "next"), ("engine/execute.py", "listen"))
+        row[2] += waiting_for_cells(stats)
         row[3] += cumulative(stats, "engine/execute.py", "ask", ASK)
     print("\nper assignment, average per notebook:  whole / waiting for its cells / waiting for its answers")
     for assignment, (count, whole, cells, asked) in sorted(found.items()):
@@ -111,11 +122,68 @@ def by_assignment(files: list[Path]) -> None:
               f"{1000 * asked / count:7.1f} ms")
 
 
+KINDS = ("correct", "first only", "blank", "mistake")
+
+
+def kind(student: str) -> str:
+    """The kind of answers benchmarks/autograde.py's build_class gave ``student``."""
+    number = int(student[len("student"):])
+    return KINDS[number % 4] + (", edited" if number % 5 == 4 else "")
+
+
+def process_time(files: list[Path], released: dict[str, Path], top: int) -> None:
+    """The notebook's processes' processor time, from the .cpu.json beside each profile."""
+    import json
+
+    import nbformat
+
+    rows, cells = [], {}
+    for path in files:
+        measured = json.loads(path.with_suffix("").with_suffix(".cpu.json").read_text())
+        student, assignment = path.stem.split("-", 1)
+        ran = {int(k): v for k, v in measured["cells"].items()}
+        first = measured["first"]
+        rows.append((kind(student), assignment, sum(ran.values()), ran.get(first, 0.0), measured["answers"],
+                     measured["requests"]))
+        for index, seconds in ran.items():
+            if index != first:
+                cells.setdefault((assignment, index), []).append(seconds)
+    count = len(rows)
+    total = sum(r[2] + r[4] for r in rows)
+    print(f"\nthe notebook's process, processor time per notebook (average of {count}, outside cProfile):")
+    for name, seconds in [("all of it (the time after its last message left out)", total),
+                          ("  its cells", sum(r[2] for r in rows)),
+                          ("    of which the first cell it ran, with the process's start", sum(r[3] for r in rows)),
+                          ("  answering the judge's requests", sum(r[4] for r in rows))]:
+        print(f"  {name:72s} {1000 * seconds / count:8.1f} ms  {100 * seconds / total:5.1f} %")
+    print(f"  {'requests answered':72s} {sum(r[5] for r in rows) / count:8.1f}")
+    assignments = sorted({r[1] for r in rows})
+    print("\nits cells / its answers, ms per notebook, by kind of student:")
+    print(" " * 22 + "".join(f"{a[:2]:>14}" for a in assignments))
+    for k in sorted({r[0] for r in rows}, key=lambda k: (KINDS.index(k.split(",")[0]), k)):
+        line = f"  {k:20s}"
+        for a in assignments:
+            mine = [r for r in rows if r[0] == k and r[1] == a]
+            line += (f"{1000 * sum(r[2] for r in mine) / len(mine):8.0f} /{1000 * sum(r[4] for r in mine) / len(mine):4.0f}"
+                     if mine else f"{'-':>14}")
+        print(line)
+    print(f"\nthe {top} cells (first cells run left out) that took most processor time in all:")
+    sources = {a: nbformat.read(p, as_version=4) for a, p in released.items()}
+    for (assignment, index), times in sorted(cells.items(), key=lambda kv: -sum(kv[1]))[:top]:
+        nb = sources.get(assignment)
+        first_line = nb.cells[index].source.strip().splitlines()[0][:60] if nb and index < len(nb.cells) \
+            and nb.cells[index].source.strip() else ""
+        print(f"  {1000 * sum(times) / count:7.1f} ms per notebook  {assignment[:2]} cell {index + 1:3d}, "
+              f"{len(times):3d} runs of {1000 * sum(times) / len(times):6.1f} ms  {first_line}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--students", type=int, default=12)
     parser.add_argument("--jobs", type=int, default=None)
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="a folder to copy the profiles to, one per notebook, for pstats")
     args = parser.parse_args()
     import secrets
     import warnings
@@ -138,12 +206,17 @@ def main() -> int:
         finally:
             del os.environ[PROFILE]
         files = sorted(folder.glob("*.prof"))
+        if args.keep is not None:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            for path in folder.iterdir():
+                shutil.copy(path, args.keep / path.name)
         print(f"{args.students} students, {notebooks} notebooks, {len(files)} profiled, {os.cpu_count()} cores\n")
         if not files:
             print("no profile was written")
             return 1
         report(pstats.Stats(*map(str, files)), len(files), args.top)
         by_assignment(files)
+        process_time(files, workspace.released(), args.top)
     return 0
 
 

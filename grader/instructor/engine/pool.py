@@ -297,8 +297,8 @@ def _next(waiting: list, seconds: dict, tail: int) -> int:
     return max(range(len(waiting)), key=expected)
 
 
-#: A folder in which each worker writes a profile of every notebook it grades (cProfile's,
-#: one file per notebook), when the engine's environment names one: see benchmarks/notebook_profile.py.
+#: A folder in which each worker writes a profile of every notebook it grades, when the engine's
+#: environment names one (:mod:`~grader.instructor.engine.profiling`).
 PROFILE = "BCE_ENGINE_PROFILE"
 
 
@@ -309,11 +309,9 @@ def _grade_timed(task):
     began = time.perf_counter()
     folder = os.environ.get(PROFILE)
     if folder:
-        import cProfile
+        from . import profiling
 
-        profile = cProfile.Profile()
-        result = profile.runcall(_grade, task)
-        profile.dump_stats(os.path.join(folder, f"{task[3]}-{task[2]}.prof"))
+        result = profiling.profiled(_grade, task, folder)
     else:
         result = _grade(task)
     return task, time.perf_counter() - began, result
