@@ -2,6 +2,8 @@
 
 A student's check cell should feel instant: the target is under 1 s once warm
 and under 2 s from a cold start (a fresh process: import, then the first run).
+A failing check's report draws the student's curve against torch's: gathering
+it takes under 0.5 s, whether the function is asked once per curve or once per point.
 Times are medians over repeated runs in this same process, because these
 machines are noisy; the cold start is measured in fresh subprocesses.
 
@@ -21,6 +23,10 @@ import torch
 import torch.nn.functional as F
 
 WARM_TARGET, COLD_TARGET = 1.0, 2.0
+#: Gathering the report's figure (grader._battery.sweep) for a function that passes: its curves,
+#: torch's and the student's. Asked once per curve, or once per point for a function without
+#: ``reduction``.
+SWEEP_TARGET = 0.5
 
 # A correct implementation of each function, as a student would write it.
 STUDENT = '''
@@ -120,6 +126,30 @@ def main() -> int:
         ok &= warm < WARM_TARGET
         print(f"{name} battery, warm: {warm:.3f} s (median of {args.repeat}), "
               f"{warm / torch_call:,.0f} x one torch call; target < {WARM_TARGET:g} s: {verdict}")
+
+    from grader._battery import checks, observe, sweep
+
+    def point_by_point(input, target):  # no reduction: the sweep asks it once per point
+        return namespace["binary_cross_entropy"](input, target)
+
+    for name, fn, function in [("per curve", namespace["binary_cross_entropy"], "binary_cross_entropy"),
+                               ("per curve", namespace["binary_cross_entropy_with_logits"],
+                                "binary_cross_entropy_with_logits"),
+                               ("point by point", point_by_point, "binary_cross_entropy")]:
+        def gather():
+            return sweep.gather(checks.local(fn), function, observe.describe(fn), "cpu", 5.0)
+
+        gather()  # warm up
+        runs = []
+        for _ in range(args.repeat):
+            started = time.perf_counter()
+            gather()
+            runs.append(time.perf_counter() - started)
+        took = statistics.median(runs)
+        verdict = "ok" if took < SWEEP_TARGET else "OVER TARGET"
+        ok &= took < SWEEP_TARGET
+        print(f"the report's figure of {function}, asked {name}: {took:.3f} s (median of {args.repeat}), "
+              f"{took / torch_call:,.0f} x one torch call; target < {SWEEP_TARGET:g} s: {verdict}")
 
     imports, firsts = [], []
     for _ in range(args.repeat):

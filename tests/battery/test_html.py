@@ -8,7 +8,6 @@ import io
 import math
 import subprocess
 import sys
-import time
 from html.parser import HTMLParser
 
 import PIL.Image
@@ -439,15 +438,20 @@ def test_the_logits_gradient_is_sigmoid_minus_the_target():
 @pytest.mark.parametrize("fn, function", [(impl.bce_direct, BCE), (impl.BCELossModule, BCE),
                                           (impl.logits_stable, BCE_WITH_LOGITS)],
                          ids=lambda v: getattr(v, "__name__", v))
-def test_gathering_for_a_correct_function_is_quick(fn, function):
-    def binary_cross_entropy(input, target):  # point by point
+def test_gathering_asks_a_correct_function_once_per_curve_and_one_without_reduction_once_per_point(fn, function):
+    # (how long gathering takes is measured by benchmarks/battery.py)
+    ask = counting(fn)
+    s = gathered(fn, function, ask=ask)
+    assert len(ask.asked) == len(sweep.TARGETS) and len(s.x) == sweep.FINE_POINTS
+    assert all(request["args"]["input"].numel() == sweep.FINE_POINTS for request in ask.asked)
+
+    def binary_cross_entropy(input, target):  # no reduction: asked point by point, on fewer points
         return impl.bce_direct(input, target)
 
-    for subject, name in ((fn, function), (binary_cross_entropy, BCE)):
-        gathered(subject, name)  # warm
-        started = time.perf_counter()
-        gathered(subject, name)
-        assert time.perf_counter() - started < 0.5  # about 0.02 s point by point, 1 ms per curve
+    ask = counting(binary_cross_entropy)
+    s = gathered(binary_cross_entropy, BCE, ask=ask)
+    assert len(s.x) == sweep.COARSE_POINTS and len(ask.asked) == len(sweep.TARGETS) * sweep.COARSE_POINTS
+    assert_close(s.series[0]["yours"], s.series[0]["torch"])
 
 
 # --- the figure ---------------------------------------------------------------------------------
