@@ -1,8 +1,10 @@
 """Shared beginnings: the code cells every student received before their first answer,
-run once per worker, and forked from for every notebook that begins with them unchanged.
+run once per run of the engine, and forked from for every notebook that begins with them
+unchanged, whichever worker grades it.
 
-The process that runs a beginning is forked from the worker's forker
-(:mod:`grader.instructor.engine.forker`), so it has never seen a submission; it runs
+The process that runs a beginning is forked from a forker that has never seen a submission
+(:mod:`grader.instructor.engine.forker`; in a run of many notebooks, the engine's root
+forker, before any worker starts: :func:`grader.instructor.engine.pool.begin`); it runs
 the instructor's cells, in a folder of its own holding the released files, then forks
 a process for every notebook that begins with those cells, which reads its own job after
 the fork and enters the sandbox as any notebook's process does.
