@@ -33,6 +33,28 @@ def root() -> Path:
     return ROOT
 
 
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    """Debian's Chromium, driven by Playwright, for the tests that open pages in it (the lab, feedback):
+    one per test module."""
+    from playwright.sync_api import sync_playwright
+
+    from browser_lab import CHROMIUM, launch_chromium
+
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: the browser tests drive Debian's Chromium. Install it with: "
+                    "sudo apt-get update && sudo apt-get install -y chromium (never `playwright install`).",
+                    pytrace=False)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TMPDIR", str(tmp_path_factory.mktemp("chromium")))  # its profile goes there
+        with sync_playwright() as playwright:
+            launched = launch_chromium(playwright, CHROMIUM)
+            try:
+                yield launched
+            finally:
+                launched.close()
+
+
 def pytest_collection_modifyitems(config, items):
     if os.environ.get("PYTEST_XDIST_WORKER"):  # every worker collects, and orders, the same way
         rank = {name: index for index, name in enumerate(LONGEST_FIRST)}

@@ -27,11 +27,11 @@ import PIL.Image
 import PIL.ImageChops
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
-from browser_lab import (ARM_KERNEL_STEP, ARTIFACTS, CHROMIUM, ERROR_OUTPUT, EXPLORER, IMAGE_LOADED,
+from browser_lab import (ARM_KERNEL_STEP, ARTIFACTS, ERROR_OUTPUT, EXPLORER, IMAGE_LOADED,
                          KERNEL_STEP_DONE, KERNEL_STEP_RESULT, SET_THEME, STEP_RESULT,
-                         VIEWPORT, LabError, kernel_errors, launch_chromium, luminance, open_and_run_all,
+                         VIEWPORT, LabError, kernel_errors, luminance, open_and_run_all,
                          press_on, running_lab, timed_step)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -66,27 +66,6 @@ NOTEBOOKS = [
 KEYS = ["ArrowRight"] * 3 + ["ArrowLeft"] * 3 + ["PageUp", "PageDown"]
 # A value as a person writes it: a short number or words; never float noise (3.6000000000000005).
 HUMAN_VALUE = re.compile(r"-?\d{1,4}(\.\d{1,3})?|[A-Za-z][\w ,:()\[\].-]{0,40}")
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Path:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: the browser test drives Debian's Chromium. "
-                    "Install it with: sudo apt-get update && sudo apt-get install -y chromium "
-                    "(never `playwright install`).", pytrace=False)
-    return CHROMIUM
-
-
-@pytest.fixture(scope="module")
-def browser(chromium, tmp_path_factory):
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("TMPDIR", str(tmp_path_factory.mktemp("chromium")))  # its profile goes there
-        with sync_playwright() as playwright:
-            browser = launch_chromium(playwright, chromium)
-            try:
-                yield browser
-            finally:
-                browser.close()
 
 
 @pytest.fixture(scope="module")
