@@ -237,6 +237,13 @@ def test_zip_members_cannot_climb_out(course, tmp_path):
 
 # --- damaged notebooks and archives ------------------------------------------------------------
 
+def deeply_nested(levels: int) -> dict:
+    nested: dict = {}
+    for _ in range(levels):
+        nested = {"a": nested}
+    return nested
+
+
 def damaged(build, change) -> str:
     nb = json.loads(build.notebook(A1))
     change(next(c for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id")))
@@ -254,6 +261,7 @@ def test_damaged_metadata_is_reported_and_the_rest_collected(course):
     (src / f"mia_{A1}.ipynb").write_text(json.dumps({**json.loads(build.notebook(A1)), "cells": {"a": 1}}))
     (src / f"ned_{A1}.ipynb").write_bytes(b"\xff\xfe\x00garbage")
     (src / f"olga_{A1}.ipynb").write_text("[" * 100_000)  # nesting deep enough to break a recursive parser
+    (src / f"pia_{A1}.ipynb").write_text(damaged(build, lambda c: c["metadata"].update(deep=deeply_nested(700))))
     (src / "readme.txt").write_text("not a notebook, not considered")
 
     report = run(ws, [src])
@@ -265,9 +273,12 @@ def test_damaged_metadata_is_reported_and_the_rest_collected(course):
     assert "'grade_id' = a number" in problem(report, f"ken_{A1}.ipynb")
     assert "'points' = a text" in problem(report, f"leo_{A1}.ipynb")
     assert "list of cells is a dictionary" in problem(report, f"mia_{A1}.ipynb")
-    for name in (f"ned_{A1}.ipynb", f"olga_{A1}.ipynb"):
-        assert "not a Jupyter notebook" in problem(report, name) or "invalid JSON" in problem(report, name)
-    assert {p["student"] for p in report.problems} == {"ivan", "judy", "ken", "leo", "mia", "ned", "olga"}
+    assert "not a Jupyter notebook" in problem(report, f"ned_{A1}.ipynb") or \
+        "invalid JSON" in problem(report, f"ned_{A1}.ipynb")
+    for name in (f"olga_{A1}.ipynb", f"pia_{A1}.ipynb"):
+        assert problem(report, name).startswith("nested too deeply to read"), problem(report, name)
+        assert "fresh copy of the assignment" in problem(report, name)
+    assert {p["student"] for p in report.problems} == {"ivan", "judy", "ken", "leo", "mia", "ned", "olga", "pia"}
 
 
 def test_broken_zips_beside_good_notebooks(course, capsys):

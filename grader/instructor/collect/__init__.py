@@ -176,6 +176,11 @@ def collect(workspace: Workspace, sources: Iterable[str | os.PathLike], *,
             return
         try:
             nb = nbformat.reads(cand.data.decode("utf-8"), as_version=4)
+        except RecursionError:  # JSON readers recurse once per level
+            skip(cand, "nested too deeply to read: it holds lists or dictionaries inside each other hundreds of "
+                 "levels deep, where a notebook has a few; ask the student to copy their answers into a fresh "
+                 "copy of the assignment and hand that in", student, named)
+            return
         except Exception as exc:  # noqa: BLE001 - anything unreadable is reported, not fatal
             kind = "invalid JSON" if isinstance(exc, json.JSONDecodeError) or "JSON" in str(exc) else \
                 "not a Jupyter notebook"
