@@ -262,10 +262,14 @@ def test_damaged_metadata_is_reported_and_the_rest_collected(course):
     (src / f"ned_{A1}.ipynb").write_bytes(b"\xff\xfe\x00garbage")
     (src / f"olga_{A1}.ipynb").write_text("[" * 100_000)  # nesting deep enough to break a recursive parser
     (src / f"pia_{A1}.ipynb").write_text(damaged(build, lambda c: c["metadata"].update(deep=deeply_nested(700))))
+    # readable here, where the stack is shallow, but not in nbgrader's deeper one as it grades
+    (src / f"quinn_{A1}.ipynb").write_text(damaged(build, lambda c: c["metadata"].update(deep=deeply_nested(480))))
+    # deeper than any notebook (the course's have 7 levels), but gradable: the limit has a margin
+    (src / f"rosa_{A1}.ipynb").write_text(damaged(build, lambda c: c["metadata"].update(deep=deeply_nested(80))))
     (src / "readme.txt").write_text("not a notebook, not considered")
 
     report = run(ws, [src])
-    assert collected(report) == [("alice", A1), ("bob", A5)]
+    assert collected(report) == [("alice", A1), ("bob", A5), ("rosa", A1)]
     assert "nbgrader metadata of its cell" in problem(report, f"ivan_{A1}.ipynb")
     assert "is a text ('not a dict')" in problem(report, f"ivan_{A1}.ipynb")
     assert "fresh copy of the assignment" in problem(report, f"ivan_{A1}.ipynb")
@@ -275,10 +279,10 @@ def test_damaged_metadata_is_reported_and_the_rest_collected(course):
     assert "list of cells is a dictionary" in problem(report, f"mia_{A1}.ipynb")
     assert "not a Jupyter notebook" in problem(report, f"ned_{A1}.ipynb") or \
         "invalid JSON" in problem(report, f"ned_{A1}.ipynb")
-    for name in (f"olga_{A1}.ipynb", f"pia_{A1}.ipynb"):
-        assert problem(report, name).startswith("nested too deeply to read"), problem(report, name)
-        assert "fresh copy of the assignment" in problem(report, name)
-    assert {p["student"] for p in report.problems} == {"ivan", "judy", "ken", "leo", "mia", "ned", "olga", "pia"}
+    for name in (f"olga_{A1}.ipynb", f"pia_{A1}.ipynb", f"quinn_{A1}.ipynb"):
+        assert problem(report, name).startswith("nested too deeply to grade"), problem(report, name)
+        assert "more than 100 levels deep" in problem(report, name) and "fresh copy of the assignment" in problem(report, name)
+    assert {p["student"] for p in report.problems} == {"ivan", "judy", "ken", "leo", "mia", "ned", "olga", "pia", "quinn"}
 
 
 def test_broken_zips_beside_good_notebooks(course, capsys):

@@ -39,7 +39,7 @@ from ..workspace import WorkflowError, Workspace, _short, _submitted_students
 from . import times
 from .names import (DEFAULT_PATTERNS, EXCHANGE_ENTRY, STUDENT_ID, _assignment_like, _closest, _default_student,
                     _named_assignment, _not_an_assignment, _roster_student, _shown)
-from .notebooks import Identifier, _damaged_json, _malformed
+from .notebooks import TOO_DEEP, Identifier, _damaged_json, _malformed
 from .remove import remove_students
 from .roster import ROSTER_FILE, read_roster, remember, remembered
 from .sources import Candidate, _Budget, _candidates
@@ -177,9 +177,7 @@ def collect(workspace: Workspace, sources: Iterable[str | os.PathLike], *,
         try:
             nb = nbformat.reads(cand.data.decode("utf-8"), as_version=4)
         except RecursionError:  # JSON readers recurse once per level
-            skip(cand, "nested too deeply to read: it holds lists or dictionaries inside each other hundreds of "
-                 "levels deep, where a notebook has a few; ask the student to copy their answers into a fresh "
-                 "copy of the assignment and hand that in", student, named)
+            skip(cand, TOO_DEEP, student, named)
             return
         except Exception as exc:  # noqa: BLE001 - anything unreadable is reported, not fatal
             kind = "invalid JSON" if isinstance(exc, json.JSONDecodeError) or "JSON" in str(exc) else \

@@ -36,11 +36,38 @@ def _what(value) -> str:
             float: "a number", type(None): "null"}.get(type(value), type(value).__name__)
 
 
+#: What a damaged notebook's student should do, at the end of every reason given for one.
+DAMAGED = ("the notebook was damaged (edited by hand or by another tool); ask the student to copy "
+           "their answers into a fresh copy of the assignment and hand that in")
+#: The most levels of lists and dictionaries inside each other a notebook may have. A notebook has
+#: about ten (a widget's state or a rich output a few more). nbformat and nbgrader read and copy a
+#: notebook recursively, a few of Python's frames a level, in a stack that autograding makes deep:
+#: one a few hundred levels deep that can be read here would fail to be graded.
+MAX_DEPTH = 100
+#: The reason given for a notebook deeper than that (or too deep to read at all).
+TOO_DEEP = (f"nested too deeply to grade: it holds lists or dictionaries inside each other more than {MAX_DEPTH} "
+            f"levels deep, where a notebook has about ten; {DAMAGED}")
+
+
+def _deeper_than(value, limit: int) -> bool:
+    """Whether ``value`` (parsed JSON) holds lists or dictionaries more than ``limit`` levels deep;
+    without recursion, so that no depth makes this fail."""
+    level = [value] if isinstance(value, (dict, list)) else []  # the containers at one depth
+    for _ in range(limit):
+        level = [inner for outer in level for inner in (outer.values() if isinstance(outer, dict) else outer)
+                 if isinstance(inner, (dict, list))]
+        if not level:
+            return False
+    return True
+
+
 def _malformed(nb) -> str | None:
     """What in ``nb`` (a parsed notebook) nbgrader could not work with, if anything: its
-    cells and their nbgrader metadata must have the shape nbgrader writes."""
-    damaged = ("the notebook was damaged (edited by hand or by another tool); ask the student to copy "
-               "their answers into a fresh copy of the assignment and hand that in")
+    cells and their nbgrader metadata must have the shape nbgrader writes, and it must not be
+    nested deeper than :data:`MAX_DEPTH`."""
+    damaged = DAMAGED
+    if _deeper_than(nb, MAX_DEPTH):
+        return TOO_DEEP
     cells = nb.get("cells") if isinstance(nb, dict) else None
     if not isinstance(cells, list):
         return f"its list of cells is {_what(cells)}, not a list: {damaged}"
