@@ -48,12 +48,21 @@ from grader.instructor.grading import autograde  # noqa: E402
 from grader.instructor.workspace import Workspace, release_course  # noqa: E402
 
 
+#: The kinds of answers in the class, in turn, student by student.
+KINDS = ("correct", "first only", "blank", "mistake")
+
+
+def edited(number: int) -> bool:
+    """Whether student ``number`` also changed a cell of the notebooks' explanations."""
+    return number % 5 == 4
+
+
 def build_class(workspace: Workspace, students: int) -> int:
     released = {a: nbformat.read(p, as_version=4) for a, p in workspace.released().items()}
     count = 0
     for number in range(students):
         student = f"student{number:03d}"
-        kind = ("correct", "first only", "blank", "mistake")[number % 4]
+        kind = KINDS[number % len(KINDS)]
         for assignment, nb in released.items():
             answers = release.master_solutions(assignment)
             if kind == "first only":
@@ -67,7 +76,7 @@ def build_class(workspace: Workspace, students: int) -> int:
                 grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
                 if grade_id in answers:
                     cell.source = answers[grade_id]
-            if number % 5 == 4:  # tried something in the first cell of the explanations
+            if edited(number):  # tried something in the first cell of the explanations
                 code = [c for c in copy.cells if c.cell_type == "code" and "nbgrader" not in c.get("metadata", {})]
                 code[0].source += "\nprint('trying something')"
             target = workspace.submitted(student, assignment)

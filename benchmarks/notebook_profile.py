@@ -33,7 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from autograde import build_class  # noqa: E402
+from autograde import KINDS, build_class, edited  # noqa: E402
 
 from grader.instructor.engine.execute import Channel  # noqa: E402
 from grader.instructor.engine.pool import PROFILE  # noqa: E402
@@ -122,13 +122,10 @@ def by_assignment(files: list[Path]) -> None:
               f"{1000 * asked / count:7.1f} ms")
 
 
-KINDS = ("correct", "first only", "blank", "mistake")
-
-
 def kind(student: str) -> str:
     """The kind of answers benchmarks/autograde.py's build_class gave ``student``."""
     number = int(student[len("student"):])
-    return KINDS[number % 4] + (", edited" if number % 5 == 4 else "")
+    return KINDS[number % len(KINDS)] + (", edited" if edited(number) else "")
 
 
 def process_time(files: list[Path], released: dict[str, Path], top: int) -> None:

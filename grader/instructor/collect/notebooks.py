@@ -65,30 +65,29 @@ def _malformed(nb) -> str | None:
     """What in ``nb`` (a parsed notebook) nbgrader could not work with, if anything: its
     cells and their nbgrader metadata must have the shape nbgrader writes, and it must not be
     nested deeper than :data:`MAX_DEPTH`."""
-    damaged = DAMAGED
     if _deeper_than(nb, MAX_DEPTH):
         return TOO_DEEP
     cells = nb.get("cells") if isinstance(nb, dict) else None
     if not isinstance(cells, list):
-        return f"its list of cells is {_what(cells)}, not a list: {damaged}"
+        return f"its list of cells is {_what(cells)}, not a list: {DAMAGED}"
     for number, cell in enumerate(cells, 1):
         if not isinstance(cell, dict):
-            return f"its cell {number} is {_what(cell)}, not a cell: {damaged}"
+            return f"its cell {number} is {_what(cell)}, not a cell: {DAMAGED}"
         if not isinstance(cell.get("source", ""), (str, list)):
-            return f"the text of its cell {number} is {_what(cell['source'])}: {damaged}"
+            return f"the text of its cell {number} is {_what(cell['source'])}: {DAMAGED}"
         meta = cell.get("metadata", {})
         if not isinstance(meta, dict):
-            return f"the metadata of its cell {number} is {_what(meta)}, not a dictionary: {damaged}"
+            return f"the metadata of its cell {number} is {_what(meta)}, not a dictionary: {DAMAGED}"
         if "nbgrader" not in meta:
             continue
         nbg = meta["nbgrader"]
         if not isinstance(nbg, dict):
             return (f"the nbgrader metadata of its cell {number} is {_what(nbg)} ({_clip(repr(nbg), 40)}) "
-                    f"where nbgrader writes a dictionary: {damaged}")
+                    f"where nbgrader writes a dictionary: {DAMAGED}")
         for key, types in _NBGRADER_TYPES.items():
             value = nbg.get(key)
             if value is not None and (not isinstance(value, types) or (bool not in types and isinstance(value, bool))):
-                return f"the nbgrader metadata of its cell {number} has {key!r} = {_what(value)}: {damaged}"
+                return f"the nbgrader metadata of its cell {number} has {key!r} = {_what(value)}: {DAMAGED}"
     return None
 
 

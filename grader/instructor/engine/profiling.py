@@ -59,25 +59,24 @@ class ProcessTime:
         from . import execute
 
         ask, read = execute.Channel.ask, execute.Channel.next
-        me = self
 
         def timed_ask(channel, request, **extra):
-            me._since(channel.pid)  # nothing ran: it waited for this request
-            me._asking = True
+            self._since(channel.pid)  # nothing ran: it waited for this request
+            self._asking = True
             try:
                 return ask(channel, request, **extra)
             finally:
-                me._asking = False
-                me.answers += me._since(channel.pid)
-                me.requests += 1
+                self._asking = False
+                self.answers += self._since(channel.pid)
+                self.requests += 1
 
         def timed_next(channel, *args, **kwargs):
             line = read(channel, *args, **kwargs)
-            found = _INDEX.match(line) if line and not me._asking else None
+            found = _INDEX.match(line) if line and not self._asking else None
             if found:
                 index = int(found.group(1))
-                me.first = index if me.first is None else me.first
-                me.cells[index] = me.cells.get(index, 0.0) + me._since(channel.pid)
+                self.first = index if self.first is None else self.first
+                self.cells[index] = self.cells.get(index, 0.0) + self._since(channel.pid)
             return line
 
         execute.Channel.ask, execute.Channel.next = timed_ask, timed_next
